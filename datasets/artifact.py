@@ -1,0 +1,148 @@
+"""Build, cache and verify dataset artifacts (windows + manifest).
+
+Two cache levels, both keyed by content: the encoded pieces of a source
+(expensive for ``bach``: music21 parses every score) and the windowed
+artifact of a source under one `WindowSpec`. Every file's sha256 is in the
+manifest, so a corrupted artifact is detected on load and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+from platformdirs import user_cache_dir
+from tqdm import tqdm
+
+from datasets.encoding import ENCODER_VERSION
+from datasets.sources import Piece, Source, parse_source
+from datasets.windows import SPLITS, Dataset, WindowSpec, make_dataset
+
+ARTIFACT_VERSION = "1"
+
+
+def default_cache_dir() -> Path:
+    """``$RBM_BENCH_CACHE`` if set, else the user cache folder."""
+    return Path(os.environ.get("RBM_BENCH_CACHE") or user_cache_dir("rbm-music-bench"))
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _savez(path: Path, **arrays: np.ndarray) -> None:
+    with path.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+def _atomic_write(path: Path, write) -> None:
+    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def _source_key(source: Source, cut: bool) -> str:
+    music21 = version("music21") if source.name == "bach" else None
+    inputs = [(item.name, item.sha256) for item in source.inputs]
+    return _key(source.name.split(":")[0], source.name if source.name.startswith("synthetic") else None,
+                inputs, cut, ENCODER_VERSION, music21)  # fmt: skip
+
+
+def _load_pieces(path: Path) -> tuple[list[Piece], list[dict]] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            bounds = np.cumsum([0, *meta["lengths"]])
+            states = data["states"]
+            pieces = [Piece(i, states[a:b], s) for i, s, a, b in zip(meta["ids"], meta["splits"], bounds, bounds[1:])]
+            return pieces, meta["skipped"]
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+
+
+def _save_pieces(path: Path, pieces: list[Piece], skipped: list[dict]) -> None:
+    meta = {"ids": [p.id for p in pieces], "splits": [p.split for p in pieces],
+            "lengths": [len(p.states) for p in pieces], "skipped": skipped}  # fmt: skip
+    states = np.concatenate([p.states for p in pieces]) if pieces else np.zeros((0, 256), np.uint8)
+    _atomic_write(path, lambda tmp: _savez(tmp, states=states, meta=np.array(json.dumps(meta))))
+
+
+def _encode(source: Source, spec: WindowSpec, cache: Path, log) -> tuple[list[Piece], list[dict]]:
+    path = cache / f"pieces-{_source_key(source, spec.cut_at_time_signature)}.npz"
+    if path.exists() and (loaded := _load_pieces(path)) is not None:
+        return loaded
+    total = len(source.inputs) if source.inputs and not source.name.startswith("polyphonic") else None
+    with tqdm(
+        total=total, desc=f"encoding {source.name}", unit="piece", disable=None if log else True, leave=False
+    ) as bar:
+        pieces, skipped = source.load(spec.cut_at_time_signature, bar.update)
+    _save_pieces(path, pieces, skipped)
+    return pieces, skipped
+
+
+def _verify(folder: Path) -> Dataset | None:
+    """Load a cached artifact if its manifest and hashes check out; None means rebuild."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        blob = (folder / "dataset.npz").read_bytes()
+        if hashlib.sha256(blob).hexdigest() != manifest["artifact_sha256"]:
+            return None
+        with np.load(folder / "dataset.npz", allow_pickle=False) as data:
+            dataset = Dataset(data["windows"], data["split"], data["piece"], list(manifest["piece_ids"]),
+                              WindowSpec(**manifest["spec"]), manifest)  # fmt: skip
+        return dataset if dataset.hash == manifest["windows_sha256"] else None
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return None
+
+
+def build(source_spec: str, spec: WindowSpec | None = None, cache_dir: Path | None = None,
+          refresh: bool = False, log: bool = True) -> Dataset:  # fmt: skip
+    """Build (or load from cache) the windowed dataset of a source.
+
+    Raises `datasets.sources.SourceError` (one-line message) on bad input. The
+    returned dataset's ``manifest`` records the source, every input's sha256,
+    the encoding and window parameters, counts per split, skipped files with
+    reasons, the windows' sha256 and whether the cache was used.
+    """
+    spec = spec or WindowSpec()
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    source = parse_source(source_spec)
+    started = time.perf_counter()
+    folder = cache / f"windows-{_key(_source_key(source, spec.cut_at_time_signature), asdict(spec), ARTIFACT_VERSION)}"
+    status = "built"
+    if not refresh and folder.exists():
+        dataset = _verify(folder)
+        if dataset is not None:
+            dataset.manifest.update(cache="hit", seconds=round(time.perf_counter() - started, 3))
+            return dataset
+        status = "rebuilt: cached artifact failed its hash check"
+    pieces, skipped = _encode(source, spec, cache, log)
+    dataset = make_dataset(pieces, spec)
+    counts = {s: int((dataset.split == i).sum()) for i, s in enumerate(SPLITS)}
+    pieces_per_split = {s: len({int(p) for p in dataset.piece[dataset.split == i]}) for i, s in enumerate(SPLITS)}
+    half = spec.n_pitches
+    matrix = dataset.windows.reshape(len(dataset.windows), spec.num_timesteps, spec.row_width)
+    manifest = {
+        "artifact_version": ARTIFACT_VERSION, "encoder_version": ENCODER_VERSION, "source": source.name,
+        "inputs": [{"name": i.name, "sha256": i.sha256} for i in source.inputs], "spec": asdict(spec),
+        "pieces": len(pieces), "pieces_with_windows": int(sum(pieces_per_split.values())),
+        "pieces_per_split": pieces_per_split, "windows_per_split": counts, "skipped": skipped,
+        "density_play": float(matrix[..., :half].mean()) if matrix.size else 0.0,
+        "density_articulate": float(matrix[..., half:].mean()) if matrix.size and spec.articulation else None,
+        "piece_ids": dataset.piece_ids, "n_visible": spec.n_visible,
+    }  # fmt: skip
+    folder.mkdir(exist_ok=True)
+    arrays = {"windows": dataset.windows, "split": dataset.split, "piece": dataset.piece}
+    _atomic_write(folder / "dataset.npz", lambda tmp: _savez(tmp, **arrays))
+    manifest["windows_sha256"] = dataset.hash
+    manifest["artifact_sha256"] = hashlib.sha256((folder / "dataset.npz").read_bytes()).hexdigest()
+    _atomic_write(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+    dataset.manifest = {**manifest, "cache": status, "seconds": round(time.perf_counter() - started, 3)}
+    return dataset

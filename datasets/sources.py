@@ -1,0 +1,220 @@
+"""Sources of music: each yields `Piece` objects (an id and a note-state matrix).
+
+Source strings, as given on the command line:
+
+``bach``
+    The Bach chorales in music21's corpus (offline, public domain).
+``midi:<dir>``
+    Every ``.mid``/``.midi`` file in a folder (recursively).
+``polyphonic:<file>``
+    The Boulanger-Lewandowski layout (JSB Chorales, Nottingham, MuseData,
+    Piano-midi.de): ``{"train"|"valid"|"test": [piece: [frame: [pitch]]]}``
+    as ``.json`` or ``.pickle``/``.pkl``; the file's splits are kept.
+``synthetic``
+    A small seeded generator of chord progressions and scales for tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datasets.encoding import N_PITCHES, MidiError, encode_bytes, read_midi
+
+
+class SourceError(ValueError):
+    """A source string or its input is unusable (reported as one line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One piece of music: ``states`` is ``uint8[rows, 256]`` (play | articulate)."""
+
+    id: str
+    states: np.ndarray
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input file of a source: name, content hash, and how to encode it."""
+
+    name: str
+    sha256: str
+    path: Path
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- bach
+def _bach_paths() -> list[Path]:
+    from music21 import corpus
+
+    return sorted(
+        (Path(p) for p in corpus.getComposer("bach") if Path(p).suffix in (".mxl", ".xml", ".krn")),
+        key=lambda p: p.name,
+    )
+
+
+def _encode_score(path: Path, cut: bool) -> np.ndarray:
+    """Parse a corpus score with music21, write it as MIDI, encode that MIDI."""
+    from music21 import converter
+    from music21.midi import translate
+
+    score = converter.parse(path)
+    return encode_bytes(translate.streamToMidiFile(score).writestr(), cut)
+
+
+# ---------------------------------------------------------------- polyphonic
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickle builtin containers, numbers and NumPy scalars only: a pickle is code."""
+
+    ALLOWED = {
+        ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"),
+        ("builtins", "frozenset"), ("builtins", "int"), ("builtins", "float"), ("builtins", "str"),
+        ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    }  # fmt: skip
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def load_polyphonic(path: Path) -> dict[str, list[list[list[int]]]]:
+    """Load a polyphonic-benchmark file (JSON or restricted pickle) and check its layout."""
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+        elif path.suffix in (".pickle", ".pkl"):
+            with path.open("rb") as handle:
+                data = _RestrictedUnpickler(handle, encoding="latin1").load()
+        else:
+            raise SourceError(f"{path}: unknown polyphonic format {path.suffix!r}; use .json, .pickle or .pkl")
+    except (pickle.UnpicklingError, json.JSONDecodeError, EOFError, UnicodeDecodeError) as error:
+        raise SourceError(f"{path}: cannot load ({error}); give a JSON or pickle of train/valid/test") from None
+    if not isinstance(data, dict) or not {"train", "valid", "test"} <= set(data):
+        raise SourceError(f"{path}: expected a dict with keys train, valid, test")
+    return data
+
+
+def frames_to_states(frames: list[list[int]]) -> np.ndarray:
+    """Frames of sounding pitches -> note states; articulate where a pitch was silent before."""
+    states = np.zeros((len(frames), 2 * N_PITCHES), dtype=np.uint8)
+    for row, pitches in enumerate(frames):
+        for pitch in pitches:
+            if not 0 <= int(pitch) < N_PITCHES:
+                raise ValueError(f"pitch {pitch} outside MIDI range 0..127")
+            states[row, int(pitch)] = 1
+    previous = np.vstack([np.zeros((1, N_PITCHES), np.uint8), states[:-1, :N_PITCHES]])
+    states[:, N_PITCHES:] = states[:, :N_PITCHES] & (1 - previous)
+    return states
+
+
+# ---------------------------------------------------------------- synthetic
+SYNTHETIC_SCALE = (0, 2, 4, 5, 7, 9, 11)  # C major: every synthetic pitch is in it
+
+
+def synthetic_pieces(seed: int = 0, n_pieces: int = 40, rows: int = 96) -> list[Piece]:
+    """Seeded chord progressions over a C-major scale line.
+
+    Known statistics: every pitch class lies in C major (scale consistency 1),
+    chords are triads held for 4 rows under a melody of sixteenth notes, so
+    polyphony is 3 or 4 on every row and no row is empty.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    degrees = np.array(SYNTHETIC_SCALE)
+    pieces = []
+    for index in range(n_pieces):
+        states = np.zeros((rows, 2 * N_PITCHES), dtype=np.uint8)
+        for start in range(0, rows, 4):
+            root = rng.integers(0, 7)
+            chord = [48 + degrees[(root + k) % 7] + 12 * ((root + k) // 7) for k in (0, 2, 4)]
+            states[start : start + 4, chord] = 1
+            states[start, [N_PITCHES + p for p in chord]] = 1
+        melody = 72 + degrees[np.clip(np.cumsum(rng.integers(-1, 2, rows)) % 7, 0, 6)]
+        for row, pitch in enumerate(melody):
+            states[row, pitch] = states[row, N_PITCHES + pitch] = 1
+        pieces.append(Piece(f"synthetic-{index:03d}", states))
+    return pieces
+
+
+# ---------------------------------------------------------------- dispatch
+@dataclass
+class Source:
+    """A parsed source string: its inputs (for hashing) and a way to encode them."""
+
+    name: str
+    inputs: list[Input]
+    load: Callable[[bool, Callable[[int], None]], tuple[list[Piece], list[dict]]]
+
+
+def _encode_files(inputs: list[Input], encode, cut: bool, progress) -> tuple[list[Piece], list[dict]]:
+    """Encode files in a process pool; a file that fails is skipped and reported."""
+    pieces, skipped = [], []
+    workers = max(1, min(len(inputs), os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers) as pool:
+        futures = [pool.submit(encode, item.path, cut) for item in inputs]
+        for item, future in zip(inputs, futures):
+            try:
+                pieces.append(Piece(item.name, future.result()))
+            except Exception as error:  # any failure of one file skips that file
+                reason = str(error) if isinstance(error, MidiError) else f"{type(error).__name__}: {error}"
+                skipped.append({"file": item.name, "reason": reason})
+            progress(1)
+    return pieces, skipped
+
+
+def parse_source(spec: str) -> Source:
+    """Turn ``bach`` / ``midi:DIR`` / ``polyphonic:FILE`` / ``synthetic`` into a `Source`."""
+    kind, _, argument = spec.partition(":")
+    if kind == "bach":
+        inputs = [Input(p.name, sha256_file(p), p) for p in _bach_paths()]
+        return Source("bach", inputs, lambda cut, progress: _encode_files(inputs, _encode_score, cut, progress))
+    if kind == "midi":
+        folder = Path(argument).expanduser()
+        if not argument or not folder.is_dir():
+            raise SourceError(f"{argument or '(empty)'}: no such folder; give midi:<folder of .mid/.midi files>")
+        paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.is_file())
+        if not paths:
+            raise SourceError(f"{folder}: no .mid or .midi files in this folder; point midi: at a folder of MIDI files")
+        inputs = [Input(str(p.relative_to(folder)), sha256_file(p), p) for p in paths]
+        return Source(f"midi:{folder}", inputs, lambda cut, progress: _encode_files(inputs, read_midi, cut, progress))
+    if kind == "polyphonic":
+        path = Path(argument).expanduser()
+        if not argument or not path.is_file():
+            raise SourceError(f"{argument or '(empty)'}: no such file; give polyphonic:<file.json|.pickle>")
+        inputs = [Input(path.name, sha256_file(path), path)]
+
+        def load(cut: bool, progress) -> tuple[list[Piece], list[dict]]:
+            data = load_polyphonic(path)
+            pieces = []
+            for split in ("train", "valid", "test"):
+                for index, frames in enumerate(data[split]):
+                    try:
+                        states = frames_to_states(frames)
+                    except (TypeError, ValueError, IndexError) as error:
+                        raise SourceError(
+                            f"{path}: {split} piece {index} is not a list of pitch lists ({error})"
+                        ) from None
+                    pieces.append(Piece(f"{split}-{index:04d}", states, split))
+                    progress(1)
+            return pieces, []
+
+        return Source(f"polyphonic:{path}", inputs, load)
+    if kind == "synthetic":
+        if argument and not argument.isdigit():
+            raise SourceError(f"{spec}: the synthetic seed must be a non-negative integer (synthetic:0)")
+        data_seed = int(argument or 0)
+        return Source(f"synthetic:{data_seed}", [], lambda cut, progress: (synthetic_pieces(data_seed), []))
+    raise SourceError(f"{spec}: unknown source; use bach, midi:<folder>, polyphonic:<file> or synthetic")

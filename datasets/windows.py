@@ -1,0 +1,161 @@
+"""Windows of note states, splits by piece, and batch orders shared by every framework."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from datasets.encoding import N_PITCHES
+from datasets.sources import Piece
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How pieces are cut into flat training vectors.
+
+    A window is ``num_timesteps`` rows of pitches ``low..high-1``, each row
+    ``[play | articulate]`` (or play only), flattened row-major: 2,340 values
+    by default, the 2016 model's visible layer.
+    """
+
+    num_timesteps: int = 15
+    stride: int = 15
+    low: int = 24
+    high: int = 102
+    articulation: bool = True
+    cut_at_time_signature: bool = False
+    min_rows: int = 1  # pieces with fewer rows are left out (the original kept > 50)
+
+    def __post_init__(self) -> None:
+        if self.num_timesteps < 1:
+            raise ValueError(f"num_timesteps is {self.num_timesteps}; it must be at least 1")
+        if self.stride < 1:
+            raise ValueError(f"stride is {self.stride}; it must be at least 1")
+        if not 0 <= self.low < self.high <= N_PITCHES:
+            raise ValueError(f"pitch range {self.low}..{self.high} is empty or outside 0..128; need low < high")
+
+    @property
+    def n_pitches(self) -> int:
+        return self.high - self.low
+
+    @property
+    def row_width(self) -> int:
+        return self.n_pitches * (2 if self.articulation else 1)
+
+    @property
+    def n_visible(self) -> int:
+        return self.num_timesteps * self.row_width
+
+    def rows(self, states: np.ndarray) -> np.ndarray:
+        """Select this spec's columns from a full ``[rows, 256]`` note-state matrix."""
+        play = states[:, self.low : self.high]
+        if not self.articulation:
+            return play
+        return np.hstack([play, states[:, N_PITCHES + self.low : N_PITCHES + self.high]])
+
+    def to_matrix(self, window: np.ndarray) -> np.ndarray:
+        """A flat window back to ``[num_timesteps, row_width]``."""
+        return np.asarray(window).reshape(self.num_timesteps, self.row_width)
+
+
+def split_of(piece_id: str) -> str:
+    """Deterministic 80/10/10 split from the piece id alone (stable across runs and machines)."""
+    bucket = int(hashlib.sha256(piece_id.encode()).hexdigest()[:8], 16) % 10
+    return "train" if bucket < 8 else "valid" if bucket < 9 else "test"
+
+
+def cut_windows(states: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """Non-overlapping (by default) windows of one piece; leftover rows are dropped."""
+    rows = spec.rows(states)
+    starts = range(0, len(rows) - spec.num_timesteps + 1, spec.stride)
+    if not len(starts):
+        return np.zeros((0, spec.n_visible), dtype=np.uint8)
+    return np.stack([rows[s : s + spec.num_timesteps].reshape(-1) for s in starts]).astype(np.uint8)
+
+
+@dataclass
+class Dataset:
+    """Windows of every piece with their split and piece index; ``hash`` proves sameness."""
+
+    windows: np.ndarray  # uint8[N, V]
+    split: np.ndarray  # int8[N], index into SPLITS
+    piece: np.ndarray  # int32[N], index into piece_ids
+    piece_ids: list[str]
+    spec: WindowSpec
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        digest = hashlib.sha256()
+        for array in (self.windows, self.split, self.piece):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(json.dumps(asdict(self.spec), sort_keys=True).encode())
+        return digest.hexdigest()
+
+    def indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == SPLITS.index(split))
+
+    def subset(self, split: str) -> np.ndarray:
+        return self.windows[self.indices(split)]
+
+
+def make_dataset(pieces: list[Piece], spec: WindowSpec) -> Dataset:
+    """Cut every piece into windows; a piece keeps its source's split or gets one by id."""
+    windows, split, piece = [], [], []
+    for index, item in enumerate(pieces):
+        cut = (
+            cut_windows(item.states, spec) if len(item.states) >= spec.min_rows else cut_windows(item.states[:0], spec)
+        )
+        windows.append(cut)
+        split.append(np.full(len(cut), SPLITS.index(item.split or split_of(item.id)), np.int8))
+        piece.append(np.full(len(cut), index, np.int32))
+    return Dataset(
+        windows=np.concatenate(windows) if windows else np.zeros((0, spec.n_visible), np.uint8),
+        split=np.concatenate(split) if split else np.zeros(0, np.int8),
+        piece=np.concatenate(piece) if piece else np.zeros(0, np.int32),
+        piece_ids=[item.id for item in pieces],
+        spec=spec,
+    )
+
+
+def batch_order(
+    dataset: Dataset, seed: int | np.random.SeedSequence, batch_size: int, epochs: int, mode: str = "shuffle"
+) -> list[list[np.ndarray]]:
+    """Batches of row indices into ``dataset.windows``, one list per epoch.
+
+    ``shuffle``: a fresh permutation of the training windows each epoch, cut
+    into full batches (the remainder, different each epoch, is dropped so
+    every batch has the same shape). ``seed``: the 2016 original's loop —
+    pieces in order, each cut into batches of up to ``batch_size``
+    consecutive windows starting at its *second* window, never shuffled.
+    """
+    train = dataset.indices("train")
+    if mode == "shuffle":
+        rng = np.random.default_rng(seed)
+        n_batches = len(train) // batch_size
+        epochs_out = []
+        for _ in range(epochs):
+            permuted = rng.permutation(train)[: n_batches * batch_size]
+            epochs_out.append(list(permuted.reshape(n_batches, batch_size)))
+        return epochs_out
+    if mode == "seed":
+        batches = []
+        for piece in np.unique(dataset.piece[train]):
+            rows = train[dataset.piece[train] == piece]
+            batches += [rows[start : start + batch_size] for start in range(1, len(rows), batch_size)]
+        return [list(batches) for _ in range(epochs)]
+    raise ValueError(f"batch order {mode!r} is unknown; use shuffle or seed")
+
+
+def order_hash(order: list[list[np.ndarray]]) -> str:
+    """sha256 over every batch of every epoch (lengths included)."""
+    digest = hashlib.sha256()
+    for epoch in order:
+        for batch in epoch:
+            digest.update(np.int64(len(batch)).tobytes() + np.asarray(batch, np.int64).tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,26 @@
+"""Shared fixtures: the ../shared test data (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+POP_MIDI = SHARED / "pop_music_midi"
+ORACLE = SHARED / "pop_music_midi_note_states.npz"
+JSB = SHARED / "jsb_chorales"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The ../shared/data folder; tests using it skip when a clone has no ../shared."""
+    if not ORACLE.exists():
+        pytest.skip(f"needs the shared test data at {SHARED} (absent in a user's clone; CI has it)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """A dataset cache private to this test session."""
+    return tmp_path_factory.mktemp("dataset-cache")

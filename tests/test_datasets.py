@@ -1,0 +1,162 @@
+"""Sources, windows, splits, batch orders, the cached artifact and the command line."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets import SPLITS, WindowSpec, batch_order, build, order_hash
+from datasets.artifact import default_cache_dir
+from datasets.sources import SourceError, load_polyphonic
+from datasets.windows import cut_windows, split_of
+from tests.conftest import JSB, POP_MIDI
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_windows_are_row_major_play_then_articulate():
+    spec = WindowSpec(num_timesteps=2, stride=2, low=60, high=62)
+    states = np.zeros((5, 256), np.uint8)
+    states[0, 60] = states[0, 128 + 60] = states[1, 61] = states[3, 60] = 1
+    windows = cut_windows(states, spec)
+    assert windows.shape == (2, 2 * 2 * 2)  # leftover 5th row dropped
+    assert windows[0].tolist() == [1, 0, 1, 0, 0, 1, 0, 0]
+    assert windows[1].tolist() == [0, 0, 0, 0, 1, 0, 0, 0]
+    assert cut_windows(states, WindowSpec(2, 1, 60, 62, articulation=False)).shape == (4, 4)
+
+
+def test_synthetic_builds_with_disjoint_piece_splits(cache_dir):
+    dataset = build("synthetic", cache_dir=cache_dir, log=False)
+    assert dataset.windows.shape[1] == 2340 and dataset.windows.dtype == np.uint8
+    by_split = [set(dataset.piece[dataset.split == i]) for i in range(3)]
+    assert not (by_split[0] & by_split[1] or by_split[0] & by_split[2] or by_split[1] & by_split[2])
+    assert all(by_split), "every split has pieces"
+    assert split_of("synthetic-000") == split_of("synthetic-000")
+
+
+def test_same_parameters_same_hash_and_cache_hit(cache_dir):
+    first = build("synthetic:5", cache_dir=cache_dir, log=False)
+    second = build("synthetic:5", cache_dir=cache_dir, log=False)
+    assert first.hash == second.hash and second.manifest["cache"] == "hit"
+    assert build("synthetic:6", cache_dir=cache_dir, log=False).hash != first.hash
+
+
+def test_corrupted_cache_is_detected_and_rebuilt(cache_dir):
+    dataset = build("synthetic:7", cache_dir=cache_dir, log=False)
+    (artifact,) = [p for p in cache_dir.glob("windows-*/dataset.npz") if p.parent.joinpath("manifest.json").read_text()
+                   .find('"synthetic:7"') >= 0]  # fmt: skip
+    blob = bytearray(artifact.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    artifact.write_bytes(bytes(blob))
+    rebuilt = build("synthetic:7", cache_dir=cache_dir, log=False)
+    assert rebuilt.manifest["cache"].startswith("rebuilt")
+    assert rebuilt.hash == dataset.hash
+
+
+def test_batch_order_same_seed_same_order_and_permutes_train_only(cache_dir):
+    dataset = build("synthetic", cache_dir=cache_dir, log=False)
+    a, b = (batch_order(dataset, 11, 16, epochs=3) for _ in range(2))
+    assert order_hash(a) == order_hash(b) and order_hash(a) != order_hash(batch_order(dataset, 12, 16, 3))
+    train = set(dataset.indices("train"))
+    for epoch in a:
+        flat = np.concatenate(epoch)
+        assert len(set(flat)) == len(flat) and set(flat) <= train and len(train) - len(flat) < 16
+    assert not np.array_equal(np.concatenate(a[0]), np.concatenate(a[1]))
+
+
+def test_seed_order_skips_each_pieces_first_window(cache_dir):
+    dataset = build("synthetic", cache_dir=cache_dir, log=False)
+    (epoch,) = batch_order(dataset, 0, 4, epochs=1, mode="seed")
+    train = dataset.indices("train")
+    first_piece = dataset.piece[train[0]]
+    piece_rows = train[dataset.piece[train] == first_piece]
+    assert epoch[0].tolist() == piece_rows[1:5].tolist()
+    assert sum(len(b) for b in epoch) == len(train) - len(np.unique(dataset.piece[train]))
+
+
+@pytest.mark.shared
+def test_jsb_json_and_pickle_give_identical_windows(shared_data, cache_dir):
+    json_set = build(f"polyphonic:{JSB / 'jsb-chorales-quarter.json'}", cache_dir=cache_dir, log=False)
+    pickle_set = build(f"polyphonic:{JSB / 'jsb-chorales-quarter.pkl'}", cache_dir=cache_dir, log=False)
+    assert json_set.hash == pickle_set.hash
+    assert json_set.manifest["pieces_per_split"] == {"train": 229, "valid": 76, "test": 77}
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"train": [Exploit()], "valid": [], "test": []}))
+    with pytest.raises(SourceError, match=r"refusing to load builtins\.print"):
+        load_polyphonic(path)
+
+
+@pytest.mark.shared
+def test_seed_encoding_on_the_original_songs_gives_its_1291_windows(shared_data, cache_dir):
+    spec = WindowSpec(cut_at_time_signature=True, min_rows=51)
+    dataset = build(f"midi:{POP_MIDI}", spec, cache_dir=cache_dir, log=False)
+    assert len(dataset.windows) == 1291 and dataset.manifest["pieces_with_windows"] == 122
+
+
+def test_corrupt_midi_in_a_folder_is_skipped_and_reported(tmp_path, cache_dir):
+    from datasets.encoding import decode_states
+    from datasets.sources import synthetic_pieces
+
+    for piece in synthetic_pieces(n_pieces=3):
+        decode_states(piece.states).write(str(tmp_path / f"{piece.id}.mid"))
+    (tmp_path / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    dataset = build(f"midi:{tmp_path}", cache_dir=cache_dir, log=False)
+    assert dataset.manifest["pieces"] == 3
+    assert [s["file"] for s in dataset.manifest["skipped"]] == ["broken.mid"]
+
+
+@pytest.mark.slow
+def test_bach_builds_offline_from_music21s_corpus():
+    dataset = build("bach", cache_dir=default_cache_dir(), log=False)
+    manifest = dataset.manifest
+    assert 400 <= manifest["pieces_with_windows"] <= 433
+    assert all(manifest["windows_per_split"][s] > 500 for s in SPLITS)
+    assert 0.02 < manifest["density_play"] < 0.1 and 0.005 < manifest["density_articulate"] < manifest["density_play"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "datasets", "build", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["midi:/no/such/folder"], "no such folder"),
+        (["midi:{empty}"], "no .mid or .midi files"),
+        (["polyphonic:/no/such.json"], "no such file"),
+        (["wav:foo"], "unknown source"),
+        (["synthetic", "--num-timesteps", "0"], "num_timesteps is 0"),
+        (["synthetic", "--low", "60", "--high", "60"], "pitch range 60..60 is empty"),
+        (["polyphonic:{bad_json}"], "cannot load"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.json").write_text("{not json")
+    args = [a.format(empty=tmp_path / "empty", bad_json=tmp_path / "bad.json") for a in args]
+    result = run_cli(*args, "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_prints_a_summary(tmp_path):
+    result = run_cli("synthetic", "--cache-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "windows            train" in result.stdout
+    manifest = json.loads(next(tmp_path.glob("windows-*/manifest.json")).read_text())
+    assert manifest["windows_sha256"] in result.stdout
