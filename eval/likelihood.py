@@ -1,0 +1,159 @@
+"""Likelihood-type scores from exported parameters, in float64: one copy for every framework.
+
+Pseudo-likelihood (exact and the two one-bit estimators people know), the
+exact log partition function for small hidden layers, annealed importance
+sampling (Salakhutdinov & Murray, 2008) for the rest, and training monitors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+from scipy.special import expit, log_expit, logsumexp
+
+from impls.base import Params
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+def free_energy(params: Params, v: np.ndarray) -> np.ndarray:
+    """``F(v) = -v b_v - sum_j softplus(v W + b_h)_j`` per row, float64."""
+    v = np.asarray(v, np.float64)
+    return -(v @ params.b_v) - softplus(v @ params.W + params.b_h).sum(axis=1)
+
+
+def pseudo_log_likelihood(params: Params, v: np.ndarray, chunk_cells: int = 2_000_000) -> np.ndarray:
+    """Exact ``PL(v) = sum_i log p(v_i | v_-i)`` per window.
+
+    Flipping bit i moves the hidden pre-activations by ``s_i W_i`` with
+    ``s_i = 1 - 2 v_i``, and ``log p(v_i | v_-i) = log sigmoid(F(flip_i v) - F(v))``,
+    so all flips of a window cost O(n_visible * n_hidden); windows are
+    processed in chunks of about ``chunk_cells`` (window, bit, hidden) cells.
+    """
+    v = np.asarray(v, np.float64)
+    n_visible, n_hidden = params.W.shape
+    per_chunk = max(1, chunk_cells // (n_visible * n_hidden))
+    out = np.empty(len(v))
+    for start in range(0, len(v), per_chunk):
+        block = v[start : start + per_chunk]
+        sign = 1.0 - 2.0 * block  # (n, V)
+        active = block @ params.W + params.b_h  # (n, H)
+        flipped = active[:, None, :] + sign[:, :, None] * params.W[None]  # (n, V, H)
+        delta = -sign * params.b_v - (softplus(flipped) - softplus(active)[:, None, :]).sum(axis=2)
+        out[start : start + len(block)] = log_expit(delta).sum(axis=1)
+    return out
+
+
+def one_bit_pl(params: Params, v: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """The stochastic one-bit PL estimate ``V * log sigmoid(F(flip_i v) - F(v))``, bit ``bits[n]`` for row n.
+
+    scikit-learn's ``BernoulliRBM.score_samples`` draws one uniformly random
+    bit per row (`sklearn_bits`); the Theano tutorial uses one bit index for
+    the whole batch and rotates it between calls (`theano_bits`).
+    """
+    v = np.asarray(v, np.float64)
+    flipped = v.copy()
+    rows = np.arange(len(v))
+    flipped[rows, bits] = 1 - flipped[rows, bits]
+    return v.shape[1] * log_expit(free_energy(params, flipped) - free_energy(params, v))
+
+
+def sklearn_bits(n_rows: int, n_visible: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, n_visible, n_rows)
+
+
+def theano_bits(n_rows: int, call_index: int, n_visible: int) -> np.ndarray:
+    return np.full(n_rows, call_index % n_visible)
+
+
+def exact_log_partition(params: Params, chunk: int = 1 << 14) -> float:
+    """``log Z`` by summing over all 2^n_hidden hidden states (the oracle; n_hidden <= 20)."""
+    n_hidden = params.W.shape[1]
+    if n_hidden > 20:
+        raise ValueError(f"exact log Z enumerates 2^{n_hidden} states; use AIS for more than 20 hidden units")
+    terms = []
+    for start in range(0, 1 << n_hidden, chunk):
+        codes = np.arange(start, min(start + chunk, 1 << n_hidden))
+        h = ((codes[:, None] >> np.arange(n_hidden)) & 1).astype(np.float64)
+        terms.append(h @ params.b_h + softplus(h @ params.W.T + params.b_v).sum(axis=1))
+    return float(logsumexp(np.concatenate(terms)))
+
+
+def base_rate_biases(train: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """Visible biases of the base-rate model: logits of the smoothed training marginals."""
+    p = (np.asarray(train, np.float64).sum(axis=0) + smoothing) / (len(train) + 2 * smoothing)
+    return np.log(p) - np.log1p(-p)
+
+
+def paper_schedule() -> np.ndarray:
+    """Salakhutdinov & Murray's 14,500 inverse temperatures: 500 in [0, .5), 4,000 in [.5, .9), 10,000 in [.9, 1]."""
+    return np.concatenate([np.linspace(0, 0.5, 500, endpoint=False), np.linspace(0.5, 0.9, 4000, endpoint=False),
+                           np.linspace(0.9, 1.0, 10000)])  # fmt: skip
+
+
+def quick_schedule(n: int = 2000) -> np.ndarray:
+    """A cheaper schedule with the paper's shape (denser near beta = 1), for quick runs."""
+    first, second = n // 29, 8 * n // 29
+    return np.concatenate([np.linspace(0, 0.5, first, endpoint=False), np.linspace(0.5, 0.9, second, endpoint=False),
+                           np.linspace(0.9, 1.0, n - first - second)])  # fmt: skip
+
+
+@dataclass
+class AISResult:
+    """``log_z`` with its spread: ``log_z_low``/``log_z_high`` are log(Z_hat -/+ 3 std of Z_hat)."""
+
+    log_z: float
+    log_z_low: float
+    log_z_high: float
+    log_weights: np.ndarray
+
+
+def ais_log_partition(params: Params, base_biases: np.ndarray, betas: np.ndarray | None = None, runs: int = 100,
+                      seed: int | np.random.SeedSequence = 0) -> AISResult:  # fmt: skip
+    """Annealed importance sampling estimate of ``log Z`` (Salakhutdinov & Murray, 2008).
+
+    Intermediate distributions ``p_k(v) ∝ exp((1-b_k) a.v + b_k b_v.v) prod_j (1 + exp(b_k (vW + b_h)_j))``
+    from the base-rate model (W = 0, visible biases ``a``) to the RBM; one
+    Gibbs transition per ``b_k``; ``runs`` chains in parallel. Chains are
+    sampled in float32 (the cost), importance weights accumulated in float64.
+    """
+    betas = paper_schedule() if betas is None else np.asarray(betas, np.float64)
+    rng = np.random.default_rng(seed)
+    W32, b_v32, b_h = params.W.astype(np.float32), params.b_v.astype(np.float32), params.b_h
+    a = np.asarray(base_biases, np.float64)
+    a32 = a.astype(np.float32)
+    v = (rng.random((runs, len(a)), dtype=np.float32) < expit(a32)).astype(np.float32)
+    log_w = np.zeros(runs)
+    visible_shift = (params.b_v - a).astype(np.float32)
+    for previous, beta in pairwise(betas):
+        active = (v @ W32).astype(np.float64) + b_h
+        log_w += (beta - previous) * (v @ visible_shift) + (softplus(beta * active) - softplus(previous * active)).sum(
+            1
+        )
+        h = (rng.random(active.shape, dtype=np.float32) < expit(beta * active)).astype(np.float32)
+        logits = h @ (np.float32(beta) * W32.T)
+        logits += np.float32(1 - beta) * a32 + np.float32(beta) * b_v32
+        v = (rng.random(v.shape, dtype=np.float32) < expit(logits)).astype(np.float32)
+    # p*_0 carries the base model's hidden units too: prod_j (1 + e^0) = 2^n_hidden
+    log_z_base = float(softplus(a).sum() + len(b_h) * np.log(2.0))
+    log_mean = float(logsumexp(log_w) - np.log(runs))
+    ratio = np.exp(log_w - log_mean)  # weights relative to their mean
+    spread = 3 * ratio.std() / np.sqrt(runs)
+    low = log_z_base + log_mean + (np.log(1 - spread) if spread < 1 else -np.inf)
+    return AISResult(log_z_base + log_mean, low, log_z_base + log_mean + np.log1p(spread), log_w)
+
+
+def reconstruction_cross_entropy(params: Params, v: np.ndarray) -> float:
+    """Mean cross-entropy (nats per window) of one deterministic up-down pass ``v -> p(h|v) -> p(v|h)``."""
+    v = np.asarray(v, np.float64)
+    logits = expit(v @ params.W + params.b_h) @ params.W.T + params.b_v
+    return float(-(v * log_expit(logits) + (1 - v) * log_expit(-logits)).sum(axis=1).mean())
+
+
+def free_energy_gap(params: Params, train: np.ndarray, valid: np.ndarray) -> float:
+    """Mean free energy of validation minus training windows: a rising gap means overfitting."""
+    return float(free_energy(params, valid).mean() - free_energy(params, train).mean())

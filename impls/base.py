@@ -1,0 +1,198 @@
+"""The one interface every RBM implementation follows, and the shared value types.
+
+Parameters cross the interface as plain NumPy arrays, so the harness can draw
+the initial weights once and hand the same bytes to every framework, and the
+scorer (``eval/``) can score every framework with one copy of the metric code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+
+STATISTICS = ("samples", "probabilities")
+STARTS = ("zeros", "random")
+
+
+@dataclass(frozen=True)
+class RBMConfig:
+    """Hyper-parameters of one training run.
+
+    Attributes
+    ----------
+    n_visible, n_hidden : int
+        Layer sizes (2,340 visible units = 15 rows x 78 pitches x {play, articulate}).
+    learning_rate : float
+        Step size; the update is ``lr * (positive - negative statistics) / batch``.
+    batch_size : int
+        Windows per CD update (the persistent chain count under PCD).
+    cd_steps : int
+        Gibbs steps k of CD-k (k >= 1).
+    persistent : bool
+        Persistent CD: the negative chain continues across updates.
+    statistics : {"samples", "probabilities"}
+        ``samples``: binary hidden states in both phases' statistics (the 2016
+        original). ``probabilities``: hidden probabilities instead (the common
+        variant, lower variance); visible reconstructions are sampled in both.
+    dtype : {"float32", "float64"}
+    device : str
+        ``cpu`` (default) or a framework device such as ``cuda``.
+    """
+
+    n_visible: int = 2340
+    n_hidden: int = 50
+    learning_rate: float = 0.005
+    batch_size: int = 100
+    cd_steps: int = 1
+    persistent: bool = False
+    statistics: str = "samples"
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.cd_steps < 1:
+            raise ValueError(f"cd_steps is {self.cd_steps}; CD-k needs k >= 1")
+        if self.statistics not in STATISTICS:
+            raise ValueError(f"statistics is {self.statistics!r}; use one of {STATISTICS}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype is {self.dtype!r}; use float32 or float64")
+        if min(self.n_visible, self.n_hidden, self.batch_size) < 1:
+            raise ValueError("n_visible, n_hidden and batch_size must be positive")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RBMConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass
+class Params:
+    """RBM parameters as NumPy arrays: ``W`` (n_visible x n_hidden), ``b_v``, ``b_h``."""
+
+    W: np.ndarray
+    b_v: np.ndarray
+    b_h: np.ndarray
+
+    def astype(self, dtype: str | np.dtype) -> Params:
+        return Params(*(np.asarray(a, dtype=dtype) for a in (self.W, self.b_v, self.b_h)))
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the float64 bytes: proves that every framework started from the same weights."""
+        digest = hashlib.sha256()
+        for array in (self.W, self.b_v, self.b_h):
+            digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        return digest.hexdigest()
+
+    def finite(self) -> bool:
+        return all(np.isfinite(a).all() for a in (self.W, self.b_v, self.b_h))
+
+
+def init_params(config: RBMConfig, seed: int | np.random.SeedSequence, scheme: str = "normal") -> Params:
+    """Initial parameters, drawn once in NumPy (float64) and shared by all implementations.
+
+    ``normal``: ``W ~ N(0, 0.01^2)``, biases 0 (Hinton's guide).
+    ``seed``: the 2016 original's ``tf.random_normal([n_visible, n_hidden], 0.01)``,
+    which passes 0.01 as the *mean*, so ``W ~ N(0.01, 1)`` — the original's
+    mistake, kept so the ``seed`` profile reproduces what it really trained.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (config.n_visible, config.n_hidden)
+    if scheme == "normal":
+        W = rng.normal(0.0, 0.01, shape)
+    elif scheme == "seed":
+        W = rng.normal(0.01, 1.0, shape)
+    else:
+        raise ValueError(f"initialisation {scheme!r} is unknown; use normal or seed")
+    return Params(W, np.zeros(config.n_visible), np.zeros(config.n_hidden))
+
+
+class CDNoise(NamedTuple):
+    """The uniform draws of one CD-k update, so frameworks can be checked bit for bit.
+
+    ``h_data`` (batch, n_hidden) samples the hidden units of the data;
+    ``v`` (k, chains, n_visible) and ``h`` (k, chains, n_hidden) drive the k
+    Gibbs steps of the negative chain. A unit is on where ``u < p``. A named
+    tuple, so it passes through ``tf.function`` and ``jax.jit`` as a pytree.
+    """
+
+    h_data: np.ndarray
+    v: np.ndarray
+    h: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, config: RBMConfig, batch: int, chains: int | None = None) -> CDNoise:
+        chains = batch if chains is None else chains
+        k, V, H = config.cd_steps, config.n_visible, config.n_hidden
+        return cls(rng.random((batch, H)), rng.random((k, chains, V)), rng.random((k, chains, H)))
+
+
+class RBM(ABC):
+    """A binary RBM trained by contrastive divergence; one subclass per framework.
+
+    Every subclass has the same constructor and methods; arrays go in and come
+    out as NumPy, while the training set and parameters stay on the device.
+    """
+
+    name: str = "?"
+
+    def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
+        self.config = config
+
+    @staticmethod
+    @abstractmethod
+    def framework_version() -> str:
+        """Version string of the framework, recorded with every result."""
+
+    @abstractmethod
+    def set_data(self, windows: np.ndarray) -> None:
+        """Take the training windows (uint8[N, n_visible]) once; they stay on the device."""
+
+    @abstractmethod
+    def train_epoch(self, batches: list[np.ndarray]) -> None:
+        """One CD update per batch of row indices into the data; returns when the work is done."""
+
+    @abstractmethod
+    def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
+        """One CD-k (or PCD-k) update of ``v`` driven by the caller's uniform ``noise``."""
+
+    @abstractmethod
+    def hidden_probs(self, v: np.ndarray) -> np.ndarray:
+        """``p(h = 1 | v) = sigmoid(v W + b_h)`` for a batch."""
+
+    @abstractmethod
+    def visible_probs(self, h: np.ndarray) -> np.ndarray:
+        """``p(v = 1 | h) = sigmoid(h W^T + b_v)`` for a batch."""
+
+    @abstractmethod
+    def free_energy(self, v: np.ndarray) -> np.ndarray:
+        """``F(v) = -v b_v - sum_j softplus(v W + b_h)_j`` for a batch."""
+
+    @abstractmethod
+    def sample(self, n: int, steps: int, start: str | np.ndarray = "zeros") -> np.ndarray:
+        """``n`` binary visible samples after ``steps`` Gibbs steps from ``start``.
+
+        ``start`` is ``"zeros"`` (the original: an all-zero visible layer),
+        ``"random"`` (fair coin flips) or an array of n visible vectors.
+        """
+
+    @abstractmethod
+    def params(self) -> Params:
+        """The current parameters as NumPy arrays (float64 copies)."""
+
+    def _start(self, n: int, start: str | np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The visible start of a Gibbs chain, drawn in NumPy so every framework starts alike."""
+        if isinstance(start, str):
+            if start == "zeros":
+                return np.zeros((n, self.config.n_visible))
+            if start == "random":
+                return (rng.random((n, self.config.n_visible)) < 0.5).astype(float)
+            raise ValueError(f"start {start!r} is unknown; use zeros, random or an array")
+        start = np.asarray(start, dtype=float)
+        if start.shape != (n, self.config.n_visible):
+            raise ValueError(f"start has shape {start.shape}; need ({n}, {self.config.n_visible})")
+        return start

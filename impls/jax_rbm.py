@@ -1,0 +1,149 @@
+"""JAX implementation: the reference line for line as pure functions, jit + lax.scan over an epoch."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from impls.base import RBM, CDNoise, Params, RBMConfig
+
+jax.config.update("jax_enable_x64", True)  # float64 on request; every array here names its dtype
+
+
+class State(NamedTuple):
+    """Everything a CD update changes: parameters and the persistent chain."""
+
+    W: jax.Array
+    b_v: jax.Array
+    b_h: jax.Array
+    chain: jax.Array  # PCD: hidden state of the persistent chain
+    has_chain: jax.Array  # False until the first PCD update seeds the chain from the data
+
+
+def cd_update(config: RBMConfig, state: State, v0: jax.Array, noise: CDNoise) -> State:
+    """One CD-k / PCD-k update; the same arithmetic as `impls.numpy_rbm.NumpyRBM.cd_update`."""
+    W, b_v, b_h, chain, has_chain = state
+    dt = W.dtype
+    ph0 = jax.nn.sigmoid(v0 @ W + b_h)
+    h0 = (noise.h_data < ph0).astype(dt)
+    h = jnp.where(has_chain, chain, h0) if config.persistent else h0
+    for step in range(config.cd_steps):
+        pv = jax.nn.sigmoid(h @ W.T + b_v)
+        vk = (noise.v[step] < pv).astype(dt)
+        phk = jax.nn.sigmoid(vk @ W + b_h)
+        h = (noise.h[step] < phk).astype(dt)
+    positive = h0 if config.statistics == "samples" else ph0
+    negative = h if config.statistics == "samples" else phk
+    rate = config.learning_rate
+    W = W + rate * (v0.T @ positive / v0.shape[0] - vk.T @ negative / vk.shape[0])
+    b_v = b_v + rate * (v0.mean(0) - vk.mean(0))
+    b_h = b_h + rate * (positive.mean(0) - negative.mean(0))
+    return State(W, b_v, b_h, h if config.persistent else chain, jnp.asarray(config.persistent) | has_chain)
+
+
+def draw_noise(config: RBMConfig, key: jax.Array, batch: int, chains: int, dtype) -> CDNoise:
+    k, V, H = config.cd_steps, config.n_visible, config.n_hidden
+    k_data, k_v, k_h = jax.random.split(key, 3)
+    return CDNoise(jax.random.uniform(k_data, (batch, H), dtype), jax.random.uniform(k_v, (k, chains, V), dtype),
+                   jax.random.uniform(k_h, (k, chains, H), dtype))  # fmt: skip
+
+
+@partial(jax.jit, static_argnums=0, donate_argnums=1)
+def train_batches(config: RBMConfig, state: State, data: jax.Array, batches: jax.Array, key: jax.Array) -> State:
+    """CD updates over equal-sized batches of row indices: one compiled `lax.scan`."""
+
+    def body(state: State, inputs: tuple[jax.Array, jax.Array]) -> tuple[State, None]:
+        rows, batch_key = inputs
+        noise = draw_noise(config, batch_key, rows.shape[0], state.chain.shape[0], state.W.dtype)
+        return cd_update(config, state, data[rows], noise), None
+
+    state, _ = jax.lax.scan(body, state, (batches, jax.random.split(key, batches.shape[0])))
+    return state
+
+
+@partial(jax.jit, static_argnums=0)
+def _cd_update_jit(config: RBMConfig, state: State, v0: jax.Array, noise: CDNoise) -> State:
+    return cd_update(config, state, v0, noise)
+
+
+@partial(jax.jit, static_argnums=(0, 3))
+def gibbs(config: RBMConfig, state: State, v: jax.Array, steps: int, key: jax.Array) -> jax.Array:
+    """``steps`` block-Gibbs steps v -> h -> v from ``v``."""
+
+    def body(step: int, v: jax.Array) -> jax.Array:
+        k_h, k_v = jax.random.split(jax.random.fold_in(key, step))
+        h = jax.random.uniform(k_h, (v.shape[0], config.n_hidden), v.dtype) < jax.nn.sigmoid(v @ state.W + state.b_h)
+        pv = jax.nn.sigmoid(h.astype(v.dtype) @ state.W.T + state.b_v)
+        return (jax.random.uniform(k_v, v.shape, v.dtype) < pv).astype(v.dtype)
+
+    return jax.lax.fori_loop(0, steps, body, v)
+
+
+class JaxRBM(RBM):
+    """Binary RBM trained by CD-k / PCD-k with JAX (explicit keys, jit, scan over each epoch)."""
+
+    name = "jax"
+
+    def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
+        super().__init__(config, params, seed)
+        self.dtype = jnp.dtype(config.dtype)
+        platform = "gpu" if config.device in ("cuda", "gpu") else "cpu"
+        self.device = jax.devices(platform)[0]
+        W, b_v, b_h = (self._array(a) for a in (params.W, params.b_v, params.b_h))
+        self.state = State(W, b_v, b_h, self._array(np.zeros((config.batch_size, config.n_hidden))),
+                           jnp.asarray(False))  # fmt: skip
+        self.key = jax.random.key(int(seed))
+        self.data: jax.Array | None = None
+
+    @staticmethod
+    def framework_version() -> str:
+        return jax.__version__
+
+    def _array(self, array: np.ndarray) -> jax.Array:
+        return jax.device_put(jnp.asarray(np.asarray(array), self.dtype), self.device)
+
+    def _next_key(self) -> jax.Array:
+        self.key, key = jax.random.split(self.key)
+        return key
+
+    def _fit_chain(self, chains: int) -> None:
+        """PCD's chain takes the size of the first batch it sees."""
+        if not bool(self.state.has_chain) and self.state.chain.shape[0] != chains:
+            self.state = self.state._replace(chain=self._array(np.zeros((chains, self.config.n_hidden))))
+
+    def set_data(self, windows: np.ndarray) -> None:
+        self.data = self._array(windows)
+
+    def train_epoch(self, batches: list[np.ndarray]) -> None:
+        self._fit_chain(len(batches[0]))
+        groups = [np.stack(batches)] if len({len(b) for b in batches}) == 1 else [np.asarray(b)[None] for b in batches]
+        for group in groups:  # ragged batches (the original's per-piece loop) run one scan each
+            self.state = train_batches(self.config, self.state, self.data, jnp.asarray(group), self._next_key())
+        jax.block_until_ready(self.state)
+
+    def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
+        self._fit_chain(len(noise.v[0]))
+        noise = CDNoise(*(self._array(u) for u in (noise.h_data, noise.v, noise.h)))
+        self.state = _cd_update_jit(self.config, self.state, self._array(v), noise)
+
+    def hidden_probs(self, v: np.ndarray) -> np.ndarray:
+        return np.asarray(jax.nn.sigmoid(self._array(v) @ self.state.W + self.state.b_h))
+
+    def visible_probs(self, h: np.ndarray) -> np.ndarray:
+        return np.asarray(jax.nn.sigmoid(self._array(h) @ self.state.W.T + self.state.b_v))
+
+    def free_energy(self, v: np.ndarray) -> np.ndarray:
+        v = self._array(v)
+        return np.asarray(-(v @ self.state.b_v) - jax.nn.softplus(v @ self.state.W + self.state.b_h).sum(1))
+
+    def sample(self, n: int, steps: int, start: str | np.ndarray = "zeros") -> np.ndarray:
+        start_rng = np.random.default_rng(np.asarray(jax.random.key_data(self._next_key())).ravel())
+        v = self._array(self._start(n, start, start_rng))
+        return np.asarray(gibbs(self.config, self.state, v, steps, self._next_key())).astype(np.uint8)
+
+    def params(self) -> Params:
+        return Params(*(np.asarray(a) for a in (self.state.W, self.state.b_v, self.state.b_h))).astype(np.float64)

@@ -1,0 +1,84 @@
+"""The NumPy reference: the specification in code. Every framework reads like this file."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit as sigmoid
+
+from impls.base import RBM, CDNoise, Params, RBMConfig
+
+
+class NumpyRBM(RBM):
+    """Binary RBM trained by CD-k / PCD-k in plain NumPy (float32 or float64)."""
+
+    name = "numpy"
+
+    def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
+        super().__init__(config, params, seed)
+        if config.device != "cpu":
+            raise ValueError(f"numpy runs on the cpu only, not {config.device!r}")
+        self.dtype = np.dtype(config.dtype)
+        self.W, self.b_v, self.b_h = (np.array(a, dtype=self.dtype) for a in (params.W, params.b_v, params.b_h))
+        self.rng = np.random.default_rng(seed)
+        self.chain: np.ndarray | None = None  # PCD: hidden state of the persistent chain
+        self.data: np.ndarray | None = None
+
+    @staticmethod
+    def framework_version() -> str:
+        return np.__version__
+
+    def set_data(self, windows: np.ndarray) -> None:
+        self.data = np.asarray(windows, dtype=self.dtype)
+
+    def train_epoch(self, batches: list[np.ndarray]) -> None:
+        for rows in batches:
+            v = self.data[rows]
+            chains = len(v) if self.chain is None else len(self.chain)
+            self.cd_update(v, self.draw_noise(len(v), chains))
+
+    def draw_noise(self, batch: int, chains: int) -> CDNoise:
+        k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
+        uniform = self.rng.random
+        return CDNoise(uniform((batch, H), self.dtype), uniform((k, chains, V), self.dtype),
+                       uniform((k, chains, H), self.dtype))  # fmt: skip
+
+    def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
+        config, dt = self.config, self.dtype
+        v0 = np.asarray(v, dt)
+        noise = CDNoise(*(np.asarray(u, dt) for u in (noise.h_data, noise.v, noise.h)))
+        ph0 = self.hidden_probs(v0)
+        h0 = (noise.h_data < ph0).astype(dt)
+        h = self.chain if config.persistent and self.chain is not None else h0
+        for step in range(config.cd_steps):
+            pv = self.visible_probs(h)
+            vk = (noise.v[step] < pv).astype(dt)
+            phk = self.hidden_probs(vk)
+            h = (noise.h[step] < phk).astype(dt)
+        if config.persistent:
+            self.chain = h
+        positive = h0 if config.statistics == "samples" else ph0
+        negative = h if config.statistics == "samples" else phk
+        rate = dt.type(config.learning_rate)
+        self.W += rate * (v0.T @ positive / len(v0) - vk.T @ negative / len(vk))
+        self.b_v += rate * (v0.mean(0) - vk.mean(0))
+        self.b_h += rate * (positive.mean(0) - negative.mean(0))
+
+    def hidden_probs(self, v: np.ndarray) -> np.ndarray:
+        return sigmoid(np.asarray(v, self.dtype) @ self.W + self.b_h)
+
+    def visible_probs(self, h: np.ndarray) -> np.ndarray:
+        return sigmoid(np.asarray(h, self.dtype) @ self.W.T + self.b_v)
+
+    def free_energy(self, v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, self.dtype)
+        return -(v @ self.b_v) - np.logaddexp(0, v @ self.W + self.b_h).sum(axis=1)
+
+    def sample(self, n: int, steps: int, start: str | np.ndarray = "zeros") -> np.ndarray:
+        v = self._start(n, start, self.rng).astype(self.dtype)
+        for _ in range(steps):
+            h = (self.rng.random((n, self.config.n_hidden), self.dtype) < self.hidden_probs(v)).astype(self.dtype)
+            v = (self.rng.random((n, self.config.n_visible), self.dtype) < self.visible_probs(h)).astype(self.dtype)
+        return v.astype(np.uint8)
+
+    def params(self) -> Params:
+        return Params(self.W, self.b_v, self.b_h).astype(np.float64)

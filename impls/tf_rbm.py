@@ -1,0 +1,125 @@
+"""TensorFlow implementation: the reference line for line, compiled with tf.function."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from impls.base import RBM, CDNoise, Params, RBMConfig
+
+
+class TFRBM(RBM):
+    """Binary RBM trained by CD-k / PCD-k with TensorFlow 2 (tf.function over a whole epoch).
+
+    ``jit_compile`` (XLA) is off by default: measured slower for this shape on CPU.
+    """
+
+    name = "tf"
+    jit_compile = False
+
+    def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
+        super().__init__(config, params, seed)
+        tf.config.experimental.enable_op_determinism()
+        self.dtype = tf.as_dtype(config.dtype)
+        self.device = "/GPU:0" if config.device in ("cuda", "gpu") else "/CPU:0"
+        with tf.device(self.device):
+            self.W, self.b_v, self.b_h = (tf.Variable(np.asarray(a), dtype=self.dtype)
+                                          for a in (params.W, params.b_v, params.b_h))  # fmt: skip
+            self.generator = tf.random.Generator.from_seed(int(seed))
+            # PCD: hidden state of the persistent chain, seeded from the data by the first update
+            self.chain = tf.Variable(tf.zeros((config.batch_size, config.n_hidden), self.dtype),
+                                     shape=(None, config.n_hidden))  # fmt: skip
+            self.has_chain = tf.Variable(False)
+        self.data: tf.Tensor | None = None
+        self._epoch = tf.function(self._epoch_fn, jit_compile=self.jit_compile, reduce_retracing=True)
+        self._update = tf.function(self._cd_update, jit_compile=self.jit_compile, reduce_retracing=True)
+
+    @staticmethod
+    def framework_version() -> str:
+        return tf.__version__
+
+    def _tensor(self, array: np.ndarray) -> tf.Tensor:
+        with tf.device(self.device):
+            return tf.convert_to_tensor(np.asarray(array), dtype=self.dtype)
+
+    def set_data(self, windows: np.ndarray) -> None:
+        self.data = self._tensor(windows)
+
+    def _fit_chain(self, chains: int) -> None:
+        """PCD's chain takes the size of the first batch it sees."""
+        if not bool(self.has_chain.numpy()) and self.chain.shape[0] != chains:
+            self.chain.assign(tf.zeros((chains, self.config.n_hidden), self.dtype))
+
+    def train_epoch(self, batches: list[np.ndarray]) -> None:
+        self._fit_chain(len(batches[0]))
+        if len({len(b) for b in batches}) == 1:  # one compiled loop over equal batches
+            self._epoch(tf.constant(np.stack(batches), tf.int64))
+        else:  # ragged batches (the original's per-piece loop): one compiled step each
+            for rows in batches:
+                self._epoch(tf.constant(np.asarray(rows)[None], tf.int64))
+
+    def _epoch_fn(self, batches: tf.Tensor) -> None:
+        k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
+        for index in tf.range(tf.shape(batches)[0]):
+            v = tf.gather(self.data, batches[index])
+            n = tf.shape(v)[0]
+            chains = tf.shape(self.chain)[0] if self.config.persistent else n
+            uniform = self.generator.uniform
+            noise = CDNoise(uniform((n, H), dtype=self.dtype), uniform((k, chains, V), dtype=self.dtype),
+                            uniform((k, chains, H), dtype=self.dtype))  # fmt: skip
+            self._cd_update(v, noise)
+
+    def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
+        self._fit_chain(len(noise.v[0]))
+        self._update(self._tensor(v), CDNoise(*(self._tensor(u) for u in (noise.h_data, noise.v, noise.h))))
+
+    def _cd_update(self, v0: tf.Tensor, noise: CDNoise) -> None:
+        config, dt = self.config, self.dtype
+        ph0 = tf.sigmoid(v0 @ self.W + self.b_h)
+        h0 = tf.cast(noise.h_data < ph0, dt)
+        h = tf.where(self.has_chain, self.chain, h0) if config.persistent else h0
+        for step in range(config.cd_steps):
+            pv = tf.sigmoid(tf.matmul(h, self.W, transpose_b=True) + self.b_v)
+            vk = tf.cast(noise.v[step] < pv, dt)
+            phk = tf.sigmoid(vk @ self.W + self.b_h)
+            h = tf.cast(noise.h[step] < phk, dt)
+        if config.persistent:
+            self.chain.assign(h)
+            self.has_chain.assign(True)
+        positive = h0 if config.statistics == "samples" else ph0
+        negative = h if config.statistics == "samples" else phk
+        rate = tf.constant(config.learning_rate, dt)
+        n_data, n_chain = tf.cast(tf.shape(v0)[0], dt), tf.cast(tf.shape(vk)[0], dt)
+        self.W.assign_add(rate * (tf.matmul(v0, positive, transpose_a=True) / n_data
+                                  - tf.matmul(vk, negative, transpose_a=True) / n_chain))  # fmt: skip
+        self.b_v.assign_add(rate * (tf.reduce_mean(v0, 0) - tf.reduce_mean(vk, 0)))
+        self.b_h.assign_add(rate * (tf.reduce_mean(positive, 0) - tf.reduce_mean(negative, 0)))
+
+    def hidden_probs(self, v: np.ndarray) -> np.ndarray:
+        return tf.sigmoid(self._tensor(v) @ self.W + self.b_h).numpy()
+
+    def visible_probs(self, h: np.ndarray) -> np.ndarray:
+        return tf.sigmoid(tf.matmul(self._tensor(h), self.W, transpose_b=True) + self.b_v).numpy()
+
+    def free_energy(self, v: np.ndarray) -> np.ndarray:
+        v = self._tensor(v)
+        return (-tf.linalg.matvec(v, self.b_v) - tf.reduce_sum(tf.nn.softplus(v @ self.W + self.b_h), 1)).numpy()
+
+    def sample(self, n: int, steps: int, start: str | np.ndarray = "zeros") -> np.ndarray:
+        start_rng = np.random.default_rng(int(self.generator.uniform_full_int((), tf.int32).numpy()) & 0x7FFFFFFF)
+        return self._gibbs(self._tensor(self._start(n, start, start_rng)), tf.constant(steps)).numpy().astype(np.uint8)
+
+    @tf.function(reduce_retracing=True)
+    def _gibbs(self, v: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
+        n = tf.shape(v)[0]
+        for _ in tf.range(steps):
+            h = tf.cast(
+                self.generator.uniform((n, self.config.n_hidden), dtype=self.dtype) < tf.sigmoid(v @ self.W + self.b_h),
+                self.dtype,
+            )
+            pv = tf.sigmoid(tf.matmul(h, self.W, transpose_b=True) + self.b_v)
+            v = tf.cast(self.generator.uniform((n, self.config.n_visible), dtype=self.dtype) < pv, self.dtype)
+        return v
+
+    def params(self) -> Params:
+        return Params(*(t.numpy() for t in (self.W, self.b_v, self.b_h))).astype(np.float64)

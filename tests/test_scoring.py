@@ -1,0 +1,215 @@
+"""The shared scorer: pseudo-likelihood, log Z (exact and AIS), monitors, note statistics, comparisons."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from datasets import WindowSpec, build
+from datasets.encoding import decode_states
+from eval.compare import compare_sets, memorisation, nearest_hamming
+from eval.likelihood import (
+    ais_log_partition,
+    base_rate_biases,
+    exact_log_partition,
+    free_energy,
+    free_energy_gap,
+    one_bit_pl,
+    paper_schedule,
+    pseudo_log_likelihood,
+    quick_schedule,
+    sklearn_bits,
+    theano_bits,
+)
+from eval.notes import SCALAR_METRICS, histograms, js_divergence, note_statistics, window_statistics
+from impls import Params, RBMConfig, init_params, load
+
+
+def random_params(n_visible: int, n_hidden: int, seed: int, scale: float = 0.3) -> Params:
+    rng = np.random.default_rng(seed)
+    return Params(rng.normal(0, scale, (n_visible, n_hidden)), rng.normal(-1, 1, n_visible), rng.normal(0, 1, n_hidden))
+
+
+def brute_force_log_z(params: Params) -> float:
+    n_visible = params.W.shape[0]
+    v = ((np.arange(1 << n_visible)[:, None] >> np.arange(n_visible)) & 1).astype(float)
+    return float(np.logaddexp.reduce(-free_energy(params, v)))
+
+
+def test_exact_pl_equals_brute_force_on_a_tiny_rbm():
+    params = random_params(8, 3, 0, scale=1.0)
+    v = (np.random.default_rng(1).random((6, 8)) < 0.5).astype(float)
+    log_p = lambda x: -free_energy(params, x)  # unnormalised log p(v)
+    expected = []
+    for row in v:
+        total = 0.0
+        for i in range(8):
+            flipped = row.copy()
+            flipped[i] = 1 - flipped[i]
+            total += log_p(row[None])[0] - np.logaddexp(log_p(row[None])[0], log_p(flipped[None])[0])
+        expected.append(total)
+    np.testing.assert_allclose(pseudo_log_likelihood(params, v, chunk_cells=30), expected, rtol=1e-12)
+
+
+def test_one_bit_estimators_converge_to_exact_pl():
+    params = random_params(40, 6, 2)
+    v = (np.random.default_rng(3).random((20, 40)) < 0.4).astype(float)
+    exact = pseudo_log_likelihood(params, v).mean()
+    rng = np.random.default_rng(4)
+    sk = np.mean([one_bit_pl(params, v, sklearn_bits(len(v), 40, rng)).mean() for _ in range(3000)])
+    th = np.mean([one_bit_pl(params, v, theano_bits(len(v), k, 40)).mean() for k in range(40)])
+    assert sk == pytest.approx(exact, rel=0.02)
+    assert th == pytest.approx(exact, rel=1e-9)  # a full rotation of the bit index is exact
+
+
+def test_free_energy_and_one_bit_pl_agree_with_scikit_learn():
+    from sklearn.neural_network import BernoulliRBM
+
+    params = random_params(30, 5, 5)
+    v = (np.random.default_rng(6).random((12, 30)) < 0.5).astype(float)
+    rbm = BernoulliRBM(n_components=5, random_state=7)
+    rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_ = params.W.T, params.b_v, params.b_h
+    np.testing.assert_allclose(free_energy(params, v), rbm._free_energy(v), rtol=1e-12)
+    bits = np.random.RandomState(7).randint(0, 30, 12)  # the draw score_samples makes with random_state=7
+    np.testing.assert_allclose(one_bit_pl(params, v, bits), rbm.score_samples(v), rtol=1e-12)
+
+
+def test_exact_log_z_equals_brute_force():
+    params = random_params(10, 4, 8)
+    assert exact_log_partition(params) == pytest.approx(brute_force_log_z(params), abs=1e-10)
+
+
+def trained_small_models():
+    """Small RBMs trained by the reference on synthetic music (n_visible in the hundreds)."""
+    spec = WindowSpec(num_timesteps=4, stride=4, low=48, high=84)  # 4 x 72 = 288 visible units
+    from datasets.sources import synthetic_pieces
+    from datasets.windows import make_dataset
+
+    data = make_dataset(synthetic_pieces(seed=1, n_pieces=20), spec).windows
+    for seed, hidden, rate, epochs in ((0, 8, 0.01, 20), (1, 12, 0.02, 10)):
+        config = RBMConfig(n_visible=spec.n_visible, n_hidden=hidden, batch_size=20, learning_rate=rate)
+        model = load("numpy")(config, init_params(config, seed), seed)
+        model.set_data(data)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            model.train_epoch(list(rng.permutation(len(data))[: len(data) // 20 * 20].reshape(-1, 20)))
+        yield model.params(), data
+
+
+@pytest.mark.slow
+def test_ais_within_a_tenth_of_a_nat_of_exact():
+    cases = [(random_params(v, h, seed), (np.random.default_rng(seed).random((200, v)) < 0.3))
+             for seed, (v, h) in enumerate([(20, 6), (200, 10), (400, 12)])]  # fmt: skip
+    cases += list(trained_small_models())
+    for index, (params, data) in enumerate(cases):
+        exact = exact_log_partition(params)
+        estimate = ais_log_partition(params, base_rate_biases(data), paper_schedule(), runs=100, seed=index)
+        assert abs(estimate.log_z - exact) < 0.1, (index, estimate.log_z, exact)
+        assert estimate.log_z_low <= estimate.log_z <= estimate.log_z_high
+
+
+def test_ais_is_reproducible_from_its_seed():
+    params = random_params(50, 8, 9)
+    base = base_rate_biases(np.random.default_rng(0).random((50, 50)) < 0.3)
+    first, second = (ais_log_partition(params, base, quick_schedule(300), runs=20, seed=3) for _ in range(2))
+    assert first.log_z == second.log_z
+
+
+def test_free_energy_gap_rises_with_overfitting():
+    rng = np.random.default_rng(0)
+    train = (rng.random((50, 40)) < 0.3).astype(float)
+    valid = (rng.random((50, 40)) < 0.3).astype(float)
+    params = Params(np.zeros((40, 4)), 2 * (train.mean(0) - 0.5) * 10, np.zeros(4))  # memorises train marginals
+    assert free_energy_gap(params, train, valid) > free_energy_gap(Params(np.zeros((40, 4)), np.zeros(40),
+                                                                          np.zeros(4)), train, valid)  # fmt: skip
+
+
+# ------------------------------------------------------------------ note statistics
+SPEC = WindowSpec()
+
+
+@pytest.fixture(scope="module")
+def synthetic_windows(tmp_path_factory):
+    return build("synthetic", cache_dir=tmp_path_factory.mktemp("cache"), log=False).windows
+
+
+def test_synthetic_music_has_its_known_statistics(synthetic_windows):
+    stats = note_statistics(synthetic_windows, SPEC)
+    assert stats["scale_consistency"] == 1.0 and stats["empty_row_rate"] == 0.0
+    assert 3.0 <= stats["polyphony"] <= 4.0 and stats["invalid_onset_rate"] == 0.0
+    assert set(stats) == set(SCALAR_METRICS)
+
+
+def muspy_values(windows: np.ndarray) -> dict[str, list[float]]:
+    import muspy
+
+    names = ("polyphony", "polyphony_rate", "pitch_range", "n_pitches_used", "n_pitch_classes_used",
+             "pitch_entropy", "pitch_class_entropy", "scale_consistency")  # fmt: skip
+    out = {name: [] for name in names}
+    for window in windows:
+        buffer = io.BytesIO()
+        states = SPEC.to_matrix(window)
+        decode_states(states, low=SPEC.low).write(buffer)
+        buffer.seek(0)
+        import pretty_midi
+
+        music = muspy.from_pretty_midi(pretty_midi.PrettyMIDI(buffer))
+        for name in names:
+            function = getattr(muspy, name)
+            out[name].append(function(music, POLYPHONY) if name == "polyphony_rate" else function(music))
+    return out
+
+
+POLYPHONY = 2
+
+
+def test_statistics_equal_muspys_on_real_music(synthetic_windows, shared_data=None):
+    windows = synthetic_windows[:40]
+    ours = window_statistics(windows, SPEC)
+    for name, values in muspy_values(windows).items():
+        np.testing.assert_allclose(ours[name], values, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.shared
+def test_statistics_equal_muspys_on_the_original_songs(shared_data, cache_dir):
+    from tests.conftest import POP_MIDI
+
+    windows = build(f"midi:{POP_MIDI}", cache_dir=cache_dir, log=False).windows
+    chosen = windows[np.random.default_rng(0).choice(len(windows), 60, replace=False)]
+    chosen = chosen[chosen.reshape(60, 15, -1)[..., :78].any((1, 2))]
+    ours = window_statistics(chosen, SPEC)
+    for name, values in muspy_values(chosen).items():
+        np.testing.assert_allclose(ours[name], values, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_invalid_onsets_are_counted():
+    window = np.zeros((15, 156), np.uint8)
+    window[0, 78 + 10] = 1  # articulate without play
+    window[1, 5] = window[1, 78 + 5] = 1
+    stats = window_statistics(window.reshape(1, -1), SPEC)
+    assert stats["invalid_onset_rate"][0] == 0.5
+
+
+def test_set_comparisons(synthetic_windows):
+    rng = np.random.default_rng(0)
+    half = len(synthetic_windows) // 2
+    same = compare_sets(synthetic_windows[:half], synthetic_windows[half:], SPEC, rng)
+    noise = (rng.random((100, SPEC.n_visible)) < 0.05).astype(np.uint8)
+    different = compare_sets(noise, synthetic_windows[half:], SPEC, rng)
+    assert same["js_pitch_class"] < 0.05 < different["js_pitch_class"]
+    assert same["mgeval_oa_polyphony"] > different["mgeval_oa_polyphony"]
+    assert js_divergence([1, 0], [0, 1]) == pytest.approx(1.0) and js_divergence([1, 1], [1, 1]) == 0.0
+    pitch, pitch_class = histograms(synthetic_windows, SPEC)
+    assert pitch.sum() == pytest.approx(1.0) and pitch_class.sum() == pytest.approx(1.0)
+
+
+def test_memorisation_finds_copies(synthetic_windows):
+    train, held_out = synthetic_windows[:200], synthetic_windows[200:260]
+    copies = train[:10]
+    result = memorisation(copies, train, held_out)
+    assert result["copy_rate"] == 1.0 and result["nearest_train_hamming"] == 0.0
+    flipped = train[:3].copy()
+    flipped[:, :7] ^= 1
+    assert nearest_hamming(flipped, train).tolist() == [7, 7, 7] or nearest_hamming(flipped, train).max() <= 7
