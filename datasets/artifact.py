@@ -120,7 +120,8 @@ def build(source_spec: str, spec: WindowSpec | None = None, cache_dir: Path | No
     if not refresh and folder.exists():
         dataset = _verify(folder)
         if dataset is not None:
-            dataset.manifest.update(cache="hit", seconds=round(time.perf_counter() - started, 3))
+            dataset.manifest.update(cache="hit", seconds=round(time.perf_counter() - started, 3),
+                                    artifact_path=str(folder / "dataset.npz"))  # fmt: skip
             return dataset
         status = "rebuilt: cached artifact failed its hash check"
     pieces, skipped = _encode(source, spec, cache, log)
@@ -144,5 +145,6 @@ def build(source_spec: str, spec: WindowSpec | None = None, cache_dir: Path | No
     manifest["windows_sha256"] = dataset.hash
     manifest["artifact_sha256"] = hashlib.sha256((folder / "dataset.npz").read_bytes()).hexdigest()
     _atomic_write(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
-    dataset.manifest = {**manifest, "cache": status, "seconds": round(time.perf_counter() - started, 3)}
+    dataset.manifest = {**manifest, "cache": status, "seconds": round(time.perf_counter() - started, 3),
+                        "artifact_path": str(folder / "dataset.npz")}  # fmt: skip
     return dataset

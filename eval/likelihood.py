@@ -107,6 +107,7 @@ class AISResult:
     """``log_z`` with its spread: ``log_z_low``/``log_z_high`` are log(Z_hat -/+ 3 std of Z_hat)."""
 
     log_z: float
+    log_z_stderr: float  # delta-method standard error of log Z_hat: std(w / mean w) / sqrt(runs)
     log_z_low: float
     log_z_high: float
     log_weights: np.ndarray
@@ -144,7 +145,9 @@ def ais_log_partition(params: Params, base_biases: np.ndarray, betas: np.ndarray
     ratio = np.exp(log_w - log_mean)  # weights relative to their mean
     spread = 3 * ratio.std() / np.sqrt(runs)
     low = log_z_base + log_mean + (np.log(1 - spread) if spread < 1 else -np.inf)
-    return AISResult(log_z_base + log_mean, low, log_z_base + log_mean + np.log1p(spread), log_w)
+    return AISResult(
+        log_z_base + log_mean, float(ratio.std() / np.sqrt(runs)), low, log_z_base + log_mean + np.log1p(spread), log_w
+    )
 
 
 def reconstruction_cross_entropy(params: Params, v: np.ndarray) -> float:

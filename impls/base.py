@@ -184,6 +184,14 @@ class RBM(ABC):
     def params(self) -> Params:
         """The current parameters as NumPy arrays (float64 copies)."""
 
+    @abstractmethod
+    def five_products_ms(self, batch: int, repeats: int = 50) -> float:
+        """Milliseconds for the five dense products of one CD-1 step alone, in this framework.
+
+        ``v W``, ``h W^T``, ``v' W``, ``v^T h``, ``v'^T h'`` for a batch: the
+        roofline of this shape on this machine (the fastest framework's time).
+        """
+
     def _start(self, n: int, start: str | np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The visible start of a Gibbs chain, drawn in NumPy so every framework starts alike."""
         if isinstance(start, str):

@@ -145,5 +145,20 @@ class JaxRBM(RBM):
         v = self._array(self._start(n, start, start_rng))
         return np.asarray(gibbs(self.config, self.state, v, steps, self._next_key())).astype(np.uint8)
 
+    def five_products_ms(self, batch: int, repeats: int = 50) -> float:
+        import time
+
+        v = (jax.random.uniform(self._next_key(), (batch, self.config.n_visible), self.dtype) < 0.05).astype(self.dtype)
+        h = (jax.random.uniform(self._next_key(), (batch, self.config.n_hidden), self.dtype) < 0.5).astype(self.dtype)
+        v1, h1 = 1 - v, 1 - h
+        products = jax.jit(lambda W, v, h, v1, h1: (v @ W, h @ W.T, v1 @ W, v.T @ h, v1.T @ h1))
+        jax.block_until_ready(products(self.state.W, v, h, v1, h1))
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            jax.block_until_ready(products(self.state.W, v, h, v1, h1))
+            best = min(best, time.perf_counter() - start)
+        return best * 1e3
+
     def params(self) -> Params:
         return Params(*(np.asarray(a) for a in (self.state.W, self.state.b_v, self.state.b_h))).astype(np.float64)

@@ -121,5 +121,26 @@ class TFRBM(RBM):
             v = tf.cast(self.generator.uniform((n, self.config.n_visible), dtype=self.dtype) < pv, self.dtype)
         return v
 
+    def five_products_ms(self, batch: int, repeats: int = 50) -> float:
+        import time
+
+        v = tf.cast(self.generator.uniform((batch, self.config.n_visible), dtype=self.dtype) < 0.05, self.dtype)
+        h = tf.cast(self.generator.uniform((batch, self.config.n_hidden), dtype=self.dtype) < 0.5, self.dtype)
+        v1, h1 = 1 - v, 1 - h
+
+        @tf.function
+        def products():
+            W = self.W
+            return (v @ W, tf.matmul(h, W, transpose_b=True), v1 @ W, tf.matmul(v, h, transpose_a=True),
+                    tf.matmul(v1, h1, transpose_a=True))  # fmt: skip
+
+        products()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            _ = [t.numpy() for t in products()]
+            best = min(best, time.perf_counter() - start)
+        return best * 1e3
+
     def params(self) -> Params:
         return Params(*(t.numpy() for t in (self.W, self.b_v, self.b_h))).astype(np.float64)

@@ -1,0 +1,1 @@
+"""Rendering run folders into reports, comparing runs, and the committed baselines and example report."""
