@@ -50,8 +50,14 @@ def _atomic_write(path: Path, write) -> None:
 def _source_key(source: Source, cut: bool) -> str:
     music21 = version("music21") if source.name == "bach" else None
     inputs = [(item.name, item.sha256) for item in source.inputs]
-    return _key(source.name.split(":")[0], source.name if source.name.startswith("synthetic") else None,
-                inputs, cut, ENCODER_VERSION, music21)  # fmt: skip
+    return _key(
+        source.name.split(":")[0],
+        source.name if source.name.startswith("synthetic") else None,
+        inputs,
+        cut,
+        ENCODER_VERSION,
+        music21,
+    )
 
 
 def _load_pieces(path: Path) -> tuple[list[Piece], list[dict]] | None:
@@ -67,8 +73,12 @@ def _load_pieces(path: Path) -> tuple[list[Piece], list[dict]] | None:
 
 
 def _save_pieces(path: Path, pieces: list[Piece], skipped: list[dict]) -> None:
-    meta = {"ids": [p.id for p in pieces], "splits": [p.split for p in pieces],
-            "lengths": [len(p.states) for p in pieces], "skipped": skipped}  # fmt: skip
+    meta = {
+        "ids": [p.id for p in pieces],
+        "splits": [p.split for p in pieces],
+        "lengths": [len(p.states) for p in pieces],
+        "skipped": skipped,
+    }
     states = np.concatenate([p.states for p in pieces]) if pieces else np.zeros((0, 256), np.uint8)
     _atomic_write(path, lambda tmp: _savez(tmp, states=states, meta=np.array(json.dumps(meta))))
 
@@ -94,15 +104,26 @@ def _verify(folder: Path) -> Dataset | None:
         if hashlib.sha256(blob).hexdigest() != manifest["artifact_sha256"]:
             return None
         with np.load(folder / "dataset.npz", allow_pickle=False) as data:
-            dataset = Dataset(data["windows"], data["split"], data["piece"], list(manifest["piece_ids"]),
-                              WindowSpec(**manifest["spec"]), manifest)  # fmt: skip
+            dataset = Dataset(
+                data["windows"],
+                data["split"],
+                data["piece"],
+                list(manifest["piece_ids"]),
+                WindowSpec(**manifest["spec"]),
+                manifest,
+            )
         return dataset if dataset.hash == manifest["windows_sha256"] else None
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
 
 
-def build(source_spec: str, spec: WindowSpec | None = None, cache_dir: Path | None = None,
-          refresh: bool = False, log: bool = True) -> Dataset:  # fmt: skip
+def build(
+    source_spec: str,
+    spec: WindowSpec | None = None,
+    cache_dir: Path | None = None,
+    refresh: bool = False,
+    log: bool = True,
+) -> Dataset:
     """Build (or load from cache) the windowed dataset of a source.
 
     Raises `datasets.sources.SourceError` (one-line message) on bad input. The
@@ -120,8 +141,9 @@ def build(source_spec: str, spec: WindowSpec | None = None, cache_dir: Path | No
     if not refresh and folder.exists():
         dataset = _verify(folder)
         if dataset is not None:
-            dataset.manifest.update(cache="hit", seconds=round(time.perf_counter() - started, 3),
-                                    artifact_path=str(folder / "dataset.npz"))  # fmt: skip
+            dataset.manifest.update(
+                cache="hit", seconds=round(time.perf_counter() - started, 3), artifact_path=str(folder / "dataset.npz")
+            )
             return dataset
         status = "rebuilt: cached artifact failed its hash check"
     pieces, skipped = _encode(source, spec, cache, log)
@@ -131,20 +153,31 @@ def build(source_spec: str, spec: WindowSpec | None = None, cache_dir: Path | No
     half = spec.n_pitches
     matrix = dataset.windows.reshape(len(dataset.windows), spec.num_timesteps, spec.row_width)
     manifest = {
-        "artifact_version": ARTIFACT_VERSION, "encoder_version": ENCODER_VERSION, "source": source.name,
-        "inputs": [{"name": i.name, "sha256": i.sha256} for i in source.inputs], "spec": asdict(spec),
-        "pieces": len(pieces), "pieces_with_windows": int(sum(pieces_per_split.values())),
-        "pieces_per_split": pieces_per_split, "windows_per_split": counts, "skipped": skipped,
+        "artifact_version": ARTIFACT_VERSION,
+        "encoder_version": ENCODER_VERSION,
+        "source": source.name,
+        "inputs": [{"name": i.name, "sha256": i.sha256} for i in source.inputs],
+        "spec": asdict(spec),
+        "pieces": len(pieces),
+        "pieces_with_windows": int(sum(pieces_per_split.values())),
+        "pieces_per_split": pieces_per_split,
+        "windows_per_split": counts,
+        "skipped": skipped,
         "density_play": float(matrix[..., :half].mean()) if matrix.size else 0.0,
         "density_articulate": float(matrix[..., half:].mean()) if matrix.size and spec.articulation else None,
-        "piece_ids": dataset.piece_ids, "n_visible": spec.n_visible,
-    }  # fmt: skip
+        "piece_ids": dataset.piece_ids,
+        "n_visible": spec.n_visible,
+    }
     folder.mkdir(exist_ok=True)
     arrays = {"windows": dataset.windows, "split": dataset.split, "piece": dataset.piece}
     _atomic_write(folder / "dataset.npz", lambda tmp: _savez(tmp, **arrays))
     manifest["windows_sha256"] = dataset.hash
     manifest["artifact_sha256"] = hashlib.sha256((folder / "dataset.npz").read_bytes()).hexdigest()
     _atomic_write(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
-    dataset.manifest = {**manifest, "cache": status, "seconds": round(time.perf_counter() - started, 3),
-                        "artifact_path": str(folder / "dataset.npz")}  # fmt: skip
+    dataset.manifest = {
+        **manifest,
+        "cache": status,
+        "seconds": round(time.perf_counter() - started, 3),
+        "artifact_path": str(folder / "dataset.npz"),
+    }
     return dataset

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import pickle
 from collections.abc import Callable
@@ -80,10 +81,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickle builtin containers, numbers and NumPy scalars only: a pickle is code."""
 
     ALLOWED = {
-        ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"),
-        ("builtins", "frozenset"), ("builtins", "int"), ("builtins", "float"), ("builtins", "str"),
-        ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    }  # fmt: skip
+        ("builtins", "dict"),
+        ("builtins", "list"),
+        ("builtins", "tuple"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "int"),
+        ("builtins", "float"),
+        ("builtins", "str"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -163,7 +172,8 @@ def _encode_files(inputs: list[Input], encode, cut: bool, progress) -> tuple[lis
     """Encode files in a process pool; a file that fails is skipped and reported."""
     pieces, skipped = [], []
     workers = max(1, min(len(inputs), os.cpu_count() or 1))
-    with ProcessPoolExecutor(workers) as pool:
+    # forkserver, not fork: the calling process may already run framework threads (JAX warns about fork)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         futures = [pool.submit(encode, item.path, cut) for item in inputs]
         for item, future in zip(inputs, futures):
             try:

@@ -27,8 +27,9 @@ def _pairwise(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     return np.abs(a[:, None] - b[None, :]).ravel()
 
 
-def mgeval(samples: np.ndarray, reference: np.ndarray, spec: WindowSpec, rng: np.random.Generator,
-           max_windows: int = 300) -> dict[str, float]:  # fmt: skip
+def mgeval(
+    samples: np.ndarray, reference: np.ndarray, spec: WindowSpec, rng: np.random.Generator, max_windows: int = 300
+) -> dict[str, float]:
     """Overlapped area and KL divergence of intra-set vs inter-set distance densities (Yang & Lerch 2018).
 
     For each per-window feature, the distances within the samples and between
@@ -56,13 +57,17 @@ def mgeval(samples: np.ndarray, reference: np.ndarray, spec: WindowSpec, rng: np
     return out
 
 
-def compare_sets(samples: np.ndarray, reference: np.ndarray, spec: WindowSpec,
-                 rng: np.random.Generator) -> dict[str, float]:  # fmt: skip
+def compare_sets(
+    samples: np.ndarray, reference: np.ndarray, spec: WindowSpec, rng: np.random.Generator
+) -> dict[str, float]:
     """JS divergence of pitch and pitch-class histograms, plus the MGEval distances."""
     pitch_s, class_s = histograms(samples, spec)
     pitch_r, class_r = histograms(reference, spec)
-    return {"js_pitch": js_divergence(pitch_s, pitch_r), "js_pitch_class": js_divergence(class_s, class_r),
-            **mgeval(samples, reference, spec, rng)}  # fmt: skip
+    return {
+        "js_pitch": js_divergence(pitch_s, pitch_r),
+        "js_pitch_class": js_divergence(class_s, class_r),
+        **mgeval(samples, reference, spec, rng),
+    }
 
 
 def nearest_hamming(queries: np.ndarray, corpus: np.ndarray, chunk: int = 512) -> np.ndarray:

@@ -10,16 +10,29 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS",
-                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OPENBLAS_CORETYPE")  # fmt: skip
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "XLA_FLAGS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "OPENBLAS_CORETYPE",
+)
 
 
 def thread_environment(threads: int) -> dict[str, str]:
     """Variables that pin every framework's thread pools to ``threads`` (set before the import)."""
     n = str(threads)
-    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n,
-            "TF_NUM_INTEROP_THREADS": "1", "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
-            "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
+    return {
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "TF_NUM_INTRAOP_THREADS": n,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 def cpu_model() -> str:
@@ -35,8 +48,13 @@ def cpu_model() -> str:
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -52,18 +70,32 @@ def package_version(name: str) -> str:
 def blas() -> str:
     from threadpoolctl import threadpool_info
 
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')})"
-                     for i in threadpool_info() if i.get("user_api") == "blas") or "unknown"  # fmt: skip
+    return (
+        "; ".join(
+            f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')})"
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        )
+        or "unknown"
+    )
 
 
 def describe_environment(command: list[str] | None = None) -> dict[str, str]:
     """Everything needed to say where a number came from."""
     return {
-        "python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
-        "cores": str(os.cpu_count()), "numpy": package_version("numpy"), "torch": package_version("torch"),
-        "tensorflow": package_version("tensorflow-cpu") if package_version("tensorflow") == "not installed"
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": str(os.cpu_count()),
+        "numpy": package_version("numpy"),
+        "torch": package_version("torch"),
+        "tensorflow": package_version("tensorflow-cpu")
+        if package_version("tensorflow") == "not installed"
         else package_version("tensorflow"),
-        "jax": package_version("jax"), "scikit-learn": package_version("scikit-learn"), "blas": blas(),
-        "git_commit": git_commit(), "command": " ".join(command or sys.argv),
+        "jax": package_version("jax"),
+        "scikit-learn": package_version("scikit-learn"),
+        "blas": blas(),
+        "git_commit": git_commit(),
+        "command": " ".join(command or sys.argv),
         **{name.lower(): os.environ.get(name, "") for name in THREAD_VARIABLES},
-    }  # fmt: skip
+    }

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import impls
 from datasets import Dataset, WindowSpec, batch_order, build, order_hash
+from datasets.sources import parse_source
 from eval.environment import ROOT, describe_environment, thread_environment
 from eval.rows import COLUMNS, make_row
 from eval.worker import write_atomic
@@ -45,7 +46,8 @@ def load_profile(name: str) -> dict:
     try:
         profile = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
-        raise HarnessError(f"{path}: not valid TOML ({error}); fix the file or copy eval/profiles/default.toml")
+        message = f"{path}: not valid TOML ({error}); fix the file or copy eval/profiles/default.toml"
+        raise HarnessError(message) from None
     for section in ("data", "model", "run", "eval"):
         if section not in profile:
             raise HarnessError(f"{path}: missing the [{section}] section; start from eval/profiles/default.toml")
@@ -66,8 +68,12 @@ def model_config(profile: dict, spec: WindowSpec) -> RBMConfig:
 
 def _save_order(path: Path, order: list[list[np.ndarray]]) -> None:
     batches = [b for epoch in order for b in epoch]
-    np.savez(path, flat=np.concatenate(batches).astype(np.int64), lengths=[len(b) for b in batches],
-             batches_per_epoch=[len(epoch) for epoch in order])  # fmt: skip
+    np.savez(
+        path,
+        flat=np.concatenate(batches).astype(np.int64),
+        lengths=[len(b) for b in batches],
+        batches_per_epoch=[len(epoch) for epoch in order],
+    )
 
 
 def prepare(profile: dict, run_dir: Path, log: bool = True) -> tuple[Dataset, list[dict]]:
@@ -91,15 +97,29 @@ def prepare(profile: dict, run_dir: Path, log: bool = True) -> tuple[Dataset, li
         _save_order(inputs / f"order-s{seed}.npz", order)
         hashes = {"dataset_hash": dataset.hash, "init_hash": params.hash, "order_hash": order_hash(order)}
         for impl in profile["run"]["impls"]:
-            context = {"run_id": run_dir.name, "impl": impl, "seed": seed, "profile": profile["name"],
-                       "dataset": dataset.manifest["source"], **hashes}  # fmt: skip
-            tasks.append({
-                "impl": impl, "context": context, "model": asdict(config), "eval": profile["eval"],
-                "dataset_path": str(dataset_path), "init_path": str(inputs / f"init-s{seed}.npz"),
-                "order_path": str(inputs / f"order-s{seed}.npz"), **hashes,
-                "impl_seed": int(impl_seed.generate_state(1)[0]), "eval_seed": int(eval_seed.generate_state(1)[0]),
-                "out_path": str(run_dir / "runs" / f"{impl}-s{seed}.json"),
-            })  # fmt: skip
+            context = {
+                "run_id": run_dir.name,
+                "impl": impl,
+                "seed": seed,
+                "profile": profile["name"],
+                "dataset": dataset.manifest["source"],
+                **hashes,
+            }
+            tasks.append(
+                {
+                    "impl": impl,
+                    "context": context,
+                    "model": asdict(config),
+                    "eval": profile["eval"],
+                    "dataset_path": str(dataset_path),
+                    "init_path": str(inputs / f"init-s{seed}.npz"),
+                    "order_path": str(inputs / f"order-s{seed}.npz"),
+                    **hashes,
+                    "impl_seed": int(impl_seed.generate_state(1)[0]),
+                    "eval_seed": int(eval_seed.generate_state(1)[0]),
+                    "out_path": str(run_dir / "runs" / f"{impl}-s{seed}.json"),
+                }
+            )
     return dataset, tasks
 
 
@@ -112,8 +132,14 @@ def run_task(task: dict, threads: int, timeout_s: float) -> list[dict]:
     env = {**os.environ, **thread_environment(threads), "PYTHONPATH": str(ROOT)}
     reason = ""
     try:
-        result = subprocess.run([sys.executable, "-m", "eval.worker", str(task_path)], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=timeout_s)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "eval.worker", str(task_path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
         if result.returncode != 0 or not out.exists():
             last = [line for line in result.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
             reason = f"exit code {result.returncode}: {last[0][:300]}"
@@ -130,8 +156,21 @@ def reference_rows(profile: dict, run_dir: Path, config: RBMConfig, threads: int
     out = run_dir / "runs" / "sklearn.json"
     if not out.exists():
         env = {**os.environ, **thread_environment(threads), "PYTHONPATH": str(ROOT)}
-        subprocess.run([sys.executable, "-m", "eval.throughput", str(out), str(config.n_visible),
-                        str(config.n_hidden), str(config.batch_size)], cwd=ROOT, env=env, timeout=600, check=False)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "eval.throughput",
+                str(out),
+                str(config.n_visible),
+                str(config.n_hidden),
+                str(config.batch_size),
+            ],
+            cwd=ROOT,
+            env=env,
+            timeout=600,
+            check=False,
+        )
     if not out.exists():
         return [make_row(context, "timing", "sklearn_windows_per_s", None, status="failed", reason="reference crashed")]
     measured = json.loads(out.read_text())
@@ -160,6 +199,8 @@ def run_bench(profile: dict, run_dir: Path | None = None, log: bool = True) -> t
     if resume:
         profile = json.loads((run_dir / "spec.json").read_text())
     else:
+        window_spec(profile)  # bad options fail here, before a run folder exists
+        parse_source(profile["data"]["source"])
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = run_dir or RUNS / f"{stamp}-{profile['name']}"
         while run_dir.exists():  # a run never overwrites another

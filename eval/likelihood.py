@@ -91,15 +91,25 @@ def base_rate_biases(train: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
 
 def paper_schedule() -> np.ndarray:
     """Salakhutdinov & Murray's 14,500 inverse temperatures: 500 in [0, .5), 4,000 in [.5, .9), 10,000 in [.9, 1]."""
-    return np.concatenate([np.linspace(0, 0.5, 500, endpoint=False), np.linspace(0.5, 0.9, 4000, endpoint=False),
-                           np.linspace(0.9, 1.0, 10000)])  # fmt: skip
+    return np.concatenate(
+        [
+            np.linspace(0, 0.5, 500, endpoint=False),
+            np.linspace(0.5, 0.9, 4000, endpoint=False),
+            np.linspace(0.9, 1.0, 10000),
+        ]
+    )
 
 
 def quick_schedule(n: int = 2000) -> np.ndarray:
     """A cheaper schedule with the paper's shape (denser near beta = 1), for quick runs."""
     first, second = n // 29, 8 * n // 29
-    return np.concatenate([np.linspace(0, 0.5, first, endpoint=False), np.linspace(0.5, 0.9, second, endpoint=False),
-                           np.linspace(0.9, 1.0, n - first - second)])  # fmt: skip
+    return np.concatenate(
+        [
+            np.linspace(0, 0.5, first, endpoint=False),
+            np.linspace(0.5, 0.9, second, endpoint=False),
+            np.linspace(0.9, 1.0, n - first - second),
+        ]
+    )
 
 
 @dataclass
@@ -113,8 +123,13 @@ class AISResult:
     log_weights: np.ndarray
 
 
-def ais_log_partition(params: Params, base_biases: np.ndarray, betas: np.ndarray | None = None, runs: int = 100,
-                      seed: int | np.random.SeedSequence = 0) -> AISResult:  # fmt: skip
+def ais_log_partition(
+    params: Params,
+    base_biases: np.ndarray,
+    betas: np.ndarray | None = None,
+    runs: int = 100,
+    seed: int | np.random.SeedSequence = 0,
+) -> AISResult:
     """Annealed importance sampling estimate of ``log Z`` (Salakhutdinov & Murray, 2008).
 
     Intermediate distributions ``p_k(v) ∝ exp((1-b_k) a.v + b_k b_v.v) prod_j (1 + exp(b_k (vW + b_h)_j))``

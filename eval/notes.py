@@ -19,10 +19,20 @@ MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
 MINOR = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], bool)  # natural minor, as MusPy
 SCALES = np.array([np.roll(m, r) for m in (MAJOR, MINOR) for r in range(12)])  # (24, 12)
 SCALAR_METRICS = (
-    "note_density", "polyphony", "polyphony_rate", "empty_row_rate", "pitch_range", "n_pitches_used",
-    "n_pitch_classes_used", "pitch_entropy", "pitch_class_entropy", "scale_consistency", "onset_rate",
-    "mean_note_length", "invalid_onset_rate",
-)  # fmt: skip
+    "note_density",
+    "polyphony",
+    "polyphony_rate",
+    "empty_row_rate",
+    "pitch_range",
+    "n_pitches_used",
+    "n_pitch_classes_used",
+    "pitch_entropy",
+    "pitch_class_entropy",
+    "scale_consistency",
+    "onset_rate",
+    "mean_note_length",
+    "invalid_onset_rate",
+)
 
 
 def split_halves(windows: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,7 +94,7 @@ def window_statistics(windows: np.ndarray, spec: WindowSpec) -> dict[str, np.nda
             "mean_note_length": np.where(has_notes, play.sum((1, 2)) / starts.sum((1, 2)), np.nan),
             "invalid_onset_rate": np.where(
                 articulate.any((1, 2)), (articulate & ~play).sum((1, 2)) / articulate.sum((1, 2)), 0.0
-            ),  # fmt: skip
+            ),
         }
     return stats
 

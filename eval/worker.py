@@ -19,8 +19,15 @@ import numpy as np
 
 from datasets.windows import Dataset, WindowSpec, order_hash
 from eval.compare import compare_sets, memorisation
-from eval.likelihood import (ais_log_partition, base_rate_biases, free_energy_gap, paper_schedule,
-                             pseudo_log_likelihood, quick_schedule, reconstruction_cross_entropy)  # fmt: skip
+from eval.likelihood import (
+    ais_log_partition,
+    base_rate_biases,
+    free_energy_gap,
+    paper_schedule,
+    pseudo_log_likelihood,
+    quick_schedule,
+    reconstruction_cross_entropy,
+)
 from eval.notes import note_statistics
 from eval.rows import make_row
 from impls import Params, RBMConfig, Unavailable, load
@@ -36,16 +43,25 @@ def load_inputs(task: dict) -> tuple[Dataset, Params, list[list[np.ndarray]]]:
     """The shared dataset, initial parameters and batch order; their hashes must match the harness's."""
     with np.load(task["dataset_path"]) as data:
         manifest = json.loads(Path(task["dataset_path"]).with_name("manifest.json").read_text())
-        dataset = Dataset(data["windows"], data["split"], data["piece"], manifest["piece_ids"],
-                          WindowSpec(**manifest["spec"]), manifest)  # fmt: skip
+        dataset = Dataset(
+            data["windows"],
+            data["split"],
+            data["piece"],
+            manifest["piece_ids"],
+            WindowSpec(**manifest["spec"]),
+            manifest,
+        )
     with np.load(task["init_path"]) as data:
         params = Params(data["W"], data["b_v"], data["b_h"])
     with np.load(task["order_path"]) as data:
         flat, lengths, per_epoch = data["flat"], data["lengths"], data["batches_per_epoch"]
     batches = np.split(flat, np.cumsum(lengths)[:-1])
     order = [batches[a:b] for a, b in zip(np.r_[0, np.cumsum(per_epoch)[:-1]], np.cumsum(per_epoch))]
-    for name, got, want in (("dataset", dataset.hash, task["dataset_hash"]), ("init", params.hash, task["init_hash"]),
-                            ("order", order_hash(order), task["order_hash"])):  # fmt: skip
+    for name, got, want in (
+        ("dataset", dataset.hash, task["dataset_hash"]),
+        ("init", params.hash, task["init_hash"]),
+        ("order", order_hash(order), task["order_hash"]),
+    ):
         if got != want:
             raise RuntimeError(f"{name} hash {got[:12]} differs from the harness's {want[:12]}")
     return dataset, params, order
@@ -71,7 +87,7 @@ def run(task: dict) -> tuple[list[dict], dict]:
     rows: list[dict] = []
     add = lambda phase, metric, value, epoch=None, **kw: rows.append(
         make_row(context, phase, metric, value, epoch, **kw)
-    )  # noqa: E731
+    )
     try:
         cls = load(task["impl"])
     except Unavailable as error:
@@ -132,13 +148,16 @@ def run(task: dict) -> tuple[list[dict], dict]:
         samples = samples[samples.any(1)]
     add("sample", "n_samples_kept", len(samples))
     if len(samples):
-        for metric, value in {**note_statistics(samples, spec), **compare_sets(samples, test, spec, rng),
-                              **memorisation(samples, train, test)}.items():  # fmt: skip
+        for metric, value in {
+            **note_statistics(samples, spec),
+            **compare_sets(samples, test, spec, rng),
+            **memorisation(samples, train, test),
+        }.items():
             add("sample", metric, value)
     else:
         add("sample", "js_pitch_class", None, status="diverged", reason="every sample was empty")
     add("timing", "peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return rows, {"epoch_seconds": epoch_seconds, "samples": samples}
+    return rows, {"epoch_seconds": epoch_seconds, "samples": samples, "params": params}
 
 
 def main(argv: list[str]) -> int:
@@ -149,11 +168,14 @@ def main(argv: list[str]) -> int:
         samples_path = out.parent.parent / "samples" / f"{out.stem}.npy"
         samples_path.parent.mkdir(parents=True, exist_ok=True)
         np.save(samples_path, extra["samples"])
+        final = extra["params"]  # trained weights, so a run can be re-scored without retraining
+        np.savez_compressed(out.with_name(f"{out.stem}-params.npz"), W=final.W, b_v=final.b_v, b_h=final.b_h)
     version = "not installed"
     if not any(r["status"] == "skipped" for r in rows):
         version = load(task["impl"]).framework_version()
-    write_atomic(out, json.dumps({"rows": rows, "framework_version": version,
-                                  "epoch_seconds": extra.get("epoch_seconds", [])}))  # fmt: skip
+    write_atomic(
+        out, json.dumps({"rows": rows, "framework_version": version, "epoch_seconds": extra.get("epoch_seconds", [])})
+    )
     return 0
 
 

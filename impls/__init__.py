@@ -60,5 +60,15 @@ def load(name: str) -> type[RBM]:
         raise Unavailable(f"skipped: not installed ({framework}: {error})") from error
 
 
-__all__ = ["RBM", "Available", "CDNoise", "Params", "RBMConfig", "Skipped", "Unavailable", "available",
-           "init_params", "load"]  # fmt: skip
+__all__ = [
+    "RBM",
+    "Available",
+    "CDNoise",
+    "Params",
+    "RBMConfig",
+    "Skipped",
+    "Unavailable",
+    "available",
+    "init_params",
+    "load",
+]

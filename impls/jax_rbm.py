@@ -48,8 +48,11 @@ def cd_update(config: RBMConfig, state: State, v0: jax.Array, noise: CDNoise) ->
 def draw_noise(config: RBMConfig, key: jax.Array, batch: int, chains: int, dtype) -> CDNoise:
     k, V, H = config.cd_steps, config.n_visible, config.n_hidden
     k_data, k_v, k_h = jax.random.split(key, 3)
-    return CDNoise(jax.random.uniform(k_data, (batch, H), dtype), jax.random.uniform(k_v, (k, chains, V), dtype),
-                   jax.random.uniform(k_h, (k, chains, H), dtype))  # fmt: skip
+    return CDNoise(
+        jax.random.uniform(k_data, (batch, H), dtype),
+        jax.random.uniform(k_v, (k, chains, V), dtype),
+        jax.random.uniform(k_h, (k, chains, H), dtype),
+    )
 
 
 @partial(jax.jit, static_argnums=0, donate_argnums=1)
@@ -94,8 +97,7 @@ class JaxRBM(RBM):
         platform = "gpu" if config.device in ("cuda", "gpu") else "cpu"
         self.device = jax.devices(platform)[0]
         W, b_v, b_h = (self._array(a) for a in (params.W, params.b_v, params.b_h))
-        self.state = State(W, b_v, b_h, self._array(np.zeros((config.batch_size, config.n_hidden))),
-                           jnp.asarray(False))  # fmt: skip
+        self.state = State(W, b_v, b_h, self._array(np.zeros((config.batch_size, config.n_hidden))), jnp.asarray(False))
         self.key = jax.random.key(int(seed))
         self.data: jax.Array | None = None
 

@@ -39,8 +39,9 @@ class NumpyRBM(RBM):
     def draw_noise(self, batch: int, chains: int) -> CDNoise:
         k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
         uniform = self.rng.random
-        return CDNoise(uniform((batch, H), self.dtype), uniform((k, chains, V), self.dtype),
-                       uniform((k, chains, H), self.dtype))  # fmt: skip
+        return CDNoise(
+            uniform((batch, H), self.dtype), uniform((k, chains, V), self.dtype), uniform((k, chains, H), self.dtype)
+        )
 
     def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
         config, dt = self.config, self.dtype

@@ -23,12 +23,14 @@ class TFRBM(RBM):
         self.dtype = tf.as_dtype(config.dtype)
         self.device = "/GPU:0" if config.device in ("cuda", "gpu") else "/CPU:0"
         with tf.device(self.device):
-            self.W, self.b_v, self.b_h = (tf.Variable(np.asarray(a), dtype=self.dtype)
-                                          for a in (params.W, params.b_v, params.b_h))  # fmt: skip
+            self.W, self.b_v, self.b_h = (
+                tf.Variable(np.asarray(a), dtype=self.dtype) for a in (params.W, params.b_v, params.b_h)
+            )
             self.generator = tf.random.Generator.from_seed(int(seed))
             # PCD: hidden state of the persistent chain, seeded from the data by the first update
-            self.chain = tf.Variable(tf.zeros((config.batch_size, config.n_hidden), self.dtype),
-                                     shape=(None, config.n_hidden))  # fmt: skip
+            self.chain = tf.Variable(
+                tf.zeros((config.batch_size, config.n_hidden), self.dtype), shape=(None, config.n_hidden)
+            )
             self.has_chain = tf.Variable(False)
         self.data: tf.Tensor | None = None
         self._epoch = tf.function(self._epoch_fn, jit_compile=self.jit_compile, reduce_retracing=True)
@@ -65,8 +67,11 @@ class TFRBM(RBM):
             n = tf.shape(v)[0]
             chains = tf.shape(self.chain)[0] if self.config.persistent else n
             uniform = self.generator.uniform
-            noise = CDNoise(uniform((n, H), dtype=self.dtype), uniform((k, chains, V), dtype=self.dtype),
-                            uniform((k, chains, H), dtype=self.dtype))  # fmt: skip
+            noise = CDNoise(
+                uniform((n, H), dtype=self.dtype),
+                uniform((k, chains, V), dtype=self.dtype),
+                uniform((k, chains, H), dtype=self.dtype),
+            )
             self._cd_update(v, noise)
 
     def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
@@ -90,8 +95,10 @@ class TFRBM(RBM):
         negative = h if config.statistics == "samples" else phk
         rate = tf.constant(config.learning_rate, dt)
         n_data, n_chain = tf.cast(tf.shape(v0)[0], dt), tf.cast(tf.shape(vk)[0], dt)
-        self.W.assign_add(rate * (tf.matmul(v0, positive, transpose_a=True) / n_data
-                                  - tf.matmul(vk, negative, transpose_a=True) / n_chain))  # fmt: skip
+        self.W.assign_add(
+            rate
+            * (tf.matmul(v0, positive, transpose_a=True) / n_data - tf.matmul(vk, negative, transpose_a=True) / n_chain)
+        )
         self.b_v.assign_add(rate * (tf.reduce_mean(v0, 0) - tf.reduce_mean(vk, 0)))
         self.b_h.assign_add(rate * (tf.reduce_mean(positive, 0) - tf.reduce_mean(negative, 0)))
 
@@ -131,8 +138,13 @@ class TFRBM(RBM):
         @tf.function
         def products():
             W = self.W
-            return (v @ W, tf.matmul(h, W, transpose_b=True), v1 @ W, tf.matmul(v, h, transpose_a=True),
-                    tf.matmul(v1, h1, transpose_a=True))  # fmt: skip
+            return (
+                v @ W,
+                tf.matmul(h, W, transpose_b=True),
+                v1 @ W,
+                tf.matmul(v, h, transpose_a=True),
+                tf.matmul(v1, h1, transpose_a=True),
+            )
 
         products()
         best = float("inf")

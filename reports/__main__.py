@@ -29,9 +29,13 @@ def bench(args: argparse.Namespace) -> int:
         profile = None
     else:
         profile = load_profile(args.profile)
-        for key, section, value in (("impls", "run", args.impls), ("seeds", "run", args.seeds),
-                                    ("epochs", "run", args.epochs), ("threads", "run", args.threads),
-                                    ("source", "data", args.dataset)):  # fmt: skip
+        for key, section, value in (
+            ("impls", "run", args.impls),
+            ("seeds", "run", args.seeds),
+            ("epochs", "run", args.epochs),
+            ("threads", "run", args.threads),
+            ("source", "data", args.dataset),
+        ):
             if value is not None:
                 profile[section][key] = value
         if profile["run"]["epochs"] < 1:

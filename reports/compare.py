@@ -22,14 +22,18 @@ def compare(run_a: Path, run_b: Path) -> pd.DataFrame:
     table["better"] = a.better.combine_first(b.better)
     table["change"] = table.B - table.A
     sign = table.better.map({"higher": 1, "lower": -1}).fillna(0)
-    table["verdict"] = [("better" if s * c > 0 else "worse" if s * c < 0 else "same") if s and pd.notna(c) else ""
-                        for s, c in zip(sign, table.change)]  # fmt: skip
+    table["verdict"] = [
+        ("better" if s * c > 0 else "worse" if s * c < 0 else "same") if s and pd.notna(c) else ""
+        for s, c in zip(sign, table.change)
+    ]
     return table
 
 
 def write_html(table: pd.DataFrame, run_a: Path, run_b: Path, out: Path) -> Path:
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>compare</title></head><body>"
-            f"<h1>{html.escape(run_a.name)} (A) vs {html.escape(run_b.name)} (B)</h1>"
-            f"{table.to_html(float_format=lambda x: f'{x:.4g}', na_rep='—')}</body></html>")  # fmt: skip
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>compare</title></head><body>"
+        f"<h1>{html.escape(run_a.name)} (A) vs {html.escape(run_b.name)} (B)</h1>"
+        f"{table.to_html(float_format=lambda x: f'{x:.4g}', na_rep='—')}</body></html>"
+    )
     out.write_text(page)
     return out

@@ -11,14 +11,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.io import wavfile  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy.io import wavfile
 
-from datasets.encoding import decode_states  # noqa: E402
-from datasets.windows import SPLITS, WindowSpec  # noqa: E402
-from eval.notes import SCALAR_METRICS, histograms, note_statistics  # noqa: E402
+from datasets.encoding import decode_states
+from datasets.windows import SPLITS, WindowSpec
+from eval.notes import SCALAR_METRICS, histograms, note_statistics
 
 HEADLINE = ("train_windows_per_s", "ratio_to_roofline", "pl_per_unit", "ais_ll_per_row", "js_pitch_class")
 
@@ -90,8 +90,13 @@ def _piano_rolls(samples: dict[str, np.ndarray], spec: WindowSpec, per_impl: int
     figure, axes = plt.subplots(len(samples), 1, figsize=(10, 1.8 * len(samples)), squeeze=False)
     for axis, (name, windows) in zip(axes[:, 0], samples.items()):
         rolls = [spec.to_matrix(w)[:, : spec.n_pitches].T for w in windows[:per_impl]]
-        axis.imshow(np.hstack(rolls) if rolls else np.zeros((spec.n_pitches, 1)), aspect="auto", origin="lower",
-                    cmap="Greys", interpolation="nearest")  # fmt: skip
+        axis.imshow(
+            np.hstack(rolls) if rolls else np.zeros((spec.n_pitches, 1)),
+            aspect="auto",
+            origin="lower",
+            cmap="Greys",
+            interpolation="nearest",
+        )
         axis.set(ylabel=name, yticks=[])
     axes[-1, 0].set_xlabel(f"rows (sixteenth notes), {per_impl} samples each")
     return figure
@@ -124,29 +129,53 @@ def render(run_dir: Path) -> Path:
     expected = [f"{i}-s{s}" for s in spec_json["run"]["seeds"] for i in spec_json["run"]["impls"]]
     missing = [name for name in expected if not (run_dir / "runs" / f"{name}.json").exists()]
     headline = headline_table(frame)
-    stats = pd.DataFrame({"data (test)": note_statistics(test, spec)} | {n: note_statistics(w, spec)
-                         for n, w in samples.items() if len(w)}).T.reindex(columns=list(SCALAR_METRICS))  # fmt: skip
+    stats = pd.DataFrame(
+        {"data (test)": note_statistics(test, spec)}
+        | {n: note_statistics(w, spec) for n, w in samples.items() if len(w)}
+    ).T.reindex(columns=list(SCALAR_METRICS))
     hashes = frame[frame.status.isin(["ok", "diverged"]) & ~frame.impl.isin(["sklearn", "roofline"])]
     same = {c: hashes.groupby("seed")[c].nunique().max() == 1 for c in ("dataset_hash", "init_hash", "order_hash")}
-    audio = {n: _write_audio(w[: spec_json["eval"].get("audio_samples", 3)], spec, run_dir / "samples", n)
-             for n, w in samples.items() if len(w)}  # fmt: skip
+    audio = {
+        n: _write_audio(w[: spec_json["eval"].get("audio_samples", 3)], spec, run_dir / "samples", n)
+        for n, w in samples.items()
+        if len(w)
+    }
     figures = {"Learning curves": _figure_png(_learning_curves(frame)), "Throughput": _figure_png(_throughput(frame))}
     if samples:
         figures["Pitch classes"] = _figure_png(_pitch_classes(samples, test, spec))
         figures["Piano rolls"] = _figure_png(_piano_rolls(samples, spec))
     sameness = ", ".join(f"{k.replace('_hash', '')} {'identical' if v else 'DIFFERENT'}" for k, v in same.items())
-    intro = [f"# RBM Music Bench — run `{run_dir.name}`", "",
-             f"Profile **{spec_json['name']}**, dataset `{manifest['source']}` ({manifest['windows_per_split']}), "
-             f"seeds {spec_json['run']['seeds']}, {spec_json['run']['epochs']} epochs, "
-             f"{spec_json['run']['threads']} thread(s) per run.", "",
-             f"Inputs across implementations (per seed): {sameness}. Dataset sha256 `{manifest['windows_sha256']}`.",
-             ""]  # fmt: skip
+    intro = [
+        f"# RBM Music Bench — run `{run_dir.name}`",
+        "",
+        f"Profile **{spec_json['name']}**, dataset `{manifest['source']}` ({manifest['windows_per_split']}), "
+        f"seeds {spec_json['run']['seeds']}, {spec_json['run']['epochs']} epochs, "
+        f"{spec_json['run']['threads']} thread(s) per run.",
+        "",
+        f"Inputs across implementations (per seed): {sameness}. Dataset sha256 `{manifest['windows_sha256']}`.",
+        "",
+    ]
     if missing:
-        intro += [f"**Incomplete run** — missing: {', '.join(missing)}. Complete it with "
-                  f"`tox -e bench -- --resume {run_dir}`.", ""]  # fmt: skip
-    markdown = [*intro, "## Headline", "", headline.to_markdown(floatfmt=".4g"), "", "## Note statistics", "",
-                stats.to_markdown(floatfmt=".3g"), "", "## Environment", "",
-                pd.Series(environment).to_frame("value").to_markdown(), ""]  # fmt: skip
+        intro += [
+            f"**Incomplete run** — missing: {', '.join(missing)}. Complete it with "
+            f"`tox -e bench -- --resume {run_dir}`.",
+            "",
+        ]
+    markdown = [
+        *intro,
+        "## Headline",
+        "",
+        headline.to_markdown(floatfmt=".4g"),
+        "",
+        "## Note statistics",
+        "",
+        stats.to_markdown(floatfmt=".3g"),
+        "",
+        "## Environment",
+        "",
+        pd.Series(environment).to_frame("value").to_markdown(),
+        "",
+    ]
     (run_dir / "report.md").write_text("\n".join(markdown))
     body = [f"<p>{html.escape(line)}</p>" for line in intro[2:] if line]
     body += ["<h2>Headline</h2>", headline.to_html(float_format=lambda x: f"{x:.4g}", na_rep="—")]
@@ -154,16 +183,24 @@ def render(run_dir: Path) -> Path:
         body += [f"<h2>{title}</h2>", f'<img alt="{title}" src="data:image/png;base64,{png}">']
     body += ["<h2>Note statistics (samples beside the data)</h2>", stats.to_html(float_format=lambda x: f"{x:.3g}")]
     body += ["<h2>Listen</h2>"]
-    for name, stems in audio.items():
+    for stems in audio.values():
         for stem in stems:
-            body.append(f'<p>{html.escape(stem)} <audio controls src="samples/{stem}.wav"></audio> '
-                        f'<a href="samples/{stem}.mid">MIDI</a></p>')  # fmt: skip
+            body.append(
+                f'<p>{html.escape(stem)} <audio controls src="samples/{stem}.wav"></audio> '
+                f'<a href="samples/{stem}.mid">MIDI</a></p>'
+            )
     shown = {k: v for k, v in manifest.items() if k not in ("piece_ids", "inputs")}
-    body += ["<h2>Environment</h2>", pd.Series(environment).to_frame("value").to_html(),
-             "<h2>Dataset manifest</h2>", f"<pre>{html.escape(json.dumps(shown, indent=1))}</pre>"]  # fmt: skip
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>RBM Music Bench report</title><style>"
-            "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:13px}"
-            "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
-            f"<h1>RBM Music Bench — {html.escape(run_dir.name)}</h1>{''.join(body)}</body></html>")  # fmt: skip
+    body += [
+        "<h2>Environment</h2>",
+        pd.Series(environment).to_frame("value").to_html(),
+        "<h2>Dataset manifest</h2>",
+        f"<pre>{html.escape(json.dumps(shown, indent=1))}</pre>",
+    ]
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>RBM Music Bench report</title><style>"
+        "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
+        f"<h1>RBM Music Bench — {html.escape(run_dir.name)}</h1>{''.join(body)}</body></html>"
+    )
     (run_dir / "report.html").write_text(page)
     return run_dir / "report.html"

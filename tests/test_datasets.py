@@ -49,8 +49,11 @@ def test_same_parameters_same_hash_and_cache_hit(cache_dir):
 
 def test_corrupted_cache_is_detected_and_rebuilt(cache_dir):
     dataset = build("synthetic:7", cache_dir=cache_dir, log=False)
-    (artifact,) = [p for p in cache_dir.glob("windows-*/dataset.npz") if p.parent.joinpath("manifest.json").read_text()
-                   .find('"synthetic:7"') >= 0]  # fmt: skip
+    (artifact,) = [
+        p
+        for p in cache_dir.glob("windows-*/dataset.npz")
+        if p.parent.joinpath("manifest.json").read_text().find('"synthetic:7"') >= 0
+    ]
     blob = bytearray(artifact.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     artifact.write_bytes(bytes(blob))
@@ -128,8 +131,9 @@ def test_bach_builds_offline_from_music21s_corpus():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "datasets", "build", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "datasets", "build", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(

@@ -40,8 +40,16 @@ def test_conformance_with_the_original_on_its_126_songs(shared_data):
 def test_grid_is_in_ticks_rounded_half_up():
     # resolution 96: a row is 24 ticks, shifted by 12. Tick 11 -> row 0, tick 12 -> row 1, 35 -> 1, 36 -> 2.
     on = [mido.Message("note_on", note=60, velocity=90, time=t) for t in (11,)]
-    midi = midi_from([[*on, mido.Message("note_off", note=60, time=1), mido.Message("note_on", note=62, velocity=9,
-                     time=24), mido.Message("note_off", note=62, time=24)]])  # fmt: skip
+    midi = midi_from(
+        [
+            [
+                *on,
+                mido.Message("note_off", note=60, time=1),
+                mido.Message("note_on", note=62, velocity=9, time=24),
+                mido.Message("note_off", note=62, time=24),
+            ]
+        ]
+    )
     states = encode_midi(midi)
     # 60 on at 11 (row 0), off at 12 (row 1); 62 on at 36 (row 2), off at 60 (row 3 = (60+12)//24)
     assert states[0, 60] == states[0, N_PITCHES + 60] == 1
@@ -52,8 +60,11 @@ def test_grid_is_in_ticks_rounded_half_up():
 
 def test_tracks_merge_and_last_event_in_a_row_wins():
     track_a = [mido.Message("note_on", note=60, velocity=90, time=0)]
-    track_b = [mido.Message("note_off", note=60, time=48), mido.Message("note_on", note=64, velocity=90, time=0),
-               mido.Message("note_off", note=64, time=5)]  # fmt: skip
+    track_b = [
+        mido.Message("note_off", note=60, time=48),
+        mido.Message("note_on", note=64, velocity=90, time=0),
+        mido.Message("note_off", note=64, time=5),
+    ]
     states = encode_midi(midi_from([track_a, track_b]))
     assert states[0, 60] == 1 and states[1, 60] == 1  # held across rows, articulate only at onset
     assert states[1, N_PITCHES + 60] == 0

@@ -100,8 +100,10 @@ def trained_small_models():
 
 @pytest.mark.slow
 def test_ais_within_a_tenth_of_a_nat_of_exact():
-    cases = [(random_params(v, h, seed), (np.random.default_rng(seed).random((200, v)) < 0.3))
-             for seed, (v, h) in enumerate([(20, 6), (200, 10), (400, 12)])]  # fmt: skip
+    cases = [
+        (random_params(v, h, seed), (np.random.default_rng(seed).random((200, v)) < 0.3))
+        for seed, (v, h) in enumerate([(20, 6), (200, 10), (400, 12)])
+    ]
     cases += list(trained_small_models())
     for index, (params, data) in enumerate(cases):
         exact = exact_log_partition(params)
@@ -122,8 +124,9 @@ def test_free_energy_gap_rises_with_overfitting():
     train = (rng.random((50, 40)) < 0.3).astype(float)
     valid = (rng.random((50, 40)) < 0.3).astype(float)
     params = Params(np.zeros((40, 4)), 2 * (train.mean(0) - 0.5) * 10, np.zeros(4))  # memorises train marginals
-    assert free_energy_gap(params, train, valid) > free_energy_gap(Params(np.zeros((40, 4)), np.zeros(40),
-                                                                          np.zeros(4)), train, valid)  # fmt: skip
+    assert free_energy_gap(params, train, valid) > free_energy_gap(
+        Params(np.zeros((40, 4)), np.zeros(40), np.zeros(4)), train, valid
+    )
 
 
 # ------------------------------------------------------------------ note statistics
@@ -145,8 +148,16 @@ def test_synthetic_music_has_its_known_statistics(synthetic_windows):
 def muspy_values(windows: np.ndarray) -> dict[str, list[float]]:
     import muspy
 
-    names = ("polyphony", "polyphony_rate", "pitch_range", "n_pitches_used", "n_pitch_classes_used",
-             "pitch_entropy", "pitch_class_entropy", "scale_consistency")  # fmt: skip
+    names = (
+        "polyphony",
+        "polyphony_rate",
+        "pitch_range",
+        "n_pitches_used",
+        "n_pitch_classes_used",
+        "pitch_entropy",
+        "pitch_class_entropy",
+        "scale_consistency",
+    )
     out = {name: [] for name in names}
     for window in windows:
         buffer = io.BytesIO()

@@ -1,0 +1,58 @@
+"""Throughput regression check on pytest-benchmark output (``tox -e perf``).
+
+Absolute times differ between machines, so each implementation's training
+step is compared as a ratio to the roofline measured in the same session (the
+fastest framework's five dense products of one CD-1 step) against the ratio
+stored in ``reports/baselines/perf.json``. A ratio that falls by more than
+``RELATIVE_TOLERANCE`` of the baseline's is a regression (exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+RELATIVE_TOLERANCE = 0.3
+
+
+def ratios(benchmark_json: Path) -> dict[str, dict[str, float]]:
+    """Per implementation: roofline time (fastest five products) / its median time per CD-1 update."""
+    benchmarks = json.loads(benchmark_json.read_text())["benchmarks"]
+    steps, products = {}, {}
+    for bench in benchmarks:
+        match = re.match(r"test_train_step\[(\w+)\]", bench["name"])
+        if match:
+            steps[match.group(1)] = bench["stats"]["median"] / bench["extra_info"]["updates"]
+            products[match.group(1)] = bench["extra_info"]["five_products_ms"] / 1e3
+    if not steps:
+        raise ValueError(f"{benchmark_json}: no train_step benchmarks; run tox -e perf")
+    roofline = min(products.values())
+    return {impl: {"train_step_ratio": roofline / seconds} for impl, seconds in steps.items()}
+
+
+def check(benchmark_json: Path, baseline_path: Path, update: bool = False) -> int:
+    if not benchmark_json.exists():
+        raise ValueError(f"{benchmark_json}: no such benchmark file; run tox -e perf first")
+    current = ratios(benchmark_json)
+    if update:
+        baseline_path.parent.mkdir(parents=True, exist_ok=True)
+        baseline_path.write_text(json.dumps({"ratios": current, "relative_tolerance": RELATIVE_TOLERANCE}, indent=1))
+        print(f"perf baseline rewritten: {baseline_path}")
+    if not baseline_path.exists():
+        raise ValueError(
+            f"{baseline_path}: no perf baseline; create it with python -m eval perf-check --update-baseline"
+        )
+    try:
+        baseline = json.loads(baseline_path.read_text())["ratios"]
+    except (json.JSONDecodeError, KeyError) as error:
+        raise ValueError(f"{baseline_path}: malformed perf baseline ({error}); rerun with --update-baseline") from None
+    failed = False
+    print(f"{'impl':8} {'metric':18} {'baseline':>9} {'current':>9}  verdict")
+    for impl, metrics in sorted(current.items()):
+        for metric, value in metrics.items():
+            base = baseline.get(impl, {}).get(metric)
+            verdict = "new" if base is None else "REGRESSION" if value < base * (1 - RELATIVE_TOLERANCE) else "ok"
+            failed |= verdict == "REGRESSION"
+            print(f"{impl:8} {metric:18} {base if base is not None else float('nan'):9.3f} {value:9.3f}  {verdict}")
+    return 1 if failed else 0
