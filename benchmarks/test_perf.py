@@ -1,4 +1,6 @@
-"""pytest-benchmark micro-benchmarks per implementation (``tox -e perf``; outside tests/, so plain ``pytest`` does not collect them).
+"""pytest-benchmark micro-benchmarks per implementation, run by ``tox -e perf``.
+
+Kept outside tests/ so that plain ``pytest`` does not collect them.
 
 Each training-step benchmark records its framework's time for the five dense
 products of one CD-1 step: the fastest of them, measured in the same session,

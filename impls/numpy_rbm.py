@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit as sigmoid
 
 from impls.base import RBM, CDNoise, Params, RBMConfig
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))``, written with tanh: no overflow, keeps float32, faster than scipy's expit."""
+    return 0.5 * np.tanh(0.5 * x) + 0.5
 
 
 class NumpyRBM(RBM):

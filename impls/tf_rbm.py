@@ -8,6 +8,11 @@ import tensorflow as tf
 from impls.base import RBM, CDNoise, Params, RBMConfig
 
 
+def bernoulli(u: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
+    """``1.0 where u < p``: ``ceil(p - u)`` is exactly that (p - u > 0 iff u < p), without a bool tensor."""
+    return tf.math.ceil(p - u)
+
+
 class TFRBM(RBM):
     """Binary RBM trained by CD-k / PCD-k with TensorFlow 2 (tf.function over a whole epoch).
 
@@ -81,13 +86,13 @@ class TFRBM(RBM):
     def _cd_update(self, v0: tf.Tensor, noise: CDNoise) -> None:
         config, dt = self.config, self.dtype
         ph0 = tf.sigmoid(v0 @ self.W + self.b_h)
-        h0 = tf.cast(noise.h_data < ph0, dt)
+        h0 = bernoulli(noise.h_data, ph0)
         h = tf.where(self.has_chain, self.chain, h0) if config.persistent else h0
         for step in range(config.cd_steps):
             pv = tf.sigmoid(tf.matmul(h, self.W, transpose_b=True) + self.b_v)
-            vk = tf.cast(noise.v[step] < pv, dt)
+            vk = bernoulli(noise.v[step], pv)
             phk = tf.sigmoid(vk @ self.W + self.b_h)
-            h = tf.cast(noise.h[step] < phk, dt)
+            h = bernoulli(noise.h[step], phk)
         if config.persistent:
             self.chain.assign(h)
             self.has_chain.assign(True)

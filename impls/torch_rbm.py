@@ -30,6 +30,11 @@ class TorchRBM(RBM):
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device).clone()
 
+    @staticmethod
+    def _bernoulli(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """``1.0 where u < p``: ``ceil(p - u)`` is exactly that (p - u > 0 iff u < p), in one fused pass."""
+        return torch.sub(p, u).ceil_()
+
     def _uniform(self, *shape: int) -> torch.Tensor:
         return torch.rand(shape, generator=self.generator, dtype=self.dtype, device=self.device)
 
@@ -53,13 +58,13 @@ class TorchRBM(RBM):
     def _cd_update(self, v0: torch.Tensor, noise: CDNoise) -> None:
         config = self.config
         ph0 = torch.sigmoid(torch.addmm(self.b_h, v0, self.W))
-        h0 = (noise.h_data < ph0).to(self.dtype)
+        h0 = self._bernoulli(noise.h_data, ph0)
         h = self.chain if config.persistent and self.chain is not None else h0
         for step in range(config.cd_steps):
             pv = torch.sigmoid(torch.addmm(self.b_v, h, self.W.T))
-            vk = (noise.v[step] < pv).to(self.dtype)
+            vk = self._bernoulli(noise.v[step], pv)
             phk = torch.sigmoid(torch.addmm(self.b_h, vk, self.W))
-            h = (noise.h[step] < phk).to(self.dtype)
+            h = self._bernoulli(noise.h[step], phk)
         if config.persistent:
             self.chain = h
         positive = h0 if config.statistics == "samples" else ph0
