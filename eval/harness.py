@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -123,6 +124,13 @@ def prepare(profile: dict, run_dir: Path, log: bool = True) -> tuple[Dataset, li
     return dataset, tasks
 
 
+def _last_error(stderr: str) -> str:
+    """The exception line of a traceback (``SomeError: message``), else the last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b", line)]
+    return ((errors or lines or ["no output"])[-1])[:300]
+
+
 def run_task(task: dict, threads: int, timeout_s: float) -> list[dict]:
     """Run one task in a fresh process; a crash or timeout becomes a ``failed`` row."""
     out = Path(task["out_path"])
@@ -141,8 +149,7 @@ def run_task(task: dict, threads: int, timeout_s: float) -> list[dict]:
             timeout=timeout_s,
         )
         if result.returncode != 0 or not out.exists():
-            last = [line for line in result.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
-            reason = f"exit code {result.returncode}: {last[0][:300]}"
+            reason = f"exit code {result.returncode}: {_last_error(result.stderr)}"
     except subprocess.TimeoutExpired:
         reason = f"timed out after {timeout_s:.0f} s"
     if reason:

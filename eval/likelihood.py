@@ -123,6 +123,12 @@ class AISResult:
     log_weights: np.ndarray
 
 
+def _sample(rng: np.random.Generator, logits: np.ndarray) -> np.ndarray:
+    """Float32 Bernoulli(sigmoid(logits)) draws: ``u < sigmoid(x)`` is ``2u - 1 < tanh(x / 2)`` (no exp overflow)."""
+    u = rng.random(logits.shape, dtype=np.float32)
+    return (2 * u - 1 < np.tanh(0.5 * logits)).astype(np.float32)
+
+
 def ais_log_partition(
     params: Params,
     base_biases: np.ndarray,
@@ -142,7 +148,7 @@ def ais_log_partition(
     W32, b_v32, b_h = params.W.astype(np.float32), params.b_v.astype(np.float32), params.b_h
     a = np.asarray(base_biases, np.float64)
     a32 = a.astype(np.float32)
-    v = (rng.random((runs, len(a)), dtype=np.float32) < expit(a32)).astype(np.float32)
+    v = _sample(rng, np.broadcast_to(a32, (runs, len(a))))
     log_w = np.zeros(runs)
     visible_shift = (params.b_v - a).astype(np.float32)
     for previous, beta in pairwise(betas):
@@ -150,10 +156,10 @@ def ais_log_partition(
         log_w += (beta - previous) * (v @ visible_shift) + (softplus(beta * active) - softplus(previous * active)).sum(
             1
         )
-        h = (rng.random(active.shape, dtype=np.float32) < expit(beta * active)).astype(np.float32)
+        h = _sample(rng, (beta * active).astype(np.float32))
         logits = h @ (np.float32(beta) * W32.T)
         logits += np.float32(1 - beta) * a32 + np.float32(beta) * b_v32
-        v = (rng.random(v.shape, dtype=np.float32) < expit(logits)).astype(np.float32)
+        v = _sample(rng, logits)
     # p*_0 carries the base model's hidden units too: prod_j (1 + e^0) = 2^n_hidden
     log_z_base = float(softplus(a).sum() + len(b_h) * np.log(2.0))
     log_mean = float(logsumexp(log_w) - np.log(runs))

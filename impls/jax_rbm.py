@@ -61,7 +61,8 @@ def train_batches(config: RBMConfig, state: State, data: jax.Array, batches: jax
 
     def body(state: State, inputs: tuple[jax.Array, jax.Array]) -> tuple[State, None]:
         rows, batch_key = inputs
-        noise = draw_noise(config, batch_key, rows.shape[0], state.chain.shape[0], state.W.dtype)
+        chains = state.chain.shape[0] if config.persistent else rows.shape[0]
+        noise = draw_noise(config, batch_key, rows.shape[0], chains, state.W.dtype)
         return cd_update(config, state, data[rows], noise), None
 
     state, _ = jax.lax.scan(body, state, (batches, jax.random.split(key, batches.shape[0])))

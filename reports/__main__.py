@@ -1,5 +1,10 @@
-"""``python -m reports bench [options]`` runs the benchmark and writes its report;
-``python -m reports compare RUN_A RUN_B`` puts two runs side by side; ``python -m reports render RUN`` re-renders."""
+"""The report commands.
+
+``python -m reports bench [options]`` runs the benchmark and writes its report;
+``python -m reports compare RUN_A RUN_B`` puts two runs side by side;
+``python -m reports render RUN`` re-renders a run's report;
+``python -m reports publish RUN DEST`` copies a report without its bulky inputs (e.g. to reports/example).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import pandas as pd
 from datasets.sources import SourceError
 from eval.harness import HarnessError, load_profile, run_bench
 from reports.compare import compare, write_html
-from reports.render import headline_table, render
+from reports.render import headline_table, publish, render
 
 
 def _ints(text: str) -> list[int]:
@@ -65,12 +70,20 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, default=None, help="HTML page (default: RUN_B/compare.html)")
     r = commands.add_parser("render", help="re-render a run folder's report")
     r.add_argument("run", type=Path)
+    p = commands.add_parser("publish", help="copy a run's report, results and audio (not its inputs) to a folder")
+    p.add_argument("run", type=Path)
+    p.add_argument("dest", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "bench":
             return bench(args)
         if args.command == "render":
             print(render(args.run))
+            return 0
+        if args.command == "publish":
+            if not (args.run / "report.html").exists():
+                raise HarnessError(f"{args.run}: no report.html; give a finished run folder under reports/runs/")
+            print(publish(args.run, args.dest))
             return 0
         for run in (args.run_a, args.run_b):
             if not (run / "results.csv").exists():

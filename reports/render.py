@@ -34,7 +34,8 @@ def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
         .apply(lambda g: "; ".join(sorted({f"{s}: {r}" for s, r in zip(g.status, g.reason)})), include_groups=False)
     )
     if len(problems):
-        table["status"] = problems.reindex(table.index.union(problems.index)).fillna("ok")
+        table = table.reindex(table.index.union(problems.index))
+        table["status"] = problems.reindex(table.index).fillna("ok")
     return table
 
 
@@ -114,6 +115,28 @@ def _write_audio(windows: np.ndarray, spec: WindowSpec, folder: Path, stem: str)
         wavfile.write(folder / f"{stem}-{index}.wav", 16000, audio)
         names.append(f"{stem}-{index}")
     return names
+
+
+def publish(run_dir: Path, dest: Path) -> Path:
+    """Copy what a reader needs (report, results, environment, audio) without the run's bulky inputs."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (
+        "report.md",
+        "report.html",
+        "results.csv",
+        "results.parquet",
+        "env.json",
+        "spec.json",
+        "dataset_manifest.json",
+    ):
+        shutil.copy2(run_dir / name, dest / name)
+    (dest / "samples").mkdir(exist_ok=True)
+    for path in (run_dir / "samples").glob("*"):
+        if path.suffix in (".wav", ".mid"):
+            shutil.copy2(path, dest / "samples" / path.name)
+    return dest / "report.html"
 
 
 def render(run_dir: Path) -> Path:

@@ -88,6 +88,19 @@ def test_same_seed_same_parameters_after_an_epoch(impl, synthetic):
     assert results[0].hash == results[1].hash != params.hash
 
 
+def test_ragged_batches_of_the_originals_loop_train_reproducibly(impl, synthetic):
+    config = small(n_visible=synthetic.windows.shape[1], batch_size=3, learning_rate=0.01)
+    (epoch,) = batch_order(synthetic, 0, config.batch_size, epochs=1, mode="seed")
+    assert len({len(batch) for batch in epoch}) > 1, "the order has batches of different sizes"
+    results = []
+    for _ in range(2):
+        model = impl(config, init_params(config, 0), seed=3)
+        model.set_data(synthetic.windows)
+        model.train_epoch(epoch)
+        results.append(model.params())
+    assert results[0].hash == results[1].hash and results[0].finite()
+
+
 def test_training_lowers_reconstruction_error(impl, synthetic):
     from eval.likelihood import reconstruction_cross_entropy
 
