@@ -41,10 +41,15 @@ def _savez(path: Path, **arrays: np.ndarray) -> None:
         np.savez_compressed(handle, **arrays)
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write through ``write(temporary_path)`` then rename: readers never see a half-written file."""
     temporary = path.with_name(path.name + f".tmp{os.getpid()}")
     write(temporary)
     os.replace(temporary, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
 def _source_key(source: Source, cut: bool) -> str:
@@ -80,7 +85,7 @@ def _save_pieces(path: Path, pieces: list[Piece], skipped: list[dict]) -> None:
         "skipped": skipped,
     }
     states = np.concatenate([p.states for p in pieces]) if pieces else np.zeros((0, 256), np.uint8)
-    _atomic_write(path, lambda tmp: _savez(tmp, states=states, meta=np.array(json.dumps(meta))))
+    atomic_write(path, lambda tmp: _savez(tmp, states=states, meta=np.array(json.dumps(meta))))
 
 
 def _encode(source: Source, spec: WindowSpec, cache: Path, log) -> tuple[list[Piece], list[dict]]:
@@ -170,10 +175,10 @@ def build(
     }
     folder.mkdir(exist_ok=True)
     arrays = {"windows": dataset.windows, "split": dataset.split, "piece": dataset.piece}
-    _atomic_write(folder / "dataset.npz", lambda tmp: _savez(tmp, **arrays))
+    atomic_write(folder / "dataset.npz", lambda tmp: _savez(tmp, **arrays))
     manifest["windows_sha256"] = dataset.hash
     manifest["artifact_sha256"] = hashlib.sha256((folder / "dataset.npz").read_bytes()).hexdigest()
-    _atomic_write(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+    atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1))
     dataset.manifest = {
         **manifest,
         "cache": status,

@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 import impls
 from datasets import Dataset, WindowSpec, batch_order, build, order_hash
+from datasets.artifact import atomic_write_text
 from datasets.sources import parse_source
 from eval.environment import ROOT, describe_environment, thread_environment
 from eval.rows import COLUMNS, make_row
-from eval.worker import write_atomic
 from impls import RBMConfig, init_params
 
 PROFILES = Path(__file__).with_name("profiles")
@@ -154,11 +154,11 @@ def run_task(task: dict, threads: int, timeout_s: float) -> list[dict]:
         reason = f"timed out after {timeout_s:.0f} s"
     if reason:
         row = make_row(task["context"], "train", "train_windows_per_s", None, status="failed", reason=reason)
-        write_atomic(out, json.dumps({"rows": [row], "framework_version": "", "epoch_seconds": []}))
+        atomic_write_text(out, json.dumps({"rows": [row], "framework_version": "", "epoch_seconds": []}))
     return json.loads(out.read_text())["rows"]
 
 
-def reference_rows(profile: dict, run_dir: Path, config: RBMConfig, threads: int, context: dict) -> list[dict]:
+def reference_rows(run_dir: Path, config: RBMConfig, threads: int, context: dict) -> list[dict]:
     """scikit-learn's BernoulliRBM throughput, measured in its own process in the same run."""
     out = run_dir / "runs" / "sklearn.json"
     if not out.exists():
@@ -213,11 +213,11 @@ def run_bench(profile: dict, run_dir: Path | None = None, log: bool = True) -> t
         while run_dir.exists():  # a run never overwrites another
             run_dir = run_dir.with_name(run_dir.name + "-1")
         run_dir.mkdir(parents=True)
-        write_atomic(run_dir / "spec.json", json.dumps(profile, indent=1))
+        atomic_write_text(run_dir / "spec.json", json.dumps(profile, indent=1))
     dataset, tasks = prepare(profile, run_dir, log)
-    write_atomic(run_dir / "dataset_manifest.json", json.dumps(dataset.manifest, indent=1))
+    atomic_write_text(run_dir / "dataset_manifest.json", json.dumps(dataset.manifest, indent=1))
     environment = describe_environment()
-    write_atomic(run_dir / "env.json", json.dumps(environment, indent=1))
+    atomic_write_text(run_dir / "env.json", json.dumps(environment, indent=1))
     threads, timeout_s = profile["run"]["threads"], profile["run"]["timeout_s"]
     status = impls.available()
     rows: list[dict] = []
@@ -235,7 +235,7 @@ def run_bench(profile: dict, run_dir: Path | None = None, log: bool = True) -> t
         versions[task["impl"]] = json.loads(out.read_text()).get("framework_version", "")
     config = model_config(profile, window_spec(profile))
     context = {**tasks[0]["context"], "impl": "sklearn"}
-    rows += reference_rows(profile, run_dir, config, threads, context)
+    rows += reference_rows(run_dir, config, threads, context)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame = pd.concat([frame, pd.DataFrame(derived_rows(frame, config.batch_size, context), columns=COLUMNS)])
     frame["framework_version"] = frame.impl.map(versions).fillna("")

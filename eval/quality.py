@@ -43,7 +43,7 @@ class BaselineError(ValueError):
 def summarise(frame: pd.DataFrame) -> dict[str, dict[str, dict]]:
     """Per implementation and gated metric: mean, std over seeds, direction, seeds seen, problems."""
     out: dict[str, dict[str, dict]] = {}
-    runs = frame[~frame.impl.isin(["sklearn", "roofline"])]
+    runs = frame[~frame.impl.isin(["sklearn", "roofline"]) & frame.epoch.isna()]  # final scores, not curves
     for impl, group in runs.groupby("impl"):
         out[impl] = {}
         for metric in GATED:

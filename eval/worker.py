@@ -17,26 +17,25 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.artifact import atomic_write_text
 from datasets.windows import Dataset, WindowSpec, order_hash
 from eval.compare import compare_sets, memorisation
 from eval.likelihood import (
     ais_log_partition,
     base_rate_biases,
+    free_energy,
     free_energy_gap,
+    one_bit_pl,
     paper_schedule,
     pseudo_log_likelihood,
     quick_schedule,
     reconstruction_cross_entropy,
+    sklearn_bits,
+    theano_bits,
 )
 from eval.notes import note_statistics
 from eval.rows import make_row
 from impls import Params, RBMConfig, Unavailable, load
-
-
-def write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def load_inputs(task: dict) -> tuple[Dataset, Params, list[list[np.ndarray]]]:
@@ -85,9 +84,10 @@ def run(task: dict) -> tuple[list[dict], dict]:
     """Train and score one implementation; returns result rows and extra artefacts (curves, samples)."""
     context = task["context"]
     rows: list[dict] = []
-    add = lambda phase, metric, value, epoch=None, **kw: rows.append(
-        make_row(context, phase, metric, value, epoch, **kw)
-    )
+
+    def add(phase: str, metric: str, value: float | None, epoch: int | None = None, **status: str) -> None:
+        rows.append(make_row(context, phase, metric, value, epoch, **status))
+
     try:
         cls = load(task["impl"])
     except Unavailable as error:
@@ -99,6 +99,7 @@ def run(task: dict) -> tuple[list[dict], dict]:
     spec = dataset.spec
     train, valid, test = (dataset.subset(s) for s in ("train", "valid", "test"))
     valid_subset = valid[rng.choice(len(valid), min(len(valid), evaluation["pl_valid_windows"]), replace=False)]
+    train_subset = train[rng.choice(len(train), min(len(train), evaluation["pl_valid_windows"]), replace=False)]
     model = cls(config, init, seed=task["impl_seed"])
     model.set_data(dataset.windows)
     epoch_seconds, diverged = [], ""
@@ -111,10 +112,11 @@ def run(task: dict) -> tuple[list[dict], dict]:
         if not params.finite():
             diverged = f"parameters became NaN/inf in epoch {epoch}"
             break
-        if epoch % evaluation["curve_every"] == 0 or epoch == len(order):
-            add(
-                "train", "valid_pl_per_unit", pseudo_log_likelihood(params, valid_subset).mean() / spec.n_visible, epoch
-            )
+        if epoch % evaluation["curve_every"] == 0 or epoch == len(order):  # monitors: learning curves
+            valid_pl = pseudo_log_likelihood(params, valid_subset).mean() / spec.n_visible
+            add("train", "valid_pl_per_unit", valid_pl, epoch)
+            add("train", "valid_reconstruction_xent", reconstruction_cross_entropy(params, valid_subset), epoch)
+            add("train", "free_energy_gap", free_energy_gap(params, train_subset, valid_subset), epoch)
     windows_per_epoch = sum(len(b) for b in order[0])
     steady = epoch_seconds[1:] or epoch_seconds
     add("timing", "train_windows_per_s", windows_per_epoch / float(np.median(steady)))
@@ -128,10 +130,19 @@ def run(task: dict) -> tuple[list[dict], dict]:
     test_pl = pseudo_log_likelihood(params, test[: evaluation["pl_test_windows"]])
     add("eval", "pl_per_window", test_pl.mean())
     add("eval", "pl_per_unit", test_pl.mean() / spec.n_visible)
+    scored = test[: evaluation["pl_test_windows"]]  # the one-bit estimators people know, beside the exact value
+    sklearn_style = one_bit_pl(params, scored, sklearn_bits(len(scored), spec.n_visible, rng))
+    batches = np.array_split(scored, max(1, len(scored) // 100))
+    theano_style = np.concatenate(
+        [
+            one_bit_pl(params, batch, theano_bits(len(batch), index, spec.n_visible))
+            for index, batch in enumerate(batches)
+        ]
+    )
+    add("eval", "pl_sklearn_one_bit_per_unit", sklearn_style.mean() / spec.n_visible)
+    add("eval", "pl_theano_one_bit_per_unit", theano_style.mean() / spec.n_visible)
     betas = paper_schedule() if evaluation["ais_schedule"] == "paper" else quick_schedule(evaluation["ais_betas"])
     ais = ais_log_partition(params, base_rate_biases(train), betas, evaluation["ais_runs"], rng.integers(2**63))
-    from eval.likelihood import free_energy
-
     ll = -free_energy(params, test) - ais.log_z
     add("eval", "ais_log_z", ais.log_z)
     add("eval", "ais_log_z_stderr", ais.log_z_stderr)
@@ -173,7 +184,7 @@ def main(argv: list[str]) -> int:
     version = "not installed"
     if not any(r["status"] == "skipped" for r in rows):
         version = load(task["impl"]).framework_version()
-    write_atomic(
+    atomic_write_text(
         out, json.dumps({"rows": rows, "framework_version": version, "epoch_seconds": extra.get("epoch_seconds", [])})
     )
     return 0

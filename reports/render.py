@@ -47,7 +47,7 @@ def _figure_png(figure) -> str:
 
 
 def _learning_curves(frame: pd.DataFrame) -> plt.Figure:
-    figure, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 3.6))
+    figure, (by_epoch, by_time, gap) = plt.subplots(1, 3, figsize=(15, 3.6))
     curves = frame[(frame.metric == "valid_pl_per_unit") & (frame.status == "ok")]
     seconds = frame[frame.metric == "epoch_seconds"]
     for (impl, seed), curve in curves.groupby(["impl", "seed"]):
@@ -55,6 +55,10 @@ def _learning_curves(frame: pd.DataFrame) -> plt.Figure:
         elapsed = wall.set_index("epoch").value.cumsum()
         by_epoch.plot(curve.epoch, curve.value, marker=".", label=f"{impl} s{seed}")
         by_time.plot(elapsed.reindex(curve.epoch).values, curve.value, marker=".", label=f"{impl} s{seed}")
+    gaps = frame[(frame.metric == "free_energy_gap") & frame.epoch.notna() & (frame.status == "ok")]
+    for (impl, seed), curve in gaps.groupby(["impl", "seed"]):
+        gap.plot(curve.epoch, curve.value, marker=".", label=f"{impl} s{seed}")
+    gap.set(xlabel="epoch", ylabel="F(valid) - F(train) (nats)", title="Free-energy gap (rising = overfitting)")
     by_epoch.set(xlabel="epoch", ylabel="validation PL (nats/unit)", title="Learning curves")
     by_time.set(xlabel="training wall time (s)", ylabel="validation PL (nats/unit)", title="Against wall time")
     by_epoch.legend(fontsize=7)

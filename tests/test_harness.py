@@ -38,8 +38,22 @@ def test_every_run_has_rows_with_equal_input_hashes(quick_run):
     assert set(trained.impl) == set(ran) and (trained.status == "ok").all(), trained[trained.status != "ok"]
     for column in ("dataset_hash", "init_hash", "order_hash"):
         assert trained[column].nunique() == 1
-    for metric in ("pl_per_unit", "ais_ll_per_row", "train_windows_per_s", "js_pitch_class", "ratio_to_roofline"):
-        assert len(trained[trained.metric == metric]) == len(ran), metric
+    final = (
+        "pl_per_unit",
+        "pl_sklearn_one_bit_per_unit",
+        "ais_ll_per_row",
+        "train_windows_per_s",
+        "js_pitch_class",
+        "ratio_to_roofline",
+        "copy_rate",
+        "mgeval_oa_polyphony",
+        "gibbs_steps_per_s",
+        "peak_rss_mb",
+    )
+    for metric in final:
+        assert len(trained[(trained.metric == metric) & trained.epoch.isna()]) == len(ran), metric
+    curves = trained[trained.metric == "valid_pl_per_unit"]
+    assert sorted(curves.epoch.unique()) == [2, 3]  # every curve_every epochs and the last one
     assert {"python", "cpu", "git_commit", "blas", "framework_version", "threads"} <= set(frame.columns)
     assert pd.read_parquet(run_dir / "results.parquet").shape == pd.read_csv(run_dir / "results.csv").shape
 
