@@ -66,8 +66,9 @@ def sklearn_bits(n_rows: int, n_visible: int, rng: np.random.Generator) -> np.nd
     return rng.integers(0, n_visible, n_rows)
 
 
-def theano_bits(n_rows: int, call_index: int, n_visible: int) -> np.ndarray:
-    return np.full(n_rows, call_index % n_visible)
+def theano_bits(n_rows: int, call_index: int, n_visible: int, start: int = 0) -> np.ndarray:
+    """The Theano tutorial's bit: one index for the whole batch, advancing by one per call from ``start``."""
+    return np.full(n_rows, (start + call_index) % n_visible)
 
 
 def exact_log_partition(params: Params, chunk: int = 1 << 14) -> float:
@@ -118,6 +119,7 @@ class AISResult:
 
     log_z: float
     log_z_stderr: float  # delta-method standard error of log Z_hat: std(w / mean w) / sqrt(runs)
+    effective_runs: float  # (sum w)^2 / sum w^2: near 1 means one run dominates and log Z is unreliable
     log_z_low: float
     log_z_high: float
     log_weights: np.ndarray
@@ -166,9 +168,9 @@ def ais_log_partition(
     ratio = np.exp(log_w - log_mean)  # weights relative to their mean
     spread = 3 * ratio.std() / np.sqrt(runs)
     low = log_z_base + log_mean + (np.log(1 - spread) if spread < 1 else -np.inf)
-    return AISResult(
-        log_z_base + log_mean, float(ratio.std() / np.sqrt(runs)), low, log_z_base + log_mean + np.log1p(spread), log_w
-    )
+    effective = float(ratio.sum() ** 2 / (ratio**2).sum())
+    stderr = float(ratio.std() / np.sqrt(runs))
+    return AISResult(log_z_base + log_mean, stderr, effective, low, log_z_base + log_mean + np.log1p(spread), log_w)
 
 
 def reconstruction_cross_entropy(params: Params, v: np.ndarray) -> float:

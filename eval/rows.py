@@ -35,6 +35,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "ais_ll_per_row": ("nats/row", "higher"),
     "ais_log_z": ("nats", "none"),
     "ais_log_z_stderr": ("nats", "lower"),
+    "ais_effective_runs": ("runs", "higher"),
     "reconstruction_xent": ("nats/window", "lower"),
     "free_energy_gap": ("nats", "lower"),
     "epoch_seconds": ("s", "lower"),

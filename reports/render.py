@@ -20,7 +20,14 @@ from datasets.encoding import decode_states
 from datasets.windows import SPLITS, WindowSpec
 from eval.notes import SCALAR_METRICS, histograms, note_statistics
 
-HEADLINE = ("train_windows_per_s", "ratio_to_roofline", "pl_per_unit", "ais_ll_per_row", "js_pitch_class")
+HEADLINE = (
+    "train_windows_per_s",
+    "ratio_to_roofline",
+    "pl_per_unit",
+    "ais_ll_per_row",
+    "ais_effective_runs",
+    "js_pitch_class",
+)
 
 
 def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -182,6 +189,14 @@ def render(run_dir: Path) -> Path:
         f"Inputs across implementations (per seed): {sameness}. Dataset sha256 `{manifest['windows_sha256']}`.",
         "",
     ]
+    rough = frame[(frame.metric == "ais_ll_per_row") & frame.reason.fillna("").str.startswith("rough")]
+    if len(rough):
+        listed = "; ".join(f"{r.impl} s{r.seed} ({r.reason.removeprefix('rough: ')})" for r in rough.itertuples())
+        intro += [
+            f"**AIS caution** — a few annealing runs carry all the weight, so these log-likelihoods are rough "
+            f"(log Z is likely underestimated): {listed}. More runs or betas (`full` profile) tighten them.",
+            "",
+        ]
     if missing:
         intro += [
             f"**Incomplete run** — missing: {', '.join(missing)}. Complete it with "

@@ -117,6 +117,7 @@ def test_ais_is_reproducible_from_its_seed():
     base = base_rate_biases(np.random.default_rng(0).random((50, 50)) < 0.3)
     first, second = (ais_log_partition(params, base, quick_schedule(300), runs=20, seed=3) for _ in range(2))
     assert first.log_z == second.log_z
+    assert 1.0 <= first.effective_runs <= 20.0 and first.log_z_stderr >= 0
 
 
 def test_free_energy_gap_rises_with_overfitting():
