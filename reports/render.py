@@ -194,7 +194,7 @@ def render(run_dir: Path) -> Path:
         listed = "; ".join(f"{r.impl} s{r.seed} ({r.reason.removeprefix('rough: ')})" for r in rough.itertuples())
         intro += [
             f"**AIS caution** — a few annealing runs carry all the weight, so these log-likelihoods are rough "
-            f"(log Z is likely underestimated): {listed}. More runs or betas (`full` profile) tighten them.",
+            f"(log Z is likely underestimated): {listed}. See the README's caveats.",
             "",
         ]
     if missing:
