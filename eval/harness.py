@@ -131,8 +131,8 @@ def _last_error(stderr: str) -> str:
     return ((errors or lines or ["no output"])[-1])[:300]
 
 
-def run_task(task: dict, threads: int, timeout_s: float) -> list[dict]:
-    """Run one task in a fresh process; a crash or timeout becomes a ``failed`` row."""
+def run_task(task: dict, threads: int, timeout_s: float) -> None:
+    """Run one task in a fresh process; rows land in its out_path, a crash or timeout as a ``failed`` row."""
     out = Path(task["out_path"])
     out.parent.mkdir(parents=True, exist_ok=True)
     task_path = out.with_suffix(".task.json")
@@ -155,7 +155,6 @@ def run_task(task: dict, threads: int, timeout_s: float) -> list[dict]:
     if reason:
         row = make_row(task["context"], "train", "train_windows_per_s", None, status="failed", reason=reason)
         atomic_write_text(out, json.dumps({"rows": [row], "framework_version": "", "epoch_seconds": []}))
-    return json.loads(out.read_text())["rows"]
 
 
 def reference_rows(run_dir: Path, config: RBMConfig, threads: int, context: dict) -> list[dict]:
@@ -231,15 +230,18 @@ def run_bench(profile: dict, run_dir: Path | None = None, log: bool = True) -> t
                 make_row(task["context"], "train", "train_windows_per_s", None, status="skipped", reason=reason)
             )
             continue
-        rows += json.loads(out.read_text())["rows"] if out.exists() else run_task(task, threads, timeout_s)
-        versions[task["impl"]] = json.loads(out.read_text()).get("framework_version", "")
+        if not out.exists():  # finished runs of an interrupted run are kept, not redone
+            run_task(task, threads, timeout_s)
+        result = json.loads(out.read_text())
+        rows += result["rows"]
+        versions[task["impl"]] = result.get("framework_version", "")
     config = model_config(profile, window_spec(profile))
     context = {**tasks[0]["context"], "impl": "sklearn"}
     rows += reference_rows(run_dir, config, threads, context)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame = pd.concat([frame, pd.DataFrame(derived_rows(frame, config.batch_size, context), columns=COLUMNS)])
     frame["framework_version"] = frame.impl.map(versions).fillna("")
-    for key in ("python", "cpu", "cores", "blas", "git_commit", "omp_num_threads"):
+    for key in ("python", "cpu", "cores", "blas", "git_commit"):
         frame[key] = environment[key]
     frame["threads"] = threads
     frame = frame.reset_index(drop=True)
