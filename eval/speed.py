@@ -47,17 +47,23 @@ def measure(impl: str, epochs: int = 5, batches: int = 50, seed: int = 0) -> dic
     }
 
 
+def measure_one(name: str) -> dict:
+    """One row: an implementation, or ``sklearn`` (BernoulliRBM.partial_fit on the same shape)."""
+    if name == "sklearn":
+        from eval.throughput import sklearn_step_ms
+
+        return {"impl": "sklearn", "step_ms": sklearn_step_ms(2340, 50, 100)}
+    return measure(name)
+
+
 def run_all(impls: list[str], threads: int) -> list[dict]:
     """Each implementation and scikit-learn in its own process; a failure becomes a row with the reason."""
     env = {**os.environ, **thread_environment(threads), "PYTHONPATH": str(ROOT)}
     results = []
     for impl in [*impls, "sklearn"]:
-        code = "import json,sys; from eval.speed import measure; from eval.throughput import sklearn_step_ms; " + (
-            "print(json.dumps({'impl': 'sklearn', 'step_ms': sklearn_step_ms(2340, 50, 100)}))"
-            if impl == "sklearn"
-            else f"print(json.dumps(measure({impl!r})))"
+        done = subprocess.run(
+            [sys.executable, "-m", "eval.speed", impl], cwd=ROOT, env=env, capture_output=True, text=True
         )
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode == 0:
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         else:
@@ -98,3 +104,7 @@ def save(results: list[dict], roofline: float, threads: int) -> Path:
         )
     )
     return path
+
+
+if __name__ == "__main__":  # one measurement in this process: python -m eval.speed IMPL
+    print(json.dumps(measure_one(sys.argv[1])))

@@ -151,3 +151,13 @@ def test_spec_records_the_profile(quick_run):
     run_dir, _, _ = quick_run
     spec = json.loads((run_dir / "spec.json").read_text())
     assert spec["name"] == "quick" and spec["run"]["epochs"] == 3
+
+
+def test_speed_table_measures_roofline_and_scikit_learn_in_the_same_run():
+    from eval.speed import run_all, table
+
+    results, roofline = table(run_all(["numpy", "nosuch"], threads=1))
+    by_impl = {r["impl"]: r for r in results}
+    assert roofline > 0 and 0 < by_impl["numpy"]["ratio_to_roofline"] < 1
+    assert by_impl["numpy"]["ratio_to_sklearn"] > 0 and by_impl["sklearn"]["windows_per_s"] > 0
+    assert "unknown implementation" in by_impl["nosuch"]["error"]
