@@ -77,10 +77,12 @@ def run_speed(args: argparse.Namespace) -> int:
         for c in (
             "windows_per_s",
             "ratio_to_roofline",
+            "ceiling",
             "ratio_to_sklearn",
             "compile_s",
             "step_ms",
             "five_products_ms",
+            "draw_ms",
             "error",
         )
         if c in frame

@@ -184,18 +184,28 @@ def reference_rows(run_dir: Path, config: RBMConfig, threads: int, context: dict
 
 
 def derived_rows(frame: pd.DataFrame, batch: int, context: dict) -> list[dict]:
-    """Roofline (fastest framework's five products) and each implementation's ratio to it, per seed."""
+    """Roofline (fastest framework's five products), each implementation's ratio to it and its ceiling, per seed.
+
+    The ceiling is ``roofline time / (own five products + own noise draws)``:
+    the ratio an implementation would reach if all its other work were free.
+    """
     rows = []
-    products = frame[(frame.metric == "five_products_ms") & (frame.status == "ok")]
+    ok = frame[frame.status == "ok"]
+    products = ok[ok.metric == "five_products_ms"]
     for seed, group in products.groupby("seed"):
-        roofline = batch / group.value.min() * 1e3
+        fastest = group.value.min()
+        roofline = batch / fastest * 1e3
         rows.append(
             make_row({**context, "seed": seed, "impl": "roofline"}, "timing", "roofline_windows_per_s", roofline)
         )
-        speeds = frame[(frame.metric == "train_windows_per_s") & (frame.seed == seed) & (frame.status == "ok")]
+        own = ok[(ok.seed == seed) & ok.metric.isin(["five_products_ms", "draw_ms"])]
+        own = own.pivot_table(index="impl", columns="metric", values="value").sum(axis=1, min_count=2)
+        speeds = ok[(ok.metric == "train_windows_per_s") & (ok.seed == seed)]
         for _, row in speeds.iterrows():
             base = {c: row[c] for c in COLUMNS if c in row and c not in ("epoch", "phase", "metric", "value")}
             rows.append(make_row(base, "timing", "ratio_to_roofline", row.value / roofline))
+            if np.isfinite(own.get(row.impl, np.nan)):
+                rows.append(make_row(base, "timing", "ceiling_ratio", fastest / own[row.impl]))
     return rows
 
 

@@ -47,6 +47,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "sklearn_windows_per_s": ("windows/s", "higher"),
     "five_products_ms": ("ms", "lower"),
     "ratio_to_roofline": ("ratio", "higher"),
+    "draw_ms": ("ms", "lower"),
+    "ceiling_ratio": ("ratio", "higher"),
     "js_pitch": ("bits", "lower"),
     "js_pitch_class": ("bits", "lower"),
     "note_density": ("fraction", "none"),

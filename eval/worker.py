@@ -122,6 +122,7 @@ def run(task: dict) -> tuple[list[dict], dict]:
     add("timing", "train_windows_per_s", windows_per_epoch / float(np.median(steady)))
     add("timing", "compile_s", max(0.0, epoch_seconds[0] - float(np.median(steady))))
     add("timing", "five_products_ms", model.five_products_ms(config.batch_size))
+    add("timing", "draw_ms", model.draw_ms(config.batch_size))
     if diverged:
         for metric in ("pl_per_unit", "ais_ll_per_row", "js_pitch_class"):
             add("eval", metric, None, status="diverged", reason=diverged)

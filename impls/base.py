@@ -8,7 +8,9 @@ scorer (``eval/``) can score every framework with one copy of the metric code.
 from __future__ import annotations
 
 import hashlib
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -191,6 +193,28 @@ class RBM(ABC):
         ``v W``, ``h W^T``, ``v' W``, ``v^T h``, ``v'^T h'`` for a batch: the
         roofline of this shape on this machine (the fastest framework's time).
         """
+
+    @abstractmethod
+    def draw_ms(self, batch: int, repeats: int = 50) -> float:
+        """Milliseconds to draw one CD-1 step's uniform noise with this framework's own generator.
+
+        ``batch x n_hidden``, ``batch x n_visible`` and ``batch x n_hidden``
+        uniforms (234,000 + 10,000 at the default shape): work that every
+        sampled CD step does besides the five products, so
+        ``roofline / (own products + draws)`` bounds the implementation's
+        ratio to the roofline however well the rest is written.
+        """
+
+    @staticmethod
+    def best_ms(run: Callable[[], object], repeats: int) -> float:
+        """Fastest of ``repeats`` timed calls of ``run`` (after one untimed warm-up call), in milliseconds."""
+        run()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - start)
+        return best * 1e3
 
     def _start(self, n: int, start: str | np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The visible start of a Gibbs chain, drawn in NumPy so every framework starts alike."""

@@ -149,19 +149,23 @@ class JaxRBM(RBM):
         return np.asarray(gibbs(self.config, self.state, v, steps, self._next_key())).astype(np.uint8)
 
     def five_products_ms(self, batch: int, repeats: int = 50) -> float:
-        import time
-
         v = (jax.random.uniform(self._next_key(), (batch, self.config.n_visible), self.dtype) < 0.05).astype(self.dtype)
         h = (jax.random.uniform(self._next_key(), (batch, self.config.n_hidden), self.dtype) < 0.5).astype(self.dtype)
         v1, h1 = 1 - v, 1 - h
         products = jax.jit(lambda W, v, h, v1, h1: (v @ W, h @ W.T, v1 @ W, v.T @ h, v1.T @ h1))
-        jax.block_until_ready(products(self.state.W, v, h, v1, h1))
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            jax.block_until_ready(products(self.state.W, v, h, v1, h1))
-            best = min(best, time.perf_counter() - start)
-        return best * 1e3
+        return self.best_ms(lambda: jax.block_until_ready(products(self.state.W, v, h, v1, h1)), repeats)
+
+    def draw_ms(self, batch: int, repeats: int = 50, per_loop: int = 10) -> float:
+        """Per draw inside one compiled loop (as in training, no per-call dispatch)."""
+
+        @jax.jit
+        def loop(key: jax.Array) -> CDNoise:
+            first = draw_noise(self.config, key, batch, batch, self.dtype)
+            body = lambda i, _: draw_noise(self.config, jax.random.fold_in(key, i), batch, batch, self.dtype)
+            return jax.lax.fori_loop(1, per_loop, body, first)
+
+        key = self._next_key()
+        return self.best_ms(lambda: jax.block_until_ready(loop(key)), max(1, repeats // per_loop)) / per_loop
 
     def params(self) -> Params:
         return Params(*(np.asarray(a) for a in (self.state.W, self.state.b_v, self.state.b_h))).astype(np.float64)

@@ -86,17 +86,13 @@ class NumpyRBM(RBM):
         return v.astype(np.uint8)
 
     def five_products_ms(self, batch: int, repeats: int = 50) -> float:
-        import time
-
         v = (self.rng.random((batch, self.config.n_visible)) < 0.05).astype(self.dtype)
         h = (self.rng.random((batch, self.config.n_hidden)) < 0.5).astype(self.dtype)
         v1, h1 = 1 - v, 1 - h
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            _ = (v @ self.W, h @ self.W.T, v1 @ self.W, v.T @ h, v1.T @ h1)
-            best = min(best, time.perf_counter() - start)
-        return best * 1e3
+        return self.best_ms(lambda: (v @ self.W, h @ self.W.T, v1 @ self.W, v.T @ h, v1.T @ h1), repeats)
+
+    def draw_ms(self, batch: int, repeats: int = 50) -> float:
+        return self.best_ms(lambda: self.draw_noise(batch, batch), repeats)
 
     def params(self) -> Params:
         return Params(self.W, self.b_v, self.b_h).astype(np.float64)

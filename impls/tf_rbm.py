@@ -134,13 +134,10 @@ class TFRBM(RBM):
         return v
 
     def five_products_ms(self, batch: int, repeats: int = 50) -> float:
-        import time
-
         v = tf.cast(self.generator.uniform((batch, self.config.n_visible), dtype=self.dtype) < 0.05, self.dtype)
         h = tf.cast(self.generator.uniform((batch, self.config.n_hidden), dtype=self.dtype) < 0.5, self.dtype)
         v1, h1 = 1 - v, 1 - h
 
-        @tf.function
         def products():
             W = self.W
             return (
@@ -151,13 +148,26 @@ class TFRBM(RBM):
                 tf.matmul(v1, h1, transpose_a=True),
             )
 
-        products()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            _ = [t.numpy() for t in products()]
-            best = min(best, time.perf_counter() - start)
-        return best * 1e3
+        return self._in_graph_ms(products, repeats)
+
+    def draw_ms(self, batch: int, repeats: int = 50) -> float:
+        V, H = self.config.n_visible, self.config.n_hidden
+        uniform = self.generator.uniform
+        draws = (batch, H), (batch, V), (batch, H)
+        return self._in_graph_ms(lambda: tuple(uniform(shape, dtype=self.dtype) for shape in draws), repeats)
+
+    def _in_graph_ms(self, work, repeats: int, per_loop: int = 10) -> float:
+        """Milliseconds per call of ``work`` inside one tf.function loop (as in training, no per-call dispatch)."""
+
+        @tf.function
+        def loop(n: tf.Tensor) -> tf.Tensor:
+            results = work()
+            for _ in tf.range(n - 1):
+                results = work()
+            return results[0][0, 0]
+
+        steps = tf.constant(per_loop)
+        return self.best_ms(lambda: loop(steps).numpy(), max(1, repeats // per_loop)) / per_loop
 
     def params(self) -> Params:
         return Params(*(t.numpy() for t in (self.W, self.b_v, self.b_h))).astype(np.float64)

@@ -23,6 +23,7 @@ from eval.notes import SCALAR_METRICS, histograms, note_statistics
 HEADLINE = (
     "train_windows_per_s",
     "ratio_to_roofline",
+    "ceiling_ratio",
     "pl_per_unit",
     "ais_ll_per_row",
     "ais_effective_runs",

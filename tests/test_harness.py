@@ -45,6 +45,8 @@ def test_every_run_has_rows_with_equal_input_hashes(quick_run):
         "train_windows_per_s",
         "js_pitch_class",
         "ratio_to_roofline",
+        "draw_ms",
+        "ceiling_ratio",
         "copy_rate",
         "mgeval_oa_polyphony",
         "gibbs_steps_per_s",
@@ -151,6 +153,24 @@ def test_spec_records_the_profile(quick_run):
     run_dir, _, _ = quick_run
     spec = json.loads((run_dir / "spec.json").read_text())
     assert spec["name"] == "quick" and spec["run"]["epochs"] == 3
+
+
+def test_speed_table_ratios_and_ceilings_follow_from_the_fastest_products():
+    from eval.speed import table
+
+    measured = [
+        {"impl": "a", "windows_per_s": 50_000.0, "five_products_ms": 1.0, "draw_ms": 0.5},
+        {"impl": "b", "windows_per_s": 100_000.0, "five_products_ms": 0.5, "draw_ms": 0.5},
+        {"impl": "sklearn", "step_ms": 10.0},
+    ]
+    results, roofline = table(measured)
+    by_impl = {r["impl"]: r for r in results}
+    assert roofline == pytest.approx(200_000)  # batch 100 in the fastest five products, 0.5 ms
+    assert by_impl["a"]["ratio_to_roofline"] == pytest.approx(0.25)
+    assert by_impl["a"]["ceiling"] == pytest.approx(0.5 / 1.5) and by_impl["b"]["ceiling"] == pytest.approx(0.5)
+    assert by_impl["b"]["ratio_to_sklearn"] == pytest.approx(10) and by_impl["sklearn"][
+        "ratio_to_roofline"
+    ] == pytest.approx(0.05)
 
 
 def test_speed_table_measures_roofline_and_scikit_learn_in_the_same_run():

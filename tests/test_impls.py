@@ -125,6 +125,16 @@ def test_samples_are_binary_and_of_the_right_shape(impl):
         assert set(np.unique(samples)) <= {0, 1} and samples.any()
 
 
+def test_timings_of_products_and_draws_leave_the_model_untouched(impl):
+    config = small()
+    model = impl(config, trained_params(config), seed=0)
+    before = model.params()
+    assert 0 < model.five_products_ms(config.batch_size, repeats=2) < np.inf
+    assert 0 < model.draw_ms(config.batch_size, repeats=2) < np.inf
+    after = model.params()
+    assert before.hash == after.hash
+
+
 def test_missing_framework_is_reported_as_skipped(monkeypatch):
     import importlib.util
 
