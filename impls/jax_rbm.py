@@ -12,6 +12,8 @@ import numpy as np
 from impls.base import RBM, CDNoise, Params, RBMConfig
 
 jax.config.update("jax_enable_x64", True)  # float64 on request; every array here names its dtype
+# One device, no sharding: the unpartitionable threefry stream draws about twice as fast on the CPU (measured).
+jax.config.update("jax_threefry_partitionable", False)
 
 
 class State(NamedTuple):

@@ -46,7 +46,7 @@ class TorchRBM(RBM):
         k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
         flat = torch.as_tensor(np.concatenate(batches).astype(np.int64), device=self.device)  # one copy an epoch
         for rows in flat.split([len(b) for b in batches]):
-            v = self.data[rows]
+            v = self.data.index_select(0, rows)
             chains = len(v) if self.chain is None else len(self.chain)
             noise = CDNoise(self._uniform(len(v), H), self._uniform(k, chains, V), self._uniform(k, chains, H))
             self._cd_update(v, noise)
