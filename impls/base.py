@@ -202,8 +202,19 @@ class RBM(ABC):
         uniforms (234,000 + 10,000 at the default shape): work that every
         sampled CD step does besides the five products, so
         ``roofline / (own products + draws)`` bounds the implementation's
-        ratio to the roofline however well the rest is written.
+        ratio to the roofline however well the rest is written. Draws from a
+        generator of the same kind made for the timing, not the model's own.
         """
+
+    def timing_batch(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """A visible (5 % on) and a hidden batch for the product timings, from their own fixed stream.
+
+        Timings never draw from the model's generator, so the samples a run
+        scores do not depend on whether (or how often) it was timed.
+        """
+        rng = np.random.default_rng(0)
+        v = rng.random((batch, self.config.n_visible)) < 0.05
+        return v.astype(self.config.dtype), (rng.random((batch, self.config.n_hidden)) < 0.5).astype(self.config.dtype)
 
     @staticmethod
     def best_ms(run: Callable[[], object], repeats: int) -> float:

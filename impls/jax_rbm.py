@@ -151,8 +151,7 @@ class JaxRBM(RBM):
         return np.asarray(gibbs(self.config, self.state, v, steps, self._next_key())).astype(np.uint8)
 
     def five_products_ms(self, batch: int, repeats: int = 50) -> float:
-        v = (jax.random.uniform(self._next_key(), (batch, self.config.n_visible), self.dtype) < 0.05).astype(self.dtype)
-        h = (jax.random.uniform(self._next_key(), (batch, self.config.n_hidden), self.dtype) < 0.5).astype(self.dtype)
+        v, h = (self._array(a) for a in self.timing_batch(batch))
         v1, h1 = 1 - v, 1 - h
         products = jax.jit(lambda W, v, h, v1, h1: (v @ W, h @ W.T, v1 @ W, v.T @ h, v1.T @ h1))
         return self.best_ms(lambda: jax.block_until_ready(products(self.state.W, v, h, v1, h1)), repeats)
@@ -166,7 +165,7 @@ class JaxRBM(RBM):
             body = lambda i, _: draw_noise(self.config, jax.random.fold_in(key, i), batch, batch, self.dtype)
             return jax.lax.fori_loop(1, per_loop, body, first)
 
-        key = self._next_key()
+        key = jax.device_put(jax.random.key(0), self.device)
         return self.best_ms(lambda: jax.block_until_ready(loop(key)), max(1, repeats // per_loop)) / per_loop
 
     def params(self) -> Params:

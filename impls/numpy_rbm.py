@@ -86,13 +86,16 @@ class NumpyRBM(RBM):
         return v.astype(np.uint8)
 
     def five_products_ms(self, batch: int, repeats: int = 50) -> float:
-        v = (self.rng.random((batch, self.config.n_visible)) < 0.05).astype(self.dtype)
-        h = (self.rng.random((batch, self.config.n_hidden)) < 0.5).astype(self.dtype)
+        v, h = self.timing_batch(batch)
         v1, h1 = 1 - v, 1 - h
         return self.best_ms(lambda: (v @ self.W, h @ self.W.T, v1 @ self.W, v.T @ h, v1.T @ h1), repeats)
 
     def draw_ms(self, batch: int, repeats: int = 50) -> float:
-        return self.best_ms(lambda: self.draw_noise(batch, batch), repeats)
+        uniform, dt = np.random.default_rng(0).random, self.dtype
+        V, H = self.config.n_visible, self.config.n_hidden
+        return self.best_ms(
+            lambda: (uniform((batch, H), dt), uniform((batch, V), dt), uniform((batch, H), dt)), repeats
+        )
 
     def params(self) -> Params:
         return Params(self.W, self.b_v, self.b_h).astype(np.float64)

@@ -134,8 +134,7 @@ class TFRBM(RBM):
         return v
 
     def five_products_ms(self, batch: int, repeats: int = 50) -> float:
-        v = tf.cast(self.generator.uniform((batch, self.config.n_visible), dtype=self.dtype) < 0.05, self.dtype)
-        h = tf.cast(self.generator.uniform((batch, self.config.n_hidden), dtype=self.dtype) < 0.5, self.dtype)
+        v, h = (self._tensor(a) for a in self.timing_batch(batch))
         v1, h1 = 1 - v, 1 - h
 
         def products():
@@ -152,7 +151,8 @@ class TFRBM(RBM):
 
     def draw_ms(self, batch: int, repeats: int = 50) -> float:
         V, H = self.config.n_visible, self.config.n_hidden
-        uniform = self.generator.uniform
+        with tf.device(self.device):
+            uniform = tf.random.Generator.from_seed(0).uniform
         draws = (batch, H), (batch, V), (batch, H)
         return self._in_graph_ms(lambda: tuple(uniform(shape, dtype=self.dtype) for shape in draws), repeats)
 

@@ -35,8 +35,9 @@ class TorchRBM(RBM):
         """``1.0 where u < p``: ``ceil(p - u)`` is exactly that (p - u > 0 iff u < p), in one fused pass."""
         return torch.sub(p, u).ceil_()
 
-    def _uniform(self, *shape: int) -> torch.Tensor:
-        return torch.rand(shape, generator=self.generator, dtype=self.dtype, device=self.device)
+    def _uniform(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        generator = generator or self.generator
+        return torch.rand(shape, generator=generator, dtype=self.dtype, device=self.device)
 
     def set_data(self, windows: np.ndarray) -> None:
         self.data = self._tensor(windows)
@@ -102,8 +103,7 @@ class TorchRBM(RBM):
 
     @torch.no_grad()
     def five_products_ms(self, batch: int, repeats: int = 50) -> float:
-        v = (self._uniform(batch, self.config.n_visible) < 0.05).to(self.dtype)
-        h = (self._uniform(batch, self.config.n_hidden) < 0.5).to(self.dtype)
+        v, h = (self._tensor(a) for a in self.timing_batch(batch))
         v1, h1 = 1 - v, 1 - h
         return self.best_ms(
             lambda: self._synchronize(v @ self.W, h @ self.W.T, v1 @ self.W, v.T @ h, v1.T @ h1), repeats
@@ -111,9 +111,10 @@ class TorchRBM(RBM):
 
     def draw_ms(self, batch: int, repeats: int = 50) -> float:
         V, H = self.config.n_visible, self.config.n_hidden
+        generator = torch.Generator(self.device).manual_seed(0)
+        shapes = (batch, H), (batch, V), (batch, H)
         return self.best_ms(
-            lambda: self._synchronize(self._uniform(batch, H), self._uniform(batch, V), self._uniform(batch, H)),
-            repeats,
+            lambda: self._synchronize(*(self._uniform(*s, generator=generator) for s in shapes)), repeats
         )
 
     def _synchronize(self, *results: torch.Tensor) -> tuple[torch.Tensor, ...]:
