@@ -201,9 +201,10 @@ class RBM(ABC):
         ``batch x n_hidden``, ``batch x n_visible`` and ``batch x n_hidden``
         uniforms (234,000 + 10,000 at the default shape): work that every
         sampled CD step does besides the five products, so
-        ``roofline / (own products + draws)`` bounds the implementation's
-        ratio to the roofline however well the rest is written. Draws from a
-        generator of the same kind made for the timing, not the model's own.
+        ``roofline / (own products + draws)`` is about the best ratio to the
+        roofline the implementation can reach, however well the rest is written
+        (a fused step may save a little: it need not store the draws). Draws
+        from a generator of the same kind made for the timing, not the model's.
         """
 
     def timing_batch(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
