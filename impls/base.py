@@ -196,10 +196,10 @@ class RBM(ABC):
 
     @abstractmethod
     def draw_ms(self, batch: int, repeats: int = 50) -> float:
-        """Milliseconds to draw one CD-1 step's uniform noise with this framework's own generator.
+        """Milliseconds to draw one CD update's uniform noise with this framework's own generator.
 
-        ``batch x n_hidden``, ``batch x n_visible`` and ``batch x n_hidden``
-        uniforms (234,000 + 10,000 at the default shape): work that every
+        ``batch x n_hidden``, then ``k x batch x n_visible`` and ``k x batch x n_hidden``
+        uniforms (234,000 + 10,000 for CD-1 at the default shape): work that every
         sampled CD step does besides the five products, so
         ``roofline / (own products + draws)`` is about the best ratio to the
         roofline the implementation can reach, however well the rest is written

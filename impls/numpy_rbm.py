@@ -40,9 +40,9 @@ class NumpyRBM(RBM):
             chains = len(v) if self.chain is None else len(self.chain)
             self.cd_update(v, self.draw_noise(len(v), chains))
 
-    def draw_noise(self, batch: int, chains: int) -> CDNoise:
+    def draw_noise(self, batch: int, chains: int, rng: np.random.Generator | None = None) -> CDNoise:
         k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
-        uniform = self.rng.random
+        uniform = (rng or self.rng).random
         return CDNoise(
             uniform((batch, H), self.dtype), uniform((k, chains, V), self.dtype), uniform((k, chains, H), self.dtype)
         )
@@ -91,11 +91,8 @@ class NumpyRBM(RBM):
         return self.best_ms(lambda: (v @ self.W, h @ self.W.T, v1 @ self.W, v.T @ h, v1.T @ h1), repeats)
 
     def draw_ms(self, batch: int, repeats: int = 50) -> float:
-        uniform, dt = np.random.default_rng(0).random, self.dtype
-        V, H = self.config.n_visible, self.config.n_hidden
-        return self.best_ms(
-            lambda: (uniform((batch, H), dt), uniform((batch, V), dt), uniform((batch, H), dt)), repeats
-        )
+        rng = np.random.default_rng(0)
+        return self.best_ms(lambda: self.draw_noise(batch, batch, rng), repeats)
 
     def params(self) -> Params:
         return Params(self.W, self.b_v, self.b_h).astype(np.float64)

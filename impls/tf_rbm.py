@@ -150,10 +150,10 @@ class TFRBM(RBM):
         return self._in_graph_ms(products, repeats)
 
     def draw_ms(self, batch: int, repeats: int = 50) -> float:
-        V, H = self.config.n_visible, self.config.n_hidden
+        k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
         with tf.device(self.device):
             uniform = tf.random.Generator.from_seed(0).uniform
-        draws = (batch, H), (batch, V), (batch, H)
+        draws = (batch, H), (k, batch, V), (k, batch, H)
         return self._in_graph_ms(lambda: tuple(uniform(shape, dtype=self.dtype) for shape in draws), repeats)
 
     def _in_graph_ms(self, work, repeats: int, per_loop: int = 10) -> float:

@@ -110,9 +110,9 @@ class TorchRBM(RBM):
         )
 
     def draw_ms(self, batch: int, repeats: int = 50) -> float:
-        V, H = self.config.n_visible, self.config.n_hidden
+        k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
         generator = torch.Generator(self.device).manual_seed(0)
-        shapes = (batch, H), (batch, V), (batch, H)
+        shapes = (batch, H), (k, batch, V), (k, batch, H)
         return self.best_ms(
             lambda: self._synchronize(*(self._uniform(*s, generator=generator) for s in shapes)), repeats
         )
