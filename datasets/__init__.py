@@ -1,17 +1,25 @@
-"""MIDI -> note states -> windows -> cached dataset artifacts, identical for every framework."""
+"""MIDI -> note states -> windows -> cached dataset artifacts, identical for every framework.
 
-from datasets.artifact import build, default_cache_dir
+``build(source, spec)`` encodes (or loads from the cache) and returns a `Dataset`;
+``load(path, expected_hash)`` opens a built artifact and proves it is the one expected.
+"""
+
+from datasets.artifact import DatasetError, build, default_cache_dir, load
+from datasets.encoding import EncodeOptions
 from datasets.sources import Piece, SourceError
 from datasets.windows import SPLITS, Dataset, WindowSpec, batch_order, order_hash
 
 __all__ = [
     "SPLITS",
     "Dataset",
+    "DatasetError",
+    "EncodeOptions",
     "Piece",
     "SourceError",
     "WindowSpec",
     "batch_order",
     "build",
     "default_cache_dir",
+    "load",
     "order_hash",
 ]

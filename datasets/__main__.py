@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from datasets.artifact import build
+from datasets.atomic import os_error_line
 from datasets.sources import SourceError
 from datasets.windows import SPLITS, WindowSpec
 
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the 2016 original: stop at a time signature other than 2 or 4, keep pieces of > 50 rows",
     )
+    b.add_argument("--max-rows-per-piece", type=int, default=WindowSpec.max_rows_per_piece,
+                   help="refuse (and report) a piece longer than this many rows")  # fmt: skip
+    b.add_argument("--max-ticks", type=int, default=WindowSpec.max_ticks,
+                   help="refuse (and report) a MIDI file whose last event lies beyond this tick")  # fmt: skip
     b.add_argument("--cache-dir", type=Path, default=None)
     b.add_argument("--refresh", action="store_true", help="ignore the cache and rebuild")
     args = parser.parse_args(argv)
@@ -56,10 +61,15 @@ def main(argv: list[str] | None = None) -> int:
             not args.play_only,
             args.seed_encoding,
             51 if args.seed_encoding else 1,
+            args.max_rows_per_piece,
+            args.max_ticks,
         )
         dataset = build(args.source, spec, args.cache_dir, refresh=args.refresh)
     except (SourceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
         return 2
     print(summary(dataset.manifest))
     return 0

@@ -20,11 +20,16 @@ import numpy as np
 from platformdirs import user_cache_dir
 from tqdm import tqdm
 
-from datasets.encoding import ENCODER_VERSION
-from datasets.sources import Piece, Source, parse_source
+from datasets.atomic import atomic_write, atomic_write_text
+from datasets.encoding import ENCODER_VERSION, EncodeOptions
+from datasets.sources import Piece, Source, SourceError, parse_source
 from datasets.windows import SPLITS, Dataset, WindowSpec, make_dataset
 
-ARTIFACT_VERSION = "1"
+ARTIFACT_VERSION = "2"
+
+
+class DatasetError(SourceError):
+    """A dataset artifact that is missing or fails its hash check (one line, exit 2)."""
 
 
 def default_cache_dir() -> Path:
@@ -37,43 +42,39 @@ def _key(*parts: object) -> str:
 
 
 def _savez(path: Path, **arrays: np.ndarray) -> None:
-    with path.open("wb") as handle:
+    with Path(path).open("wb") as handle:
         np.savez_compressed(handle, **arrays)
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through ``write(temporary_path)`` then rename: readers never see a half-written file."""
-    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
-    write(temporary)
-    os.replace(temporary, path)
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda temporary: temporary.write_text(text))
-
-
-def _source_key(source: Source, cut: bool) -> str:
+def _source_key(source: Source, options: EncodeOptions) -> str:
     music21 = version("music21") if source.name == "bach" else None
     inputs = [(item.name, item.sha256) for item in source.inputs]
     return _key(
         source.name.split(":")[0],
         source.name if source.name.startswith("synthetic") else None,
         inputs,
-        cut,
+        asdict(options),
         ENCODER_VERSION,
         music21,
     )
 
 
 def _load_pieces(path: Path) -> tuple[list[Piece], list[dict]] | None:
+    """The cached pieces if the file matches the sha256 beside it; None (rebuild) for any corruption."""
     try:
+        if _sha256(path) != json.loads(path.with_suffix(".json").read_text())["sha256"]:
+            return None
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             bounds = np.cumsum([0, *meta["lengths"]])
             states = data["states"]
             pieces = [Piece(i, states[a:b], s) for i, s, a, b in zip(meta["ids"], meta["splits"], bounds, bounds[1:])]
             return pieces, meta["skipped"]
-    except (OSError, ValueError, KeyError, EOFError):
+    except Exception:  # a corrupt cache of any kind (BadZipFile, zlib, JSON, shapes) is rebuilt, never fatal
         return None
 
 
@@ -86,17 +87,18 @@ def _save_pieces(path: Path, pieces: list[Piece], skipped: list[dict]) -> None:
     }
     states = np.concatenate([p.states for p in pieces]) if pieces else np.zeros((0, 256), np.uint8)
     atomic_write(path, lambda tmp: _savez(tmp, states=states, meta=np.array(json.dumps(meta))))
+    atomic_write_text(path.with_suffix(".json"), json.dumps({"sha256": _sha256(path)}))
 
 
-def _encode(source: Source, spec: WindowSpec, cache: Path, log) -> tuple[list[Piece], list[dict]]:
-    path = cache / f"pieces-{_source_key(source, spec.cut_at_time_signature)}.npz"
-    if path.exists() and (loaded := _load_pieces(path)) is not None:
+def _encode(source: Source, spec: WindowSpec, cache: Path, log, refresh: bool) -> tuple[list[Piece], list[dict]]:
+    path = cache / f"pieces-{_source_key(source, spec.encode_options)}.npz"
+    if not refresh and path.exists() and (loaded := _load_pieces(path)) is not None:
         return loaded
     total = len(source.inputs) if source.inputs and not source.name.startswith("polyphonic") else None
     with tqdm(
         total=total, desc=f"encoding {source.name}", unit="piece", disable=None if log else True, leave=False
     ) as bar:
-        pieces, skipped = source.load(spec.cut_at_time_signature, bar.update)
+        pieces, skipped = source.load(spec.encode_options, bar.update)
     _save_pieces(path, pieces, skipped)
     return pieces, skipped
 
@@ -105,8 +107,7 @@ def _verify(folder: Path) -> Dataset | None:
     """Load a cached artifact if its manifest and hashes check out; None means rebuild."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
-        blob = (folder / "dataset.npz").read_bytes()
-        if hashlib.sha256(blob).hexdigest() != manifest["artifact_sha256"]:
+        if _sha256(folder / "dataset.npz") != manifest["artifact_sha256"]:
             return None
         with np.load(folder / "dataset.npz", allow_pickle=False) as data:
             dataset = Dataset(
@@ -118,8 +119,28 @@ def _verify(folder: Path) -> Dataset | None:
                 manifest,
             )
         return dataset if dataset.hash == manifest["windows_sha256"] else None
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
+    except Exception:  # any corruption means: rebuild
         return None
+
+
+def load(path: Path | str, expected_hash: str | None = None) -> Dataset:
+    """A built dataset artifact (its folder or its ``dataset.npz``), checked against its manifest.
+
+    Raises `DatasetError` (one line) if the files are missing, corrupt, or
+    hash to something other than ``expected_hash``: nothing trains on bytes
+    other than the ones the run recorded.
+    """
+    folder = Path(path).parent if Path(path).suffix == ".npz" else Path(path)
+    dataset = _verify(folder)
+    if dataset is None:
+        raise DatasetError(f"{folder}: dataset artifact missing or corrupt; rebuild it with python -m datasets build")
+    if expected_hash is not None and dataset.hash != expected_hash:
+        raise DatasetError(
+            f"{folder}: dataset hash {dataset.hash[:12]} differs from the expected {expected_hash[:12]}; "
+            "the inputs changed since the run began"
+        )
+    dataset.manifest["artifact_path"] = str(folder / "dataset.npz")
+    return dataset
 
 
 def build(
@@ -141,7 +162,7 @@ def build(
     cache.mkdir(parents=True, exist_ok=True)
     source = parse_source(source_spec)
     started = time.perf_counter()
-    folder = cache / f"windows-{_key(_source_key(source, spec.cut_at_time_signature), asdict(spec), ARTIFACT_VERSION)}"
+    folder = cache / f"windows-{_key(_source_key(source, spec.encode_options), asdict(spec), ARTIFACT_VERSION)}"
     status = "built"
     if not refresh and folder.exists():
         dataset = _verify(folder)
@@ -151,8 +172,13 @@ def build(
             )
             return dataset
         status = "rebuilt: cached artifact failed its hash check"
-    pieces, skipped = _encode(source, spec, cache, log)
+    pieces, skipped = _encode(source, spec, cache, log, refresh)
     dataset = make_dataset(pieces, spec)
+    if not len(dataset.windows):
+        raise SourceError(
+            f"{source.name}: 0 windows of {spec.num_timesteps} rows from {len(pieces)} pieces "
+            f"({len(skipped)} skipped); give longer pieces or lower num_timesteps/min_rows"
+        )
     counts = {s: int((dataset.split == i).sum()) for i, s in enumerate(SPLITS)}
     pieces_per_split = {s: len({int(p) for p in dataset.piece[dataset.split == i]}) for i, s in enumerate(SPLITS)}
     half = spec.n_pitches
@@ -177,7 +203,7 @@ def build(
     arrays = {"windows": dataset.windows, "split": dataset.split, "piece": dataset.piece}
     atomic_write(folder / "dataset.npz", lambda tmp: _savez(tmp, **arrays))
     manifest["windows_sha256"] = dataset.hash
-    manifest["artifact_sha256"] = hashlib.sha256((folder / "dataset.npz").read_bytes()).hexdigest()
+    manifest["artifact_sha256"] = _sha256(folder / "dataset.npz")
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1))
     dataset.manifest = {
         **manifest,

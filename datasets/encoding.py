@@ -25,6 +25,7 @@ running it), not its code:
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import mido
@@ -37,6 +38,33 @@ ENCODER_VERSION = "1"
 
 class MidiError(ValueError):
     """A MIDI file could not be read or encoded."""
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How MIDI becomes note states, and the bounds that keep one bad file from eating the machine.
+
+    Attributes
+    ----------
+    cut_at_time_signature : bool
+        Stop at the first time signature whose numerator is not 2 or 4 (the
+        2016 original's behaviour, the ``seed`` profile).
+    max_rows : int
+        A piece longer than this many sixteenth-note rows is refused (50,000
+        rows is 52 minutes at 120 bpm); a 58-byte file with huge tick deltas
+        would otherwise allocate gigabytes.
+    max_ticks : int
+        A file whose last event lies beyond this tick is refused before any
+        row is allocated.
+    """
+
+    cut_at_time_signature: bool = False
+    max_rows: int = 50_000
+    max_ticks: int = 50_000_000
+
+    def __post_init__(self) -> None:
+        if self.max_rows < 1 or self.max_ticks < 1:
+            raise ValueError(f"max_rows ({self.max_rows}) and max_ticks ({self.max_ticks}) must be at least 1")
 
 
 def _events(midi: mido.MidiFile) -> tuple[list[tuple[int, int, int, str, int, int]], int]:
@@ -63,32 +91,37 @@ def _events(midi: mido.MidiFile) -> tuple[list[tuple[int, int, int, str, int, in
     return events, end_tick
 
 
-def encode_midi(midi: mido.MidiFile, cut_at_time_signature: bool = False) -> np.ndarray:
+def encode_midi(midi: mido.MidiFile, options: EncodeOptions | bool = False) -> np.ndarray:
     """Encode a parsed MIDI file as a ``uint8[rows, 256]`` note-state matrix.
 
     Parameters
     ----------
     midi : mido.MidiFile
         A file with a ticks-per-quarter (not SMPTE) time base.
-    cut_at_time_signature : bool
-        Stop at the first time signature whose numerator is not 2 or 4, as the
-        2016 original did (its ``seed`` behaviour).
+    options : EncodeOptions or bool
+        The time-signature cut and the size bounds (a bool is the cut alone,
+        with the default bounds). A file beyond a bound raises `MidiError`.
     """
+    options = options if isinstance(options, EncodeOptions) else EncodeOptions(bool(options))
     resolution = midi.ticks_per_beat
     step, half = resolution // 4, resolution // 8
     if step < 1:
         raise MidiError(f"ticks per quarter note is {resolution}; need at least 4")
     events, end_tick = _events(midi)
+    if end_tick > options.max_ticks:
+        raise MidiError(f"its last event is at tick {end_tick:,}, beyond max_ticks {options.max_ticks:,}")
 
     def row_of(tick: int) -> int:
         return (tick + step - half) // step
 
     last_row = row_of(end_tick)
-    if cut_at_time_signature:
+    if options.cut_at_time_signature:
         for index, (tick, _, _, kind, _, numerator) in enumerate(events):
             if kind == "ts" and numerator not in (2, 4):
                 events, last_row = events[:index], row_of(tick)
                 break
+    if last_row + 1 > options.max_rows:
+        raise MidiError(f"{last_row + 1:,} rows, beyond max_rows_per_piece {options.max_rows:,}")
     states = np.zeros((last_row + 1, 2 * N_PITCHES), dtype=np.uint8)
     play = np.zeros(N_PITCHES, dtype=np.uint8)
     row = 0
@@ -106,20 +139,24 @@ def encode_midi(midi: mido.MidiFile, cut_at_time_signature: bool = False) -> np.
     return states
 
 
-def read_midi(path: str | Path, cut_at_time_signature: bool = False) -> np.ndarray:
-    """Read and encode one MIDI file; raise `MidiError` with the reason if unreadable."""
+def read_midi(path: str | Path, options: EncodeOptions | bool = False) -> np.ndarray:
+    """Read and encode one MIDI file; raise `MidiError` naming the file and the reason otherwise."""
+    name = Path(path).name
     try:
         midi = mido.MidiFile(str(path))
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as error:
-        raise MidiError(f"{Path(path).name}: not a readable MIDI file ({error})") from None
+    except Exception as error:  # mido raises many types on corrupt bytes; every one means "unreadable"
+        raise MidiError(f"{name}: not a readable MIDI file ({type(error).__name__}: {error})"[:400]) from None
     if midi.type == 2:
-        raise MidiError(f"{Path(path).name}: MIDI type 2 (independent sequences) is not supported")
-    return encode_midi(midi, cut_at_time_signature)
+        raise MidiError(f"{name}: MIDI type 2 (independent sequences) is not supported")
+    try:
+        return encode_midi(midi, options)
+    except MidiError as error:
+        raise MidiError(f"{name}: {error}") from None
 
 
-def encode_bytes(data: bytes, cut_at_time_signature: bool = False) -> np.ndarray:
+def encode_bytes(data: bytes, options: EncodeOptions | bool = False) -> np.ndarray:
     """Encode a MIDI file held in memory (used for converted corpus scores)."""
-    return encode_midi(mido.MidiFile(file=io.BytesIO(data)), cut_at_time_signature)
+    return encode_midi(mido.MidiFile(file=io.BytesIO(data)), options)
 
 
 def decode_states(

@@ -8,10 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from datasets.encoding import N_PITCHES
-from datasets.sources import Piece
-
-SPLITS = ("train", "valid", "test")
+from datasets.encoding import N_PITCHES, EncodeOptions
+from datasets.sources import SPLITS, Piece
 
 
 @dataclass(frozen=True)
@@ -30,6 +28,8 @@ class WindowSpec:
     articulation: bool = True
     cut_at_time_signature: bool = False
     min_rows: int = 1  # pieces with fewer rows are left out (the original kept > 50)
+    max_rows_per_piece: int = 50_000  # a longer piece is refused and reported (52 minutes at 120 bpm)
+    max_ticks: int = 50_000_000  # a MIDI file whose last event lies later is refused and reported
 
     def __post_init__(self) -> None:
         if self.num_timesteps < 1:
@@ -38,6 +38,17 @@ class WindowSpec:
             raise ValueError(f"stride is {self.stride}; it must be at least 1")
         if not 0 <= self.low < self.high <= N_PITCHES:
             raise ValueError(f"pitch range {self.low}..{self.high} is empty or outside 0..128; need low < high")
+        if self.min_rows < 1:
+            raise ValueError(f"min_rows is {self.min_rows}; it must be at least 1")
+        if self.max_rows_per_piece < 1 or self.max_ticks < 1:
+            raise ValueError(
+                f"max_rows_per_piece ({self.max_rows_per_piece}) and max_ticks ({self.max_ticks}) must be at least 1"
+            )
+
+    @property
+    def encode_options(self) -> EncodeOptions:
+        """What encoding the pieces needs (it keys the pieces cache)."""
+        return EncodeOptions(self.cut_at_time_signature, self.max_rows_per_piece, self.max_ticks)
 
     @property
     def n_pitches(self) -> int:
@@ -124,7 +135,12 @@ def make_dataset(pieces: list[Piece], spec: WindowSpec) -> Dataset:
 
 
 def batch_order(
-    dataset: Dataset, seed: int | np.random.SeedSequence, batch_size: int, epochs: int, mode: str = "shuffle"
+    dataset: Dataset,
+    seed: int | np.random.SeedSequence,
+    batch_size: int,
+    epochs: int,
+    mode: str = "shuffle",
+    split: str | None = "train",
 ) -> list[list[np.ndarray]]:
     """Batches of row indices into ``dataset.windows``, one list per epoch.
 
@@ -133,8 +149,10 @@ def batch_order(
     every batch has the same shape). ``seed``: the 2016 original's loop —
     pieces in order, each cut into batches of up to ``batch_size``
     consecutive windows starting at its *second* window, never shuffled.
+    ``split=None`` trains on every window, as the original did (it had no
+    held-out songs).
     """
-    train = dataset.indices("train")
+    train = dataset.indices(split) if split else np.arange(len(dataset.windows))
     if mode == "shuffle":
         rng = np.random.default_rng(seed)
         n_batches = len(train) // batch_size

@@ -37,7 +37,14 @@ def test_synthetic_builds_with_disjoint_piece_splits(cache_dir):
     by_split = [set(dataset.piece[dataset.split == i]) for i in range(3)]
     assert not (by_split[0] & by_split[1] or by_split[0] & by_split[2] or by_split[1] & by_split[2])
     assert all(by_split), "every split has pieces"
-    assert split_of("synthetic-000") == split_of("synthetic-000")
+
+
+def test_split_by_piece_id_is_80_10_10_and_pinned():
+    shares = np.bincount([SPLITS.index(split_of(f"piece-{i}")) for i in range(20_000)], minlength=3) / 20_000
+    np.testing.assert_allclose(shares, [0.8, 0.1, 0.1], atol=0.01)
+    # pinned: a change here silently moves pieces between train and test in every later run
+    pinned = {"bwv1.6.mxl": "train", "bwv10.7.mxl": "valid", "synthetic-003": "valid", "synthetic-005": "test"}
+    assert {name: split_of(name) for name in pinned} == pinned
 
 
 def test_same_parameters_same_hash_and_cache_hit(cache_dir):
@@ -164,3 +171,113 @@ def test_cli_prints_a_summary(tmp_path):
     assert "windows            train" in result.stdout
     manifest = json.loads(next(tmp_path.glob("windows-*/manifest.json")).read_text())
     assert manifest["windows_sha256"] in result.stdout
+
+
+# ------------------------------------------------------------------ bounds and corrupt inputs
+def huge_tick_midi(path: Path) -> None:
+    """A valid, tiny MIDI file whose note-off lies 2**27 ticks later: gigabytes of rows without a bound."""
+    import mido
+
+    midi = mido.MidiFile(ticks_per_beat=96)
+    midi.tracks.append(
+        mido.MidiTrack(
+            [mido.Message("note_on", note=60, velocity=90, time=0), mido.Message("note_off", note=60, time=2**27)]
+        )
+    )
+    midi.save(str(path))
+
+
+def write_synthetic_midi(folder: Path, n: int = 3) -> None:
+    from datasets.encoding import decode_states
+    from datasets.sources import synthetic_pieces
+
+    for piece in synthetic_pieces(n_pieces=n):
+        decode_states(piece.states).write(str(folder / f"{piece.id}.mid"))
+
+
+def test_a_huge_file_in_a_folder_is_refused_by_the_bounds_and_reported(tmp_path, cache_dir):
+    write_synthetic_midi(tmp_path)
+    huge_tick_midi(tmp_path / "huge.mid")
+    assert (tmp_path / "huge.mid").stat().st_size < 100
+    dataset = build(f"midi:{tmp_path}", cache_dir=cache_dir, log=False)
+    (skipped,) = dataset.manifest["skipped"]
+    assert skipped["file"] == "huge.mid" and "beyond max_ticks" in skipped["reason"]
+    rows = WindowSpec(max_ticks=2**31, max_rows_per_piece=1000)
+    dataset = build(f"midi:{tmp_path}", rows, cache_dir=cache_dir, log=False)
+    assert "beyond max_rows_per_piece 1,000" in dataset.manifest["skipped"][0]["reason"]
+
+
+def test_a_folder_where_nothing_is_readable_is_an_error_naming_it(tmp_path, cache_dir):
+    (tmp_path / "a.mid").write_bytes(b"MThd garbage")
+    (tmp_path / "b.mid").write_bytes(b"")
+    with pytest.raises(SourceError, match=rf"{tmp_path}: none of its 2 files could be encoded \(first: a.mid"):
+        build(f"midi:{tmp_path}", cache_dir=cache_dir, log=False)
+
+
+def test_zero_windows_is_an_error(tmp_path, cache_dir):
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps({"train": [], "valid": [], "test": []}))
+    with pytest.raises(SourceError, match="0 windows of 15 rows from 0 pieces"):
+        build(f"polyphonic:{path}", cache_dir=cache_dir, log=False)
+
+
+def test_corrupt_pieces_cache_is_rebuilt_and_refresh_rebuilds_it(tmp_path):
+    first = build("synthetic:3", cache_dir=tmp_path, log=False)
+    (pieces,) = tmp_path.glob("pieces-*.npz")
+    pieces.write_bytes(b"PK\x03\x04 not a zip at all")
+    for folder in tmp_path.glob("windows-*"):  # force the windows to be cut again from the pieces
+        (folder / "dataset.npz").unlink()
+    rebuilt = build("synthetic:3", cache_dir=tmp_path, log=False)
+    assert rebuilt.hash == first.hash and rebuilt.manifest["cache"].startswith("rebuilt")
+    before = pieces.stat().st_mtime_ns
+    assert build("synthetic:3", cache_dir=tmp_path, log=False, refresh=True).hash == first.hash
+    assert pieces.stat().st_mtime_ns != before, "--refresh re-encodes the pieces too"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"train": [[[60, "x"]]], "valid": [], "test": []},
+        {"train": [[[60, 300]]], "valid": [], "test": []},
+        {"train": [7], "valid": [], "test": []},
+        {"train": "abc", "valid": [], "test": []},
+        {"train": [[[True]]], "valid": [], "test": []},
+    ],
+)
+def test_malformed_polyphonic_content_is_one_line_naming_the_file(tmp_path, cache_dir, content):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(SourceError) as caught:
+        build(f"polyphonic:{path}", cache_dir=cache_dir, log=False)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_deeply_nested_json_is_one_line_not_a_recursion_error(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(SourceError, match="deep.json: nested too deeply"):
+        load_polyphonic(path)
+
+
+def limited_file_size(limit: int):
+    """A ``preexec_fn`` that makes every file write beyond ``limit`` bytes fail (EFBIG), as a full disk does."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_a_full_disk_is_one_line_exit_2_and_leaves_no_partial_file(tmp_path):
+    cache = tmp_path / "cache"
+    result = subprocess.run(
+        [sys.executable, "-m", "datasets", "build", "synthetic", "--cache-dir", str(cache)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limited_file_size(8_000),
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "File too large" in result.stderr
+    leftovers = [p for p in cache.rglob("*") if p.is_file() and (".tmp" in p.name or p.stat().st_size >= 8_000)]
+    assert not leftovers
+    assert not list(cache.glob("windows-*/dataset.npz")), "no artifact without its manifest"

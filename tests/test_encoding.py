@@ -8,7 +8,7 @@ import mido
 import numpy as np
 import pytest
 
-from datasets.encoding import N_PITCHES, decode_states, encode_midi, read_midi
+from datasets.encoding import N_PITCHES, EncodeOptions, decode_states, encode_midi, read_midi
 from datasets.sources import synthetic_pieces
 from tests.conftest import ORACLE, POP_MIDI
 
@@ -31,7 +31,9 @@ def test_conformance_with_the_original_on_its_126_songs(shared_data):
     matches = [
         name
         for name in oracle.files
-        if np.array_equal(original_columns(read_midi(POP_MIDI / name, cut_at_time_signature=True)), oracle[name])
+        if np.array_equal(
+            original_columns(read_midi(POP_MIDI / name, EncodeOptions(cut_at_time_signature=True))), oracle[name]
+        )
     ]
     assert len(oracle.files) == 126
     assert len(matches) == 126, sorted(set(oracle.files) - set(matches))
@@ -78,8 +80,8 @@ def test_time_signature_cut_only_in_seed_mode():
         mido.Message("note_on", note=60, velocity=90, time=0),
         mido.Message("note_off", note=60, time=96),
     ]
-    assert encode_midi(midi_from([track]), cut_at_time_signature=True).shape == (1, 2 * N_PITCHES)
-    assert encode_midi(midi_from([track]), cut_at_time_signature=True).sum() == 0
+    assert encode_midi(midi_from([track]), EncodeOptions(cut_at_time_signature=True)).shape == (1, 2 * N_PITCHES)
+    assert encode_midi(midi_from([track]), EncodeOptions(cut_at_time_signature=True)).sum() == 0
     assert encode_midi(midi_from([track])).shape == (5, 2 * N_PITCHES)
 
 
