@@ -17,7 +17,9 @@ from typing import NamedTuple
 import numpy as np
 
 STATISTICS = ("samples", "probabilities")
-STARTS = ("zeros", "random")
+STARTS = ("zeros", "random", "persistent")
+PRECISIONS = ("float32", "tf32", "float64")
+CHAIN_STARTS = ("shared", "fresh")
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,21 @@ class RBMConfig:
         ``samples``: binary hidden states in both phases' statistics (the 2016
         original). ``probabilities``: hidden probabilities instead (the common
         variant, lower variance); visible reconstructions are sampled in both.
-    dtype : {"float32", "float64"}
+    momentum : float
+        Classical momentum: the step is ``velocity = momentum * velocity +
+        rate * gradient`` (Hinton's guide, section 9); 0 is plain CD.
+    weight_decay : float
+        L2 penalty on ``W``: ``weight_decay * W`` is subtracted from its gradient.
+    chain_start : {"shared", "fresh"}
+        ``shared``: the negative chain starts from the positive phase's hidden
+        sample. ``fresh``: from a hidden sample of its own, as the 2016
+        original's ``gibbs_sample`` did (one more uniform draw per update).
+    precision : {"float32", "tf32", "float64"}
+        The one precision policy of every framework: ``float32`` with strict
+        float32 products (TF32 off), ``tf32`` to allow TensorFloat-32 products
+        on GPUs that have them, ``float64``.
     device : str
-        ``cpu`` (default) or a framework device such as ``cuda``.
+        ``cpu`` (default) or ``cuda``.
     """
 
     n_visible: int = 2340
@@ -52,7 +66,10 @@ class RBMConfig:
     cd_steps: int = 1
     persistent: bool = False
     statistics: str = "samples"
-    dtype: str = "float32"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    chain_start: str = "shared"
+    precision: str = "float32"
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -60,15 +77,27 @@ class RBMConfig:
             raise ValueError(f"cd_steps is {self.cd_steps}; CD-k needs k >= 1")
         if self.statistics not in STATISTICS:
             raise ValueError(f"statistics is {self.statistics!r}; use one of {STATISTICS}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype is {self.dtype!r}; use float32 or float64")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision is {self.precision!r}; use one of {PRECISIONS}")
+        if self.chain_start not in CHAIN_STARTS:
+            raise ValueError(f"chain_start is {self.chain_start!r}; use one of {CHAIN_STARTS}")
         if min(self.n_visible, self.n_hidden, self.batch_size) < 1:
             raise ValueError("n_visible, n_hidden and batch_size must be positive")
+        if not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise ValueError(f"momentum {self.momentum} must be in [0, 1), weight_decay {self.weight_decay} >= 0")
+
+    @property
+    def dtype(self) -> str:
+        """The storage type: float64 under the float64 policy, else float32."""
+        return "float64" if self.precision == "float64" else "float32"
 
     @classmethod
     def from_dict(cls, values: dict) -> RBMConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown RBMConfig fields {unknown}; known: {sorted(names)}")
+        return cls(**values)
 
 
 @dataclass
@@ -118,19 +147,24 @@ class CDNoise(NamedTuple):
 
     ``h_data`` (batch, n_hidden) samples the hidden units of the data;
     ``v`` (k, chains, n_visible) and ``h`` (k, chains, n_hidden) drive the k
-    Gibbs steps of the negative chain. A unit is on where ``u < p``. A named
-    tuple, so it passes through ``tf.function`` and ``jax.jit`` as a pytree.
+    Gibbs steps of the negative chain; ``h_chain`` (batch, n_hidden), only
+    under ``chain_start="fresh"``, samples the chain's own first hidden state.
+    A unit is on where ``u < p``. A named tuple, so it passes through
+    ``tf.function`` and ``jax.jit`` as a pytree.
     """
 
     h_data: np.ndarray
     v: np.ndarray
     h: np.ndarray
+    h_chain: np.ndarray | None = None
 
     @classmethod
     def draw(cls, rng: np.random.Generator, config: RBMConfig, batch: int, chains: int | None = None) -> CDNoise:
         chains = batch if chains is None else chains
         k, V, H = config.cd_steps, config.n_visible, config.n_hidden
-        return cls(rng.random((batch, H)), rng.random((k, chains, V)), rng.random((k, chains, H)))
+        h_data = rng.random((batch, H))
+        h_chain = rng.random((batch, H)) if config.chain_start == "fresh" else None
+        return cls(h_data, rng.random((k, chains, V)), rng.random((k, chains, H)), h_chain)
 
 
 class RBM(ABC):
@@ -145,6 +179,10 @@ class RBM(ABC):
     def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
         self.config = config
 
+    def rate(self, learning_rate: float | None) -> float:
+        """This update's rate: the schedule's if given, else the configured one."""
+        return self.config.learning_rate if learning_rate is None else learning_rate
+
     @staticmethod
     @abstractmethod
     def framework_version() -> str:
@@ -154,13 +192,33 @@ class RBM(ABC):
     def set_data(self, windows: np.ndarray) -> None:
         """Take the training windows (uint8[N, n_visible]) once; they stay on the device."""
 
-    @abstractmethod
-    def train_epoch(self, batches: list[np.ndarray]) -> None:
-        """One CD update per batch of row indices into the data; returns when the work is done."""
+    @staticmethod
+    def device_unavailable(device: str) -> str | None:
+        """Why this framework cannot run on ``device`` here (``None`` if it can): becomes a skipped row."""
+        return None if device == "cpu" else f"skipped: no GPU support in this implementation ({device})"
+
+    def precision_settings(self) -> dict[str, str]:
+        """The framework switches that enforce `RBMConfig.precision`, recorded with the results."""
+        return {}
+
+    def peak_device_mb(self) -> float | None:
+        """Peak accelerator memory of this process in MB (``None`` on the CPU, where peak RSS says it)."""
+        return None
 
     @abstractmethod
-    def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
+    def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> None:
+        """One CD update per batch of row indices into the data; returns when the work is done.
+
+        ``learning_rate`` overrides the configured rate for this epoch (a schedule).
+        """
+
+    @abstractmethod
+    def cd_update(self, v: np.ndarray, noise: CDNoise, learning_rate: float | None = None) -> None:
         """One CD-k (or PCD-k) update of ``v`` driven by the caller's uniform ``noise``."""
+
+    @abstractmethod
+    def persistent_chain(self) -> np.ndarray | None:
+        """The hidden states of the persistent chains (PCD), or ``None`` before any PCD update."""
 
     @abstractmethod
     def hidden_probs(self, v: np.ndarray) -> np.ndarray:
@@ -179,7 +237,9 @@ class RBM(ABC):
         """``n`` binary visible samples after ``steps`` Gibbs steps from ``start``.
 
         ``start`` is ``"zeros"`` (the original: an all-zero visible layer),
-        ``"random"`` (fair coin flips) or an array of n visible vectors.
+        ``"random"`` (fair coin flips), ``"persistent"`` (a visible sample of
+        the persistent chains, reused cyclically if ``n`` exceeds their number)
+        or an array of n visible vectors.
         """
 
     @abstractmethod
@@ -235,7 +295,13 @@ class RBM(ABC):
                 return np.zeros((n, self.config.n_visible))
             if start == "random":
                 return (rng.random((n, self.config.n_visible)) < 0.5).astype(float)
-            raise ValueError(f"start {start!r} is unknown; use zeros, random or an array")
+            if start == "persistent":
+                chain = self.persistent_chain()
+                if chain is None:
+                    raise ValueError("start 'persistent' needs a PCD model that has trained (persistent = true)")
+                probs = self.visible_probs(np.resize(chain, (n, self.config.n_hidden)))
+                return (rng.random((n, self.config.n_visible)) < probs).astype(float)
+            raise ValueError(f"start {start!r} is unknown; use zeros, random, persistent or an array")
         start = np.asarray(start, dtype=float)
         if start.shape != (n, self.config.n_visible):
             raise ValueError(f"start has shape {start.shape}; need ({n}, {self.config.n_visible})")

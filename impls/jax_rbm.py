@@ -17,22 +17,24 @@ jax.config.update("jax_threefry_partitionable", False)
 
 
 class State(NamedTuple):
-    """Everything a CD update changes: parameters and the persistent chain."""
+    """Everything a CD update changes: parameters, momentum's velocities and the persistent chain."""
 
     W: jax.Array
     b_v: jax.Array
     b_h: jax.Array
+    velocity: tuple[jax.Array, jax.Array, jax.Array]
     chain: jax.Array  # PCD: hidden state of the persistent chain
     has_chain: jax.Array  # False until the first PCD update seeds the chain from the data
 
 
-def cd_update(config: RBMConfig, state: State, v0: jax.Array, noise: CDNoise) -> State:
+def cd_update(config: RBMConfig, state: State, v0: jax.Array, noise: CDNoise, rate: jax.Array) -> State:
     """One CD-k / PCD-k update; the same arithmetic as `impls.numpy_rbm.NumpyRBM.cd_update`."""
-    W, b_v, b_h, chain, has_chain = state
+    W, b_v, b_h, velocity, chain, has_chain = state
     dt = W.dtype
     ph0 = jax.nn.sigmoid(v0 @ W + b_h)
     h0 = (noise.h_data < ph0).astype(dt)
-    h = jnp.where(has_chain, chain, h0) if config.persistent else h0
+    start = h0 if noise.h_chain is None else (noise.h_chain < ph0).astype(dt)  # fresh: the original's own draw
+    h = jnp.where(has_chain, chain, start) if config.persistent else start
     for step in range(config.cd_steps):
         pv = jax.nn.sigmoid(h @ W.T + b_v)
         vk = (noise.v[step] < pv).astype(dt)
@@ -40,40 +42,52 @@ def cd_update(config: RBMConfig, state: State, v0: jax.Array, noise: CDNoise) ->
         h = (noise.h[step] < phk).astype(dt)
     positive = h0 if config.statistics == "samples" else ph0
     negative = h if config.statistics == "samples" else phk
-    rate = config.learning_rate
-    W = W + rate * (v0.T @ positive / v0.shape[0] - vk.T @ negative / vk.shape[0])
-    b_v = b_v + rate * (v0.mean(0) - vk.mean(0))
-    b_h = b_h + rate * (positive.mean(0) - negative.mean(0))
-    return State(W, b_v, b_h, h if config.persistent else chain, jnp.asarray(config.persistent) | has_chain)
+    gradient_W = v0.T @ positive / v0.shape[0] - vk.T @ negative / vk.shape[0]
+    if config.weight_decay:
+        gradient_W = gradient_W - config.weight_decay * W
+    gradients = (gradient_W, v0.mean(0) - vk.mean(0), positive.mean(0) - negative.mean(0))
+    rate = rate.astype(dt)
+    if config.momentum:  # velocity = momentum * velocity + rate * gradient; parameter += velocity
+        velocity = tuple(config.momentum * u + rate * g for u, g in zip(velocity, gradients))
+        steps = velocity
+    else:
+        steps = tuple(rate * g for g in gradients)
+    W, b_v, b_h = (p + s for p, s in zip((W, b_v, b_h), steps))
+    chain = h if config.persistent else chain
+    return State(W, b_v, b_h, velocity, chain, jnp.asarray(config.persistent) | has_chain)
 
 
 def draw_noise(config: RBMConfig, key: jax.Array, batch: int, chains: int, dtype) -> CDNoise:
     k, V, H = config.cd_steps, config.n_visible, config.n_hidden
-    k_data, k_v, k_h = jax.random.split(key, 3)
+    k_data, k_v, k_h, k_chain = jax.random.split(key, 4)
+    fresh = config.chain_start == "fresh"
     return CDNoise(
         jax.random.uniform(k_data, (batch, H), dtype),
         jax.random.uniform(k_v, (k, chains, V), dtype),
         jax.random.uniform(k_h, (k, chains, H), dtype),
+        jax.random.uniform(k_chain, (batch, H), dtype) if fresh else None,
     )
 
 
 @partial(jax.jit, static_argnums=0, donate_argnums=1)
-def train_batches(config: RBMConfig, state: State, data: jax.Array, batches: jax.Array, key: jax.Array) -> State:
+def train_batches(
+    config: RBMConfig, state: State, data: jax.Array, batches: jax.Array, key: jax.Array, rate: jax.Array
+) -> State:
     """CD updates over equal-sized batches of row indices: one compiled `lax.scan`."""
 
     def body(state: State, inputs: tuple[jax.Array, jax.Array]) -> tuple[State, None]:
         rows, batch_key = inputs
         chains = state.chain.shape[0] if config.persistent else rows.shape[0]
         noise = draw_noise(config, batch_key, rows.shape[0], chains, state.W.dtype)
-        return cd_update(config, state, data[rows], noise), None
+        return cd_update(config, state, data[rows], noise, rate), None
 
     state, _ = jax.lax.scan(body, state, (batches, jax.random.split(key, batches.shape[0])))
     return state
 
 
 @partial(jax.jit, static_argnums=0)
-def _cd_update_jit(config: RBMConfig, state: State, v0: jax.Array, noise: CDNoise) -> State:
-    return cd_update(config, state, v0, noise)
+def _cd_update_jit(config: RBMConfig, state: State, v0: jax.Array, noise: CDNoise, rate: jax.Array) -> State:
+    return cd_update(config, state, v0, noise, rate)
 
 
 @partial(jax.jit, static_argnums=(0, 3))
@@ -96,17 +110,39 @@ class JaxRBM(RBM):
 
     def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
         super().__init__(config, params, seed)
+        # one precision policy: float32 products at full precision (no TF32 on GPUs) unless tf32 is asked for
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if config.precision == "tf32" else "highest")
         self.dtype = jnp.dtype(config.dtype)
         platform = "gpu" if config.device in ("cuda", "gpu") else "cpu"
         self.device = jax.devices(platform)[0]
         W, b_v, b_h = (self._array(a) for a in (params.W, params.b_v, params.b_h))
-        self.state = State(W, b_v, b_h, self._array(np.zeros((config.batch_size, config.n_hidden))), jnp.asarray(False))
-        self.key = jax.random.key(int(seed))
+        velocity = tuple(jnp.zeros_like(a) for a in (W, b_v, b_h))
+        chain = self._array(np.zeros((config.batch_size, config.n_hidden)))
+        self.state = State(W, b_v, b_h, velocity, chain, jax.device_put(jnp.asarray(False), self.device))
+        self.key = jax.device_put(jax.random.key(int(seed)), self.device)
         self.data: jax.Array | None = None
 
     @staticmethod
     def framework_version() -> str:
         return jax.__version__
+
+    @staticmethod
+    def device_unavailable(device: str) -> str | None:
+        if device == "cuda":
+            try:
+                jax.devices("gpu")
+            except RuntimeError as error:
+                return f"skipped: no GPU (jax.devices('gpu'): {str(error)[:120]})"
+        return None
+
+    def precision_settings(self) -> dict[str, str]:
+        return {"jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision)}
+
+    def peak_device_mb(self) -> float | None:
+        if self.device.platform == "cpu":
+            return None
+        stats = self.device.memory_stats() or {}
+        return stats.get("peak_bytes_in_use", 0) / 2**20
 
     def _array(self, array: np.ndarray) -> jax.Array:
         return jax.device_put(jnp.asarray(np.asarray(array), self.dtype), self.device)
@@ -123,17 +159,25 @@ class JaxRBM(RBM):
     def set_data(self, windows: np.ndarray) -> None:
         self.data = self._array(windows)
 
-    def train_epoch(self, batches: list[np.ndarray]) -> None:
+    def _rate(self, learning_rate: float | None) -> jax.Array:
+        return jax.device_put(jnp.asarray(self.rate(learning_rate), self.dtype), self.device)
+
+    def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> None:
         self._fit_chain(len(batches[0]))
+        rate = self._rate(learning_rate)
         groups = [np.stack(batches)] if len({len(b) for b in batches}) == 1 else [np.asarray(b)[None] for b in batches]
         for group in groups:  # ragged batches (the original's per-piece loop) run one scan each
-            self.state = train_batches(self.config, self.state, self.data, jnp.asarray(group), self._next_key())
+            rows = jax.device_put(jnp.asarray(group), self.device)
+            self.state = train_batches(self.config, self.state, self.data, rows, self._next_key(), rate)
         jax.block_until_ready(self.state)
 
-    def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
+    def cd_update(self, v: np.ndarray, noise: CDNoise, learning_rate: float | None = None) -> None:
         self._fit_chain(len(noise.v[0]))
-        noise = CDNoise(*(self._array(u) for u in (noise.h_data, noise.v, noise.h)))
-        self.state = _cd_update_jit(self.config, self.state, self._array(v), noise)
+        noise = CDNoise(*(None if u is None else self._array(u) for u in noise))
+        self.state = _cd_update_jit(self.config, self.state, self._array(v), noise, self._rate(learning_rate))
+
+    def persistent_chain(self) -> np.ndarray | None:
+        return np.asarray(self.state.chain) if self.config.persistent and bool(self.state.has_chain) else None
 
     def hidden_probs(self, v: np.ndarray) -> np.ndarray:
         return np.asarray(jax.nn.sigmoid(self._array(v) @ self.state.W + self.state.b_h))

@@ -23,6 +23,7 @@ class NumpyRBM(RBM):
             raise ValueError(f"numpy runs on the cpu only, not {config.device!r}")
         self.dtype = np.dtype(config.dtype)
         self.W, self.b_v, self.b_h = (np.array(a, dtype=self.dtype) for a in (params.W, params.b_v, params.b_h))
+        self.velocity = [np.zeros_like(a) for a in (self.W, self.b_v, self.b_h)]  # momentum's running step
         self.rng = np.random.default_rng(seed)
         self.chain: np.ndarray | None = None  # PCD: hidden state of the persistent chain
         self.data: np.ndarray | None = None
@@ -34,26 +35,31 @@ class NumpyRBM(RBM):
     def set_data(self, windows: np.ndarray) -> None:
         self.data = np.asarray(windows, dtype=self.dtype)
 
-    def train_epoch(self, batches: list[np.ndarray]) -> None:
+    def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> None:
         for rows in batches:
             v = self.data[rows]
             chains = len(v) if self.chain is None else len(self.chain)
-            self.cd_update(v, self.draw_noise(len(v), chains))
+            self.cd_update(v, self.draw_noise(len(v), chains), learning_rate)
 
     def draw_noise(self, batch: int, chains: int, rng: np.random.Generator | None = None) -> CDNoise:
         k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
         uniform = (rng or self.rng).random
-        return CDNoise(
-            uniform((batch, H), self.dtype), uniform((k, chains, V), self.dtype), uniform((k, chains, H), self.dtype)
-        )
+        h_data = uniform((batch, H), self.dtype)
+        h_chain = uniform((batch, H), self.dtype) if self.config.chain_start == "fresh" else None
+        return CDNoise(h_data, uniform((k, chains, V), self.dtype), uniform((k, chains, H), self.dtype), h_chain)
 
-    def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
+    def cd_update(self, v: np.ndarray, noise: CDNoise, learning_rate: float | None = None) -> None:
         config, dt = self.config, self.dtype
         v0 = np.asarray(v, dt)
-        noise = CDNoise(*(np.asarray(u, dt) for u in (noise.h_data, noise.v, noise.h)))
+        noise = CDNoise(*(None if u is None else np.asarray(u, dt) for u in noise))
         ph0 = self.hidden_probs(v0)
         h0 = (noise.h_data < ph0).astype(dt)
-        h = self.chain if config.persistent and self.chain is not None else h0
+        if config.persistent and self.chain is not None:
+            h = self.chain
+        elif noise.h_chain is not None:  # the original's gibbs_sample draws its own first hidden state
+            h = (noise.h_chain < ph0).astype(dt)
+        else:
+            h = h0
         for step in range(config.cd_steps):
             pv = self.visible_probs(h)
             vk = (noise.v[step] < pv).astype(dt)
@@ -63,10 +69,21 @@ class NumpyRBM(RBM):
             self.chain = h
         positive = h0 if config.statistics == "samples" else ph0
         negative = h if config.statistics == "samples" else phk
-        rate = dt.type(config.learning_rate)
-        self.W += rate * (v0.T @ positive / len(v0) - vk.T @ negative / len(vk))
-        self.b_v += rate * (v0.mean(0) - vk.mean(0))
-        self.b_h += rate * (positive.mean(0) - negative.mean(0))
+        gradient_W = v0.T @ positive / len(v0) - vk.T @ negative / len(vk)
+        if config.weight_decay:
+            gradient_W -= dt.type(config.weight_decay) * self.W
+        gradients = (gradient_W, v0.mean(0) - vk.mean(0), positive.mean(0) - negative.mean(0))
+        rate = dt.type(self.rate(learning_rate))
+        for parameter, velocity, gradient in zip((self.W, self.b_v, self.b_h), self.velocity, gradients):
+            if config.momentum:  # velocity = momentum * velocity + rate * gradient; parameter += velocity
+                velocity *= dt.type(config.momentum)
+                velocity += rate * gradient
+                parameter += velocity
+            else:
+                parameter += rate * gradient
+
+    def persistent_chain(self) -> np.ndarray | None:
+        return self.chain
 
     def hidden_probs(self, v: np.ndarray) -> np.ndarray:
         return sigmoid(np.asarray(v, self.dtype) @ self.W + self.b_h)

@@ -25,12 +25,15 @@ class TFRBM(RBM):
     def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
         super().__init__(config, params, seed)
         tf.config.experimental.enable_op_determinism()
+        # one precision policy: TensorFlow allows TF32 by default on GPUs that have it; only tf32 turns it on
+        tf.config.experimental.enable_tensor_float_32_execution(config.precision == "tf32")
         self.dtype = tf.as_dtype(config.dtype)
         self.device = "/GPU:0" if config.device in ("cuda", "gpu") else "/CPU:0"
         with tf.device(self.device):
             self.W, self.b_v, self.b_h = (
                 tf.Variable(np.asarray(a), dtype=self.dtype) for a in (params.W, params.b_v, params.b_h)
             )
+            self.velocity = [tf.Variable(tf.zeros_like(t)) for t in (self.W, self.b_v, self.b_h)]
             self.generator = tf.random.Generator.from_seed(int(seed))
             # PCD: hidden state of the persistent chain, seeded from the data by the first update
             self.chain = tf.Variable(
@@ -45,6 +48,20 @@ class TFRBM(RBM):
     def framework_version() -> str:
         return tf.__version__
 
+    @staticmethod
+    def device_unavailable(device: str) -> str | None:
+        if device == "cuda" and not tf.config.list_physical_devices("GPU"):
+            return "skipped: no GPU (tf.config.list_physical_devices('GPU') is empty)"
+        return None
+
+    def precision_settings(self) -> dict[str, str]:
+        return {"tf.tensor_float_32_execution": str(tf.config.experimental.tensor_float_32_execution_enabled())}
+
+    def peak_device_mb(self) -> float | None:
+        if self.device == "/CPU:0":
+            return None
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+
     def _tensor(self, array: np.ndarray) -> tf.Tensor:
         with tf.device(self.device):
             return tf.convert_to_tensor(np.asarray(array), dtype=self.dtype)
@@ -57,37 +74,46 @@ class TFRBM(RBM):
         if not bool(self.has_chain.numpy()) and self.chain.shape[0] != chains:
             self.chain.assign(tf.zeros((chains, self.config.n_hidden), self.dtype))
 
-    def train_epoch(self, batches: list[np.ndarray]) -> None:
+    def _rate(self, learning_rate: float | None) -> tf.Tensor:
+        return tf.constant(self.rate(learning_rate), self.dtype)  # a tensor: a new rate does not retrace
+
+    def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> None:
         self._fit_chain(len(batches[0]))
+        rate = self._rate(learning_rate)
         if len({len(b) for b in batches}) == 1:  # one compiled loop over equal batches
-            self._epoch(tf.constant(np.stack(batches), tf.int64))
+            self._epoch(tf.constant(np.stack(batches), tf.int64), rate)
         else:  # ragged batches (the original's per-piece loop): one compiled step each
             for rows in batches:
-                self._epoch(tf.constant(np.asarray(rows)[None], tf.int64))
+                self._epoch(tf.constant(np.asarray(rows)[None], tf.int64), rate)
 
-    def _epoch_fn(self, batches: tf.Tensor) -> None:
+    def _epoch_fn(self, batches: tf.Tensor, rate: tf.Tensor) -> None:
         k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
         for index in tf.range(tf.shape(batches)[0]):
             v = tf.gather(self.data, batches[index])
             n = tf.shape(v)[0]
             chains = tf.shape(self.chain)[0] if self.config.persistent else n
             uniform = self.generator.uniform
+            h_data = uniform((n, H), dtype=self.dtype)
+            h_chain = uniform((n, H), dtype=self.dtype) if self.config.chain_start == "fresh" else None
             noise = CDNoise(
-                uniform((n, H), dtype=self.dtype),
-                uniform((k, chains, V), dtype=self.dtype),
-                uniform((k, chains, H), dtype=self.dtype),
+                h_data, uniform((k, chains, V), dtype=self.dtype), uniform((k, chains, H), dtype=self.dtype), h_chain
             )
-            self._cd_update(v, noise)
+            self._cd_update(v, noise, rate)
 
-    def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
+    def cd_update(self, v: np.ndarray, noise: CDNoise, learning_rate: float | None = None) -> None:
         self._fit_chain(len(noise.v[0]))
-        self._update(self._tensor(v), CDNoise(*(self._tensor(u) for u in (noise.h_data, noise.v, noise.h))))
+        noise = CDNoise(*(None if u is None else self._tensor(u) for u in noise))
+        self._update(self._tensor(v), noise, self._rate(learning_rate))
 
-    def _cd_update(self, v0: tf.Tensor, noise: CDNoise) -> None:
+    def persistent_chain(self) -> np.ndarray | None:
+        return self.chain.numpy() if self.config.persistent and bool(self.has_chain.numpy()) else None
+
+    def _cd_update(self, v0: tf.Tensor, noise: CDNoise, rate: tf.Tensor) -> None:
         config, dt = self.config, self.dtype
         ph0 = tf.sigmoid(v0 @ self.W + self.b_h)
         h0 = bernoulli(noise.h_data, ph0)
-        h = tf.where(self.has_chain, self.chain, h0) if config.persistent else h0
+        start = h0 if noise.h_chain is None else bernoulli(noise.h_chain, ph0)  # fresh: the original's own draw
+        h = tf.where(self.has_chain, self.chain, start) if config.persistent else start
         for step in range(config.cd_steps):
             pv = tf.sigmoid(tf.matmul(h, self.W, transpose_b=True) + self.b_v)
             vk = bernoulli(noise.v[step], pv)
@@ -98,14 +124,23 @@ class TFRBM(RBM):
             self.has_chain.assign(True)
         positive = h0 if config.statistics == "samples" else ph0
         negative = h if config.statistics == "samples" else phk
-        rate = tf.constant(config.learning_rate, dt)
         n_data, n_chain = tf.cast(tf.shape(v0)[0], dt), tf.cast(tf.shape(vk)[0], dt)
-        self.W.assign_add(
-            rate
-            * (tf.matmul(v0, positive, transpose_a=True) / n_data - tf.matmul(vk, negative, transpose_a=True) / n_chain)
+        gradient_W = (
+            tf.matmul(v0, positive, transpose_a=True) / n_data - tf.matmul(vk, negative, transpose_a=True) / n_chain
         )
-        self.b_v.assign_add(rate * (tf.reduce_mean(v0, 0) - tf.reduce_mean(vk, 0)))
-        self.b_h.assign_add(rate * (tf.reduce_mean(positive, 0) - tf.reduce_mean(negative, 0)))
+        if config.weight_decay:
+            gradient_W -= tf.constant(config.weight_decay, dt) * self.W
+        gradients = (
+            gradient_W,
+            tf.reduce_mean(v0, 0) - tf.reduce_mean(vk, 0),
+            tf.reduce_mean(positive, 0) - tf.reduce_mean(negative, 0),
+        )
+        for parameter, velocity, gradient in zip((self.W, self.b_v, self.b_h), self.velocity, gradients):
+            if config.momentum:  # velocity = momentum * velocity + rate * gradient; parameter += velocity
+                velocity.assign(tf.constant(config.momentum, dt) * velocity + rate * gradient)
+                parameter.assign_add(velocity)
+            else:
+                parameter.assign_add(rate * gradient)
 
     def hidden_probs(self, v: np.ndarray) -> np.ndarray:
         return tf.sigmoid(self._tensor(v) @ self.W + self.b_h).numpy()

@@ -1,4 +1,11 @@
-"""PyTorch implementation: the reference line for line, tensors kept on the device."""
+"""PyTorch implementation: the reference line for line, tensors kept on the device.
+
+On a GPU the default shape is launch-bound (a CD-1 step is a handful of tiny
+kernels), so there each update is captured once into a CUDA graph and
+replayed per batch: one copy of the batch's row indices and one replay
+instead of about twenty launches. If capture fails the epoch runs eagerly and
+`precision_settings` says so; on the CPU the eager loop is the only path.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +16,48 @@ from impls.base import RBM, CDNoise, Params, RBMConfig
 
 
 class TorchRBM(RBM):
-    """Binary RBM trained by CD-k / PCD-k with PyTorch (eager; in-place updates, no host copies)."""
+    """Binary RBM trained by CD-k / PCD-k with PyTorch (in-place updates, no host copies inside an epoch)."""
 
     name = "torch"
 
     def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
         super().__init__(config, params, seed)
         torch.use_deterministic_algorithms(True)
+        allow_tf32 = config.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32  # strict float32 products unless tf32 is asked for
+        torch.backends.cudnn.allow_tf32 = allow_tf32
+        torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")
         self.device = torch.device(config.device)
         self.dtype = getattr(torch, config.dtype)
         self.W, self.b_v, self.b_h = (self._tensor(a) for a in (params.W, params.b_v, params.b_h))
+        self.velocity = [torch.zeros_like(t) for t in (self.W, self.b_v, self.b_h)]
         self.generator = torch.Generator(self.device).manual_seed(int(seed))
         self.chain: torch.Tensor | None = None
         self.data: torch.Tensor | None = None
+        self.graphs: dict[tuple[int, int], tuple] = {}  # (batch, chains) -> (graph, rows buffer, rate buffer)
+        self.graph_error = ""
 
     @staticmethod
     def framework_version() -> str:
         return torch.__version__
+
+    @staticmethod
+    def device_unavailable(device: str) -> str | None:
+        if device == "cuda" and not torch.cuda.is_available():
+            return "skipped: no GPU (torch.cuda.is_available() is False)"
+        return None
+
+    def precision_settings(self) -> dict[str, str]:
+        settings = {
+            "torch.float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "torch.backends.cuda.matmul.allow_tf32": str(torch.backends.cuda.matmul.allow_tf32),
+        }
+        if self.device.type == "cuda":
+            settings["torch.epoch"] = f"eager ({self.graph_error})" if self.graph_error else "CUDA graph per update"
+        return settings
+
+    def peak_device_mb(self) -> float | None:
+        return torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device).clone()
@@ -39,41 +71,96 @@ class TorchRBM(RBM):
         generator = generator or self.generator
         return torch.rand(shape, generator=generator, dtype=self.dtype, device=self.device)
 
+    def _noise(self, batch: int, chains: int) -> CDNoise:
+        k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
+        h_data = self._uniform(batch, H)
+        h_chain = self._uniform(batch, H) if self.config.chain_start == "fresh" else None
+        return CDNoise(h_data, self._uniform(k, chains, V), self._uniform(k, chains, H), h_chain)
+
     def set_data(self, windows: np.ndarray) -> None:
         self.data = self._tensor(windows)
 
     @torch.no_grad()
-    def train_epoch(self, batches: list[np.ndarray]) -> None:
-        k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
+    def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> None:
+        rate = self.rate(learning_rate)
         flat = torch.as_tensor(np.concatenate(batches).astype(np.int64), device=self.device)  # one copy an epoch
         for rows in flat.split([len(b) for b in batches]):
-            v = self.data.index_select(0, rows)
-            chains = len(v) if self.chain is None else len(self.chain)
-            noise = CDNoise(self._uniform(len(v), H), self._uniform(k, chains, V), self._uniform(k, chains, H))
-            self._cd_update(v, noise)
+            chains = len(rows) if self.chain is None else len(self.chain)
+            ready = not self.config.persistent or self.chain is not None  # PCD's first update creates the chain
+            step = self._graph(len(rows), chains) if self.device.type == "cuda" and ready else None
+            if step is None:
+                self._cd_update(self.data.index_select(0, rows), self._noise(len(rows), chains), rate)
+            else:
+                graph, rows_buffer, rate_buffer = step
+                rows_buffer.copy_(rows)
+                rate_buffer.fill_(rate)
+                graph.replay()
+        self._synchronize()
 
-    def cd_update(self, v: np.ndarray, noise: CDNoise) -> None:
-        self._cd_update(self._tensor(v), CDNoise(*(self._tensor(u) for u in (noise.h_data, noise.v, noise.h))))
+    def _graph(self, batch: int, chains: int) -> tuple | None:
+        """One CD update captured as a CUDA graph for this batch shape (None: run eagerly)."""
+        if self.graph_error:
+            return None
+        key = (batch, chains)
+        if key not in self.graphs:
+            try:
+                rows = torch.zeros(batch, dtype=torch.int64, device=self.device)
+                rate = torch.zeros((), dtype=self.dtype, device=self.device)
+                graph = torch.cuda.CUDAGraph()
+                graph.register_generator_state(self.generator)
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side), torch.cuda.graph(graph):
+                    self._cd_update(self.data.index_select(0, rows), self._noise(batch, chains), rate)
+                torch.cuda.current_stream().wait_stream(side)
+                self.graphs[key] = (graph, rows, rate)
+            except Exception as error:  # graphs are an optimisation: any failure keeps the eager path
+                self.graph_error = f"{type(error).__name__}: {error}"[:200]
+                return None
+        return self.graphs[key]
+
+    def cd_update(self, v: np.ndarray, noise: CDNoise, learning_rate: float | None = None) -> None:
+        noise = CDNoise(*(None if u is None else self._tensor(u) for u in noise))
+        self._cd_update(self._tensor(v), noise, self.rate(learning_rate))
 
     @torch.no_grad()
-    def _cd_update(self, v0: torch.Tensor, noise: CDNoise) -> None:
+    def _cd_update(self, v0: torch.Tensor, noise: CDNoise, rate: float | torch.Tensor) -> None:
         config = self.config
         ph0 = torch.sigmoid(torch.addmm(self.b_h, v0, self.W))
         h0 = self._bernoulli(noise.h_data, ph0)
-        h = self.chain if config.persistent and self.chain is not None else h0
+        if config.persistent and self.chain is not None:
+            h = self.chain
+        elif noise.h_chain is not None:  # the original's gibbs_sample draws its own first hidden state
+            h = self._bernoulli(noise.h_chain, ph0)
+        else:
+            h = h0
         for step in range(config.cd_steps):
             pv = torch.sigmoid(torch.addmm(self.b_v, h, self.W.T))
             vk = self._bernoulli(noise.v[step], pv)
             phk = torch.sigmoid(torch.addmm(self.b_h, vk, self.W))
             h = self._bernoulli(noise.h[step], phk)
         if config.persistent:
-            self.chain = h
+            if self.chain is None:
+                self.chain = h.clone()
+            else:
+                self.chain.copy_(h)  # in place: a captured graph keeps writing the same buffer
         positive = h0 if config.statistics == "samples" else ph0
         negative = h if config.statistics == "samples" else phk
-        rate = config.learning_rate
-        self.W.addmm_(v0.T, positive, alpha=rate / len(v0)).addmm_(vk.T, negative, alpha=-rate / len(vk))
-        self.b_v.add_(v0.mean(0) - vk.mean(0), alpha=rate)
-        self.b_h.add_(positive.mean(0) - negative.mean(0), alpha=rate)
+        gradient_W = torch.addmm(
+            torch.mm(v0.T, positive), vk.T, negative, beta=1 / len(v0), alpha=-1 / len(vk)
+        )  # v0^T h0 / n - vk^T hk / m
+        if config.weight_decay:
+            gradient_W.add_(self.W, alpha=-config.weight_decay)
+        gradients = (gradient_W, v0.mean(0) - vk.mean(0), positive.mean(0) - negative.mean(0))
+        for parameter, velocity, gradient in zip((self.W, self.b_v, self.b_h), self.velocity, gradients):
+            if config.momentum:  # velocity = momentum * velocity + rate * gradient; parameter += velocity
+                velocity.mul_(config.momentum).add_(gradient * rate)
+                parameter.add_(velocity)
+            else:
+                parameter.add_(gradient * rate)
+
+    def persistent_chain(self) -> np.ndarray | None:
+        return None if self.chain is None else self.chain.cpu().numpy()
 
     @torch.no_grad()
     def hidden_probs(self, v: np.ndarray) -> np.ndarray:
@@ -90,14 +177,12 @@ class TorchRBM(RBM):
 
     @torch.no_grad()
     def sample(self, n: int, steps: int, start: str | np.ndarray = "zeros") -> np.ndarray:
-        start_rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=self.generator)))
-        v = self._tensor(self._start(n, start, start_rng))
+        seed = torch.randint(2**31, (1,), generator=self.generator, device=self.device)
+        v = self._tensor(self._start(n, start, np.random.default_rng(int(seed))))
         for _ in range(steps):
-            h = (self._uniform(n, self.config.n_hidden) < torch.sigmoid(torch.addmm(self.b_h, v, self.W))).to(
-                self.dtype
-            )
-            v = (self._uniform(n, self.config.n_visible) < torch.sigmoid(torch.addmm(self.b_v, h, self.W.T))).to(
-                self.dtype
+            h = self._bernoulli(self._uniform(n, self.config.n_hidden), torch.sigmoid(torch.addmm(self.b_h, v, self.W)))
+            v = self._bernoulli(
+                self._uniform(n, self.config.n_visible), torch.sigmoid(torch.addmm(self.b_v, h, self.W.T))
             )
         return v.cpu().numpy().astype(np.uint8)
 
@@ -120,7 +205,7 @@ class TorchRBM(RBM):
     def _synchronize(self, *results: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Wait for queued GPU work, so a timing covers it (a no-op on the CPU)."""
         if self.device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
         return results
 
     def params(self) -> Params:

@@ -41,7 +41,7 @@ def trained_params(config: RBMConfig):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_conditionals_and_free_energy_match_the_reference(impl, dtype):
-    config = small(dtype=dtype)
+    config = small(precision=dtype)
     params = trained_params(config)
     ours, reference = impl(config, params, 0), load("numpy")(config, params, 0)
     v = random_batch(config)
@@ -56,14 +56,32 @@ def test_conditionals_and_free_energy_match_the_reference(impl, dtype):
 @pytest.mark.parametrize(("cd_steps", "persistent", "updates"), [(1, False, 1), (3, False, 1), (1, True, 5)])
 def test_cd_updates_from_explicit_noise_match_the_reference(impl, statistics, cd_steps, persistent, updates):
     config = small(cd_steps=cd_steps, persistent=persistent, statistics=statistics)
+    assert_same_updates(impl, config, updates)
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        {"momentum": 0.9, "weight_decay": 0.001, "persistent": True, "statistics": "probabilities"},
+        {"chain_start": "fresh"},
+        {"chain_start": "fresh", "persistent": True},
+    ],
+    ids=["momentum-decay-pcd", "fresh-chain", "fresh-chain-pcd"],
+)
+def test_recipe_options_match_the_reference(impl, recipe):
+    """Momentum, weight decay, a per-update learning rate and the original's fresh chain start, from explicit noise."""
+    assert_same_updates(impl, small(**recipe), updates=4, rates=[0.1, 0.05, 0.025, 0.0125])
+
+
+def assert_same_updates(impl, config: RBMConfig, updates: int, rates: list[float] | None = None) -> None:
     params = trained_params(config)
     rng = np.random.default_rng(3)
     batches = [random_batch(config, seed) for seed in range(updates)]
     noises = [CDNoise.draw(rng, config, config.batch_size) for _ in range(updates)]
     ours, reference = impl(config, params, 0), load("numpy")(config, params, 0)
-    for v, noise in zip(batches, noises):
-        ours.cd_update(v, noise)
-        reference.cd_update(v, noise)
+    for v, noise, rate in zip(batches, noises, rates or [None] * updates):
+        ours.cd_update(v, noise, rate)
+        reference.cd_update(v, noise, rate)
     got, want = ours.params(), reference.params()
     assert got.hash != params.hash, "the update changed the parameters"
     for name in ("W", "b_v", "b_h"):
@@ -102,7 +120,7 @@ def test_ragged_batches_of_the_originals_loop_train_reproducibly(impl, synthetic
 
 
 def test_training_lowers_reconstruction_error(impl, synthetic):
-    from eval.likelihood import reconstruction_cross_entropy
+    from eval.scoring.likelihood import reconstruction_cross_entropy
 
     config = small(n_visible=synthetic.windows.shape[1], n_hidden=30, learning_rate=0.05)
     params = init_params(config, 0)
