@@ -1,38 +1,44 @@
-"""``python -m eval quality`` (the sample-quality gate), ``python -m eval speed`` (throughput table),
-``python -m eval perf-check BENCH.json`` (throughput ratios against the baseline)."""
+"""``python -m eval COMMAND``: the harness and the gates, without rendering a report.
+
+``bench``       train, score and time every implementation of a profile (results only; ``python -m reports
+                bench`` adds the report)
+``quality``     the sample-quality regression gate against reports/baselines/quality.json
+``speed``       training throughput per implementation beside the roofline and scikit-learn, in one run
+``scaling``     throughput and peak memory over a grid of hidden units and batch sizes
+``perf-check``  pytest-benchmark ratios to the roofline against reports/baselines/perf.json
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-import impls
-from datasets.sources import SourceError
-from eval import quality
-from eval.harness import RUNS, HarnessError, load_profile, run_bench
+from eval.bench.cli import add_bench_arguments, bench_main, main_guard
+from eval.bench.harness import run_bench
+from eval.bench.runfolder import RunFolder
+from eval.config import ConfigError, load_profile
+from eval.gates import quality
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 def run_quality(args: argparse.Namespace) -> int:
     path = args.baseline
     baseline = None if args.update_baseline else quality.load_baseline(path)  # fail fast: before any training
     if args.results:
-        if not (args.results / "results.csv").exists():
-            raise HarnessError(f"{args.results}: no results.csv; give a finished run folder")
-        frame = pd.read_csv(args.results / "results.csv")
+        frame = RunFolder.open(args.results).results()
     else:
-        profile = load_profile("quick")
-        profile["run"]["seeds"] = list(quality.SEEDS)
-        profile["run"]["impls"] = args.impls or [
-            n for n, s in impls.available().items() if isinstance(s, impls.Available)
-        ]
-        run_dir = RUNS / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-quality"
-        _, frame = run_bench(profile, run_dir)
-        print(f"run folder: {run_dir}")
+        wanted = args.impls or (list(baseline["metrics"]) if baseline else None)
+        profile = load_profile("quick").override("quality gate", run={"seeds": list(quality.SEEDS), "impls": wanted})
+        result = run_bench(profile)
+        frame = result.frame
+        print(f"run folder: {result.folder.path}")
     versions = {
         i: str(v) for i, v in frame.groupby("impl").framework_version.first().items() if str(v) not in ("", "nan")
     }
@@ -44,7 +50,7 @@ def run_quality(args: argparse.Namespace) -> int:
                 old = quality.load_baseline(path)
             except quality.BaselineError:
                 old = None
-        from eval.environment import describe_environment
+        from eval.bench.environment import describe_environment
 
         new = quality.make_baseline(summary, versions, describe_environment())
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,12 +58,12 @@ def run_quality(args: argparse.Namespace) -> int:
         print(f"baseline rewritten: {path}")
         print("\n".join(quality.baseline_changes(old, new)))
         return 0
-    table = quality.gate(summary, baseline)
+    table = quality.gate(summary, baseline, expected=args.impls)
     for note in quality.version_notes(baseline, versions):
         print(note)
     with pd.option_context("display.width", 200, "display.max_rows", 500, "display.float_format", "{:.5g}".format):
         print(table.to_string(index=False))
-    failed = table[table.verdict.str.startswith(("REGRESSION", "INCONSISTENT"))]
+    failed = quality.failures(table)
     if len(failed):
         for _, row in failed.iterrows():
             print(f"FAIL {row.impl} {row.metric}: {row.verdict} ({row.check})")
@@ -67,62 +73,69 @@ def run_quality(args: argparse.Namespace) -> int:
 
 
 def run_speed(args: argparse.Namespace) -> int:
-    from eval.speed import run_all, save, table
+    from eval.timing.speed import run_all, save, speed_table
 
-    names = args.impls or [n for n, s in impls.available().items() if isinstance(s, impls.Available)]
-    results, roofline = table(run_all(names, args.threads))
-    frame = pd.DataFrame(results).set_index("impl")
-    columns = [
-        c
-        for c in (
-            "windows_per_s",
-            "ratio_to_roofline",
-            "ceiling",
-            "ratio_to_sklearn",
-            "compile_s",
-            "step_ms",
-            "five_products_ms",
-            "draw_ms",
-            "error",
-        )
-        if c in frame
-    ]
+    names = args.impls or ["numpy", "torch", "tf", "jax"]
+    frame, roof = speed_table(run_all(names, args.threads, args.device))
     with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
-        print(frame[columns].to_string())
-    print(
-        f"roofline: {roofline:,.0f} windows/s ({args.threads} thread(s)); saved {save(results, roofline, args.threads)}"
-    )
+        print(frame.to_string())
+    print(f"roofline: {roof:,.0f} windows/s ({args.threads} thread(s)); saved {save(frame, roof, args.threads)}")
     return 0
 
 
+def run_scaling(args: argparse.Namespace) -> int:
+    from eval.timing.scaling import main as scaling_main
+
+    return scaling_main(args)
+
+
 def run_perf_check(args: argparse.Namespace) -> int:
-    from eval.perf import check
+    from eval.gates.perf import check
 
     return check(args.benchmark, args.baseline, args.update_baseline)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    b = commands.add_parser("bench", help="train, score and time every implementation; write results (no report)")
+    add_bench_arguments(b)
     q = commands.add_parser("quality", help="sample-quality regression gate against the committed baseline")
     q.add_argument("--baseline", type=Path, default=quality.BASELINE)
     q.add_argument("--update-baseline", action="store_true", help="rewrite the baseline on purpose")
-    q.add_argument("--impls", type=lambda s: [x for x in s.split(",") if x], default=None)
+    q.add_argument("--impls", type=_names, default=None, help="gate only these (default: every baseline one)")
     q.add_argument("--results", type=Path, default=None, help="gate an existing run folder instead of training")
     s = commands.add_parser("speed", help="throughput per implementation beside the roofline and scikit-learn")
-    s.add_argument("--impls", type=lambda s: [x for x in s.split(",") if x], default=None)
+    s.add_argument("--impls", type=_names, default=None)
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    c = commands.add_parser("scaling", help="throughput and peak memory over hidden units x batch sizes")
+    c.add_argument("--impls", type=_names, default=None)
+    c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    c.add_argument("--profile", default="scaling", help="the grid: a profile with [scaling] sizes")
+    c.add_argument("--out", type=Path, default=None, help="folder for scaling.csv and scaling.png")
     p = commands.add_parser("perf-check", help="compare pytest-benchmark ratios to the roofline with the baseline")
     p.add_argument("benchmark", type=Path)
     p.add_argument("--baseline", type=Path, default=quality.BASELINE.with_name("perf.json"))
     p.add_argument("--update-baseline", action="store_true")
     args = parser.parse_args(argv)
-    handlers = {"quality": run_quality, "speed": run_speed, "perf-check": run_perf_check}
-    try:
-        return handlers[args.command](args)
-    except (quality.BaselineError, HarnessError, SourceError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    handlers = {
+        "bench": lambda a: bench_main(a),
+        "quality": run_quality,
+        "speed": run_speed,
+        "scaling": run_scaling,
+        "perf-check": run_perf_check,
+    }
+
+    def body() -> int:
+        try:
+            return handlers[args.command](args)
+        except quality.BaselineError as error:
+            raise ConfigError(str(error)) from None
+
+    return main_guard(body)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""Two runs side by side (before/after a change): a table and an HTML page."""
+"""Two runs side by side (before/after a change): a table and an HTML page.
+
+Both runs must be complete (`eval.bench.runfolder.RunFolder.results`); each
+score is the mean over seeds with its 95 % interval, grouped by grid point
+for sweeps, and a change counts as better or worse only when the two
+intervals do not overlap.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,47 @@ from pathlib import Path
 
 import pandas as pd
 
+from eval.bench.runfolder import RunFolder
+from eval.scoring.stats import interval
+
+
+def _grid_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if "." in c and c.split(".")[0] in ("data", "model", "run", "eval")]
+
 
 def load_means(run_dir: Path) -> pd.DataFrame:
-    """Mean over seeds of every final (non-per-epoch) ok metric, per implementation."""
-    frame = pd.read_csv(run_dir / "results.csv")
+    """Mean and 95 % interval over seeds of every final ok metric, per implementation (and grid point)."""
+    frame = RunFolder.open(run_dir).results()
     final = frame[(frame.status == "ok") & frame.epoch.isna()]
-    return final.groupby(["impl", "metric"]).agg(value=("value", "mean"), better=("better", "first"))
+    keys = ["impl", *_grid_columns(final), "metric"]
+    rows = []
+    for group, values in final.groupby(keys, dropna=False):
+        found = interval(values.value.tolist())
+        rows.append((*group, found.mean, found.low, found.high, values.better.iloc[0]))
+    return pd.DataFrame(rows, columns=[*keys, "value", "low", "high", "better"]).set_index(keys)
 
 
 def compare(run_a: Path, run_b: Path) -> pd.DataFrame:
-    """Rows (impl, metric) with A, B, the change and whether it is better or worse."""
+    """Rows (impl, [grid point], metric) with A, B, the change and whether it is better, worse or within noise."""
     a, b = load_means(run_a), load_means(run_b)
-    table = a[["value"]].rename(columns={"value": "A"}).join(b[["value"]].rename(columns={"value": "B"}), how="outer")
+    table = a[["value", "low", "high"]].add_prefix("A_").join(b[["value", "low", "high"]].add_prefix("B_"), how="outer")
     table["better"] = a.better.combine_first(b.better)
-    table["change"] = table.B - table.A
+    table["change"] = table.B_value - table.A_value
     sign = table.better.map({"higher": 1, "lower": -1}).fillna(0)
-    table["verdict"] = [
-        ("better" if s * c > 0 else "worse" if s * c < 0 else "same") if s and pd.notna(c) else ""
-        for s, c in zip(sign, table.change)
-    ]
-    return table
+    apart = (table.B_low > table.A_high) | (table.B_high < table.A_low)
+    has_interval = table.A_low.notna() & table.B_low.notna()
+    table["verdict"] = [_verdict(*values) for values in zip(sign, table.change, apart, has_interval)]
+    return table.rename(columns={"A_value": "A", "B_value": "B"})
+
+
+def _verdict(sign: float, change: float, apart: bool, has_interval: bool) -> str:
+    if not sign or pd.isna(change):
+        return ""
+    if change == 0:
+        return "same"
+    if has_interval and not apart:
+        return "within noise"
+    return "better" if sign * change > 0 else "worse"
 
 
 def write_html(table: pd.DataFrame, run_a: Path, run_b: Path, out: Path) -> Path:
@@ -35,5 +62,5 @@ def write_html(table: pd.DataFrame, run_a: Path, run_b: Path, out: Path) -> Path
         f"<h1>{html.escape(run_a.name)} (A) vs {html.escape(run_b.name)} (B)</h1>"
         f"{table.to_html(float_format=lambda x: f'{x:.4g}', na_rep='—')}</body></html>"
     )
-    out.write_text(page)
+    RunFolder(out.parent).write_text(out, page)
     return out

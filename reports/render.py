@@ -1,237 +1,173 @@
-"""Turn a run folder into report.md and a self-contained report.html (embedded plots, audio players)."""
+"""Turn a finished run folder into report.md and a self-contained report.html (embedded plots, audio players).
+
+The report leads with what a reader came for — the equivalence verdict, the
+log-likelihood bracket, and how the samples compare with music — and only
+then shows the raw tables. An unfinished or altered run is refused (see
+`eval.bench.runfolder.RunFolder.results`).
+"""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy.io import wavfile
 
-from datasets.encoding import decode_states
-from datasets.windows import SPLITS, WindowSpec
-from eval.notes import SCALAR_METRICS, histograms, note_statistics
+import datasets
+from eval.bench.runfolder import RunFolder
+from eval.scoring.notes import note_statistics
+from eval.scoring.sets import frechet_note_distance
+from reports import figures, tables
+from reports.audio import write_audio
 
-HEADLINE = (
-    "train_windows_per_s",
-    "ratio_to_roofline",
-    "ceiling_ratio",
-    "pl_per_unit",
-    "ais_ll_per_row",
-    "ais_effective_runs",
-    "js_pitch_class",
-)
-
-
-def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per implementation: mean over seeds of the headline metrics (ok rows only); status otherwise."""
-    ok = frame[frame.status == "ok"]
-    table = ok[ok.metric.isin(HEADLINE) & (ok.epoch.isna())].pivot_table(index="impl", columns="metric", values="value")
-    table = table.reindex(columns=[m for m in HEADLINE if m in table.columns])
-    problems = (
-        frame[frame.status != "ok"]
-        .groupby("impl")
-        .apply(lambda g: "; ".join(sorted({f"{s}: {r}" for s, r in zip(g.status, g.reason)})), include_groups=False)
-    )
-    if len(problems):
-        table = table.reindex(table.index.union(problems.index))
-        table["status"] = problems.reindex(table.index).fillna("ok")
-    return table
+CAVEATS = [
+    "Pseudo-likelihood and likelihood rank recipes differently: CD-1 is close to a pseudo-likelihood method and "
+    "wins on exact PL, while its Gibbs chains drift to a dense spurious mode that the log-likelihood bracket "
+    "exposes. PL is shown as a diagnostic, not the objective.",
+    "The bracket: AIS estimates log Z without bias in Z, so its log-likelihood is optimistic on average; RAISE "
+    "anneals backwards from each test window and is conservative on average. Where they meet, the "
+    "log-likelihood is known to their width.",
+    "Invalid onsets (articulate without play) are expected from this model: play and articulate bits are "
+    "conditionally independent given the hidden units. The decoder ignores them.",
+    "Speeds come from a quiet phase after training (one implementation at a time) and are compared only as "
+    "ratios measured in the same run.",
+]
 
 
-def _figure_png(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+def _data_rows(test: np.ndarray, valid: np.ndarray, spec: datasets.WindowSpec, seed: int = 0) -> dict[str, dict]:
+    """Anchors for the sample scores: held-out music (valid against test) and coin flips at the music's density."""
+    density = float(test.reshape(len(test), spec.num_timesteps, -1)[..., : spec.n_pitches].mean())
+    flips = (np.random.default_rng(seed).random((len(test), spec.n_visible)) < density).astype(np.uint8)
+    rows = {}
+    for label, windows in (("music (test)", test), ("held-out music (valid)", valid), ("coin flips", flips)):
+        if len(windows):
+            stats = note_statistics(windows, spec)
+            stats["frechet_note_distance"] = (
+                frechet_note_distance(windows, test, spec) if label != "music (test)" else 0.0
+            )
+            rows[label] = stats
+    return rows
 
 
-def _learning_curves(frame: pd.DataFrame) -> plt.Figure:
-    figure, (by_epoch, by_time, gap) = plt.subplots(1, 3, figsize=(15, 3.6))
-    curves = frame[(frame.metric == "valid_pl_per_unit") & (frame.status == "ok")]
-    seconds = frame[frame.metric == "epoch_seconds"]
-    for (impl, seed), curve in curves.groupby(["impl", "seed"]):
-        wall = seconds[(seconds.impl == impl) & (seconds.seed == seed)].sort_values("epoch")
-        elapsed = wall.set_index("epoch").value.cumsum()
-        by_epoch.plot(curve.epoch, curve.value, marker=".", label=f"{impl} s{seed}")
-        by_time.plot(elapsed.reindex(curve.epoch).values, curve.value, marker=".", label=f"{impl} s{seed}")
-    gaps = frame[(frame.metric == "free_energy_gap") & frame.epoch.notna() & (frame.status == "ok")]
-    for (impl, seed), curve in gaps.groupby(["impl", "seed"]):
-        gap.plot(curve.epoch, curve.value, marker=".", label=f"{impl} s{seed}")
-    gap.set(xlabel="epoch", ylabel="F(valid) - F(train) (nats)", title="Free-energy gap (rising = overfitting)")
-    by_epoch.set(xlabel="epoch", ylabel="validation PL (nats/unit)", title="Learning curves")
-    by_time.set(xlabel="training wall time (s)", ylabel="validation PL (nats/unit)", title="Against wall time")
-    by_epoch.legend(fontsize=7)
-    return figure
+def _sampling_sentence(evaluation: dict) -> str:
+    start = {
+        "persistent": "from the persistent chains of PCD",
+        "random": "from fair coin flips",
+        "zeros": "from an all-zero visible layer (the original)",
+    }[evaluation["sample_start"]]
+    return f"Samples: {evaluation['n_samples']} chains started {start}, then {evaluation['gibbs_steps']} Gibbs steps."
 
 
-def _throughput(frame: pd.DataFrame) -> plt.Figure:
-    speeds = frame[(frame.metric.isin(["train_windows_per_s", "sklearn_windows_per_s"])) & (frame.status == "ok")]
-    means = speeds.groupby("impl").value.mean().sort_values()
-    figure, axis = plt.subplots(figsize=(7, 3))
-    axis.barh(means.index, means.values, color="tab:blue")
-    roofline = frame[frame.metric == "roofline_windows_per_s"].value.mean()
-    if np.isfinite(roofline):
-        axis.axvline(roofline, color="tab:red", linestyle="--", label=f"roofline {roofline:,.0f}")
-        axis.legend()
-    axis.set(xlabel="training windows/s (steady state)", title="Throughput")
-    return figure
-
-
-def _pitch_classes(samples: dict[str, np.ndarray], data: np.ndarray, spec: WindowSpec) -> plt.Figure:
-    figure, axis = plt.subplots(figsize=(8, 3))
-    names = ["data (test)", *samples]
-    width = 0.8 / len(names)
-    for index, name in enumerate(names):
-        _, pitch_class = histograms(data if index == 0 else samples[name], spec)
-        axis.bar(np.arange(12) + index * width, pitch_class, width, label=name)
-    axis.set_xticks(np.arange(12) + 0.4, ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"])
-    axis.set(ylabel="share of notes", title="Pitch-class histograms")
-    axis.legend(fontsize=7)
-    return figure
-
-
-def _piano_rolls(samples: dict[str, np.ndarray], spec: WindowSpec, per_impl: int = 4) -> plt.Figure:
-    figure, axes = plt.subplots(len(samples), 1, figsize=(10, 1.8 * len(samples)), squeeze=False)
-    for axis, (name, windows) in zip(axes[:, 0], samples.items()):
-        rolls = [spec.to_matrix(w)[:, : spec.n_pitches].T for w in windows[:per_impl]]
-        axis.imshow(
-            np.hstack(rolls) if rolls else np.zeros((spec.n_pitches, 1)),
-            aspect="auto",
-            origin="lower",
-            cmap="Greys",
-            interpolation="nearest",
-        )
-        axis.set(ylabel=name, yticks=[])
-    axes[-1, 0].set_xlabel(f"rows (sixteenth notes), {per_impl} samples each")
-    return figure
-
-
-def _write_audio(windows: np.ndarray, spec: WindowSpec, folder: Path, stem: str) -> list[str]:
-    """MIDI and WAV (pretty_midi's sine synthesis: no sound font needed) of a few samples."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for index, window in enumerate(windows):
-        midi = decode_states(spec.to_matrix(window), low=spec.low, articulation=spec.articulation)
-        midi.write(str(folder / f"{stem}-{index}.mid"))
-        audio = midi.synthesize(fs=16000)
-        audio = (audio / max(1e-9, np.abs(audio).max()) * 0.8 * 32767).astype(np.int16)
-        wavfile.write(folder / f"{stem}-{index}.wav", 16000, audio)
-        names.append(f"{stem}-{index}")
-    return names
-
-
-def publish(run_dir: Path, dest: Path) -> Path:
-    """Copy what a reader needs (report, results, environment, audio) without the run's bulky inputs."""
-    import shutil
-
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in (
-        "report.md",
-        "report.html",
-        "results.csv",
-        "results.parquet",
-        "env.json",
-        "spec.json",
-        "dataset_manifest.json",
-    ):
-        shutil.copy2(run_dir / name, dest / name)
-    (dest / "samples").mkdir(exist_ok=True)
-    for path in (run_dir / "samples").glob("*"):
-        if path.suffix in (".wav", ".mid"):
-            shutil.copy2(path, dest / "samples" / path.name)
-    return dest / "report.html"
+def _sections(
+    frame: pd.DataFrame, spec: dict, manifest: dict, data_rows: dict
+) -> list[tuple[str, list, pd.DataFrame | None]]:
+    """(title, paragraphs, table) in reading order."""
+    verdict = spec.get("verdict", {})
+    margins, alpha = verdict.get("margins", {}), verdict.get("alpha", 0.05)
+    out = [
+        ("Verdict", [tables.equivalence_summary(frame, margins, alpha)], tables.verdict_table(frame, margins, alpha)),
+        (
+            "Log-likelihood bracket",
+            [
+                "Test log-likelihood between RAISE (a conservative, lower estimate) and AIS (an optimistic, upper "
+                f"estimate) on {spec['eval']['ll_windows']} test windows; mean ± 95 % t interval over seeds.",
+            ],
+            tables.bracket_table(frame),
+        ),
+        (
+            "Samples beside music",
+            [
+                _sampling_sentence(spec["eval"]),
+                "frechet_note_distance: the Fréchet distance between Gaussians fitted to per-window note statistics "
+                "of a set and of the test music, in units of the music's own spread (0 = the same statistics). "
+                "Held-out music and coin flips at the music's density show the scale.",
+            ],
+            tables.samples_table(frame, data_rows),
+        ),
+        ("Throughput (quiet phase)", [], tables.speed_table(frame)),
+    ]
+    issues = tables.problems(frame)
+    if issues:
+        out.insert(0, ("Not everything ran", issues, None))
+    return out
 
 
 def render(run_dir: Path) -> Path:
-    """Write report.md, report.html and samples/ for a finished (or partial) run folder."""
-    frame = pd.read_csv(run_dir / "results.csv")
-    spec_json = json.loads((run_dir / "spec.json").read_text())
-    manifest = json.loads((run_dir / "dataset_manifest.json").read_text())
-    environment = json.loads((run_dir / "env.json").read_text())
-    spec = WindowSpec(**manifest["spec"])
-    with np.load(manifest["artifact_path"]) as data:
-        test = data["windows"][data["split"] == SPLITS.index("test")]
-    samples = {p.stem: np.load(p) for p in sorted((run_dir / "samples").glob("*.npy"))}
-    expected = [f"{i}-s{s}" for s in spec_json["run"]["seeds"] for i in spec_json["run"]["impls"]]
-    missing = [name for name in expected if not (run_dir / "runs" / f"{name}.json").exists()]
-    headline = headline_table(frame)
-    stats = pd.DataFrame(
-        {"data (test)": note_statistics(test, spec)}
-        | {n: note_statistics(w, spec) for n, w in samples.items() if len(w)}
-    ).T.reindex(columns=list(SCALAR_METRICS))
-    hashes = frame[frame.status.isin(["ok", "diverged"]) & ~frame.impl.isin(["sklearn", "roofline"])]
-    same = {c: hashes.groupby("seed")[c].nunique().max() == 1 for c in ("dataset_hash", "init_hash", "order_hash")}
+    """Write report.md, report.html and the audio of a finished run folder; returns report.html."""
+    folder = RunFolder.open(run_dir)
+    frame = folder.results()
+    spec = folder.read_json(folder.spec)
+    manifest = folder.read_json(folder.dataset_manifest)
+    environment = folder.read_json(folder.env)
+    dataset = datasets.load(folder.dataset_dir)
+    window_spec = dataset.spec
+    test, valid = dataset.subset(spec["eval"]["score_split"]), dataset.subset("valid")
+    samples = {p.stem: np.load(p) for p in sorted(folder.samples_dir.glob("*.npy"))}
+    data_rows = _data_rows(test, valid, window_spec)
+    sections = _sections(frame, spec, manifest, data_rows)
     audio = {
-        n: _write_audio(w[: spec_json["eval"].get("audio_samples", 3)], spec, run_dir / "samples", n)
-        for n, w in samples.items()
-        if len(w)
+        name: write_audio(windows[: spec["eval"]["audio_samples"]], window_spec, folder.samples_dir, name)
+        for name, windows in samples.items()
+        if len(windows)
     }
-    figures = {"Learning curves": _figure_png(_learning_curves(frame)), "Throughput": _figure_png(_throughput(frame))}
-    if samples:
-        figures["Pitch classes"] = _figure_png(_pitch_classes(samples, test, spec))
-        figures["Piano rolls"] = _figure_png(_piano_rolls(samples, spec))
+    pictures = figures.all_figures(frame, samples, test, window_spec, spec.get("sweep", {}))
+    hashes = frame[frame.status.isin(["ok", "diverged"]) & frame.impl.isin(tables.FRAMEWORKS)]
+    same = {
+        c: bool(hashes.groupby("seed")[c].nunique().max() == 1) for c in ("dataset_hash", "init_hash", "order_hash")
+    }
     sameness = ", ".join(f"{k.replace('_hash', '')} {'identical' if v else 'DIFFERENT'}" for k, v in same.items())
+    run = spec["run"]
     intro = [
-        f"# RBM Music Bench — run `{run_dir.name}`",
-        "",
-        f"Profile **{spec_json['name']}**, dataset `{manifest['source']}` ({manifest['windows_per_split']}), "
-        f"seeds {spec_json['run']['seeds']}, {spec_json['run']['epochs']} epochs, "
-        f"{spec_json['run']['threads']} thread(s) per run.",
-        "",
-        f"Inputs across implementations (per seed): {sameness}. Dataset sha256 `{manifest['windows_sha256']}`.",
-        "",
+        spec.get("description", ""),
+        f"Profile {spec['name']} · dataset {manifest['source']} (windows: "
+        + ", ".join(f"{k} {v:,}" for k, v in manifest["windows_per_split"].items())
+        + f") · seeds {', '.join(map(str, run['seeds']))} · {run['epochs']} epochs · {run['threads']} thread(s) per "
+        f"task · device {run['device']} · precision {spec['model']['precision']}.",
+        f"Inputs across implementations (per seed): {sameness}. Dataset sha256 {manifest['windows_sha256'][:16]}….",
     ]
-    rough = frame[(frame.metric == "ais_ll_per_row") & frame.reason.fillna("").str.startswith("rough")]
-    if len(rough):
-        listed = "; ".join(f"{r.impl} s{r.seed} ({r.reason.removeprefix('rough: ')})" for r in rough.itertuples())
-        intro += [
-            f"**AIS caution** — a few annealing runs carry all the weight, so these log-likelihoods are rough "
-            f"(log Z is likely underestimated): {listed}. See the README's caveats.",
-            "",
+    write_markdown(folder, intro, sections, environment)
+    write_html(folder, intro, sections, pictures, audio, environment, manifest)
+    return folder.report_html
+
+
+def write_markdown(folder: RunFolder, intro: list[str], sections: list, environment: dict) -> None:
+    lines = [f"# RBM Music Bench — run `{folder.name}`", "", *[p for p in intro if p for p in (p, "")]]
+    for title, paragraphs, table in sections:
+        lines += [f"## {title}", ""]
+        for paragraph in paragraphs:
+            lines += [f"- {paragraph}" if title == "Not everything ran" else paragraph, ""]
+        if table is not None and not table.empty:
+            lines += [table.to_markdown(), ""]
+    lines += ["## Caveats", "", *[f"- {c}" for c in CAVEATS], "", "## Environment", ""]
+    lines += [pd.Series(environment).to_frame("value").to_markdown(), ""]
+    folder.write_text(folder.report_md, "\n".join(lines))
+
+
+def write_html(folder, intro, sections, pictures, audio, environment, manifest) -> None:
+    body = [f"<p>{html.escape(p)}</p>" for p in intro if p]
+    for title, paragraphs, table in sections:
+        body.append(f"<h2>{html.escape(title)}</h2>")
+        if title == "Not everything ran":
+            body.append("<ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in paragraphs) + "</ul>")
+        else:
+            body += [f"<p>{html.escape(p)}</p>" for p in paragraphs]
+        if table is not None and not table.empty:
+            body.append(table.to_html(escape=True))
+    for title, png in pictures.items():
+        body += [
+            f"<h2>{html.escape(title)}</h2>",
+            f'<img alt="{html.escape(title)}" src="data:image/png;base64,{png}">',
         ]
-    if missing:
-        intro += [
-            f"**Incomplete run** — missing: {', '.join(missing)}. Complete it with "
-            f"`tox -e bench -- --resume {run_dir}`.",
-            "",
-        ]
-    markdown = [
-        *intro,
-        "## Headline",
-        "",
-        headline.to_markdown(floatfmt=".4g"),
-        "",
-        "## Note statistics",
-        "",
-        stats.to_markdown(floatfmt=".3g"),
-        "",
-        "## Environment",
-        "",
-        pd.Series(environment).to_frame("value").to_markdown(),
-        "",
-    ]
-    (run_dir / "report.md").write_text("\n".join(markdown))
-    body = [f"<p>{html.escape(line)}</p>" for line in intro[2:] if line]
-    body += ["<h2>Headline</h2>", headline.to_html(float_format=lambda x: f"{x:.4g}", na_rep="—")]
-    for title, png in figures.items():
-        body += [f"<h2>{title}</h2>", f'<img alt="{title}" src="data:image/png;base64,{png}">']
-    body += ["<h2>Note statistics (samples beside the data)</h2>", stats.to_html(float_format=lambda x: f"{x:.3g}")]
-    body += ["<h2>Listen</h2>"]
+    body.append("<h2>Listen</h2>")
     for stems in audio.values():
         for stem in stems:
             body.append(
                 f'<p>{html.escape(stem)} <audio controls src="samples/{stem}.wav"></audio> '
                 f'<a href="samples/{stem}.mid">MIDI</a></p>'
             )
+    body += ["<h2>Caveats</h2>", "<ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in CAVEATS) + "</ul>"]
     shown = {k: v for k, v in manifest.items() if k not in ("piece_ids", "inputs")}
     body += [
         "<h2>Environment</h2>",
@@ -241,9 +177,27 @@ def render(run_dir: Path) -> Path:
     ]
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>RBM Music Bench report</title><style>"
-        "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
-        f"<h1>RBM Music Bench — {html.escape(run_dir.name)}</h1>{''.join(body)}</body></html>"
+        "body{font-family:sans-serif;max-width:1150px;margin:auto;line-height:1.4}"
+        "table{border-collapse:collapse;font-size:13px;margin:8px 0}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th:first-child,td:first-child{text-align:left}"
+        "</style></head><body>"
+        f"<h1>RBM Music Bench — {html.escape(folder.name)}</h1>{''.join(body)}</body></html>"
     )
-    (run_dir / "report.html").write_text(page)
-    return run_dir / "report.html"
+    folder.write_text(folder.report_html, page)
+
+
+def publish(run_dir: Path, dest: Path) -> Path:
+    """Copy what a reader needs (report, results, environment, audio) without the run's bulky inputs."""
+    folder = RunFolder.open(run_dir)
+    folder.check_complete()
+    if not folder.report_html.exists():
+        render(run_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "report.html", "results.csv", "results.parquet", "complete.json", "env.json",
+                 "spec.json", "dataset_manifest.json"):  # fmt: skip
+        (dest / name).write_bytes((folder.path / name).read_bytes())
+    (dest / "samples").mkdir(exist_ok=True)
+    for path in folder.samples_dir.glob("*"):
+        if path.suffix in (".wav", ".mid"):
+            (dest / "samples" / path.name).write_bytes(path.read_bytes())
+    return dest / "report.html"

@@ -1,8 +1,11 @@
-"""The benchmark harness end to end (quick profile, synthetic data), its report, failures and resumption."""
+"""The harness end to end (quick profile, synthetic data): rows, report, exit codes, failures, resume, integrity."""
 
 from __future__ import annotations
 
 import json
+import re
+import os
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -11,28 +14,37 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from eval.harness import load_profile, run_bench
+import impls
+from eval.bench.harness import run_bench
+from eval.bench.runfolder import IncompleteRun, RunFolder
+from eval.config import load_profile
 from reports.compare import compare
 from reports.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def other_framework() -> str | None:
+    installed = [n for n, s in impls.available().items() if isinstance(s, impls.Available) and n != "numpy"]
+    return installed[0] if installed else None
+
+
+def quick(**run) -> object:
+    """The quick profile on synthetic data, tiny enough for a test."""
+    profile = load_profile("quick").override(data={"source": "synthetic"})
+    return profile.override(run={"epochs": 3, "executor": "serial", **run}, eval={"ais_betas": 200, "gibbs_steps": 10,
+                            "raise_betas": 100, "ll_windows": 30})  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One quick-profile run on synthetic data with the reference and one more installed framework."""
-    import impls
-
-    others = [n for n, s in impls.available().items() if isinstance(s, impls.Available) and n != "numpy"]
-    profile = load_profile("quick")
-    profile["data"]["source"] = "synthetic"
-    profile["run"].update(impls=["numpy", *others[:1], "nosuch"], epochs=3)
-    profile["eval"].update(ais_betas=200, gibbs_steps=10)
-    run_dir, frame = run_bench(profile, tmp_path_factory.mktemp("runs") / "quick", log=False)
-    return run_dir, frame, ["numpy", *others[:1]]
+    """One quick run on synthetic data with the reference and one more installed framework."""
+    ran = ["numpy", *([other_framework()] if other_framework() else [])]
+    result = run_bench(quick(impls=ran), RunFolder(tmp_path_factory.mktemp("runs") / "quick"), log=False)
+    return result.folder.path, result.frame, ran
 
 
-def test_every_run_has_rows_with_equal_input_hashes(quick_run):
+def test_every_task_has_rows_with_equal_input_hashes(quick_run):
     run_dir, frame, ran = quick_run
     trained = frame[frame.impl.isin(ran)]
     assert set(trained.impl) == set(ran) and (trained.status == "ok").all(), trained[trained.status != "ok"]
@@ -42,11 +54,15 @@ def test_every_run_has_rows_with_equal_input_hashes(quick_run):
         "pl_per_unit",
         "pl_sklearn_one_bit_per_unit",
         "ais_ll_per_row",
+        "raise_ll_per_row",
+        "bracket_width",
+        "frechet_note_distance",
         "train_windows_per_s",
         "js_pitch_class",
         "ratio_to_roofline",
-        "draw_ms",
         "ceiling_ratio",
+        "ratio_to_ceiling",
+        "draw_ms",
         "copy_rate",
         "mgeval_oa_polyphony",
         "gibbs_steps_per_s",
@@ -55,21 +71,19 @@ def test_every_run_has_rows_with_equal_input_hashes(quick_run):
     for metric in final:
         assert len(trained[(trained.metric == metric) & trained.epoch.isna()]) == len(ran), metric
     curves = trained[trained.metric == "valid_pl_per_unit"]
-    assert sorted(curves.epoch.unique()) == [2, 3]  # every curve_every epochs and the last one
-    assert {"python", "cpu", "git_commit", "blas", "framework_version", "threads"} <= set(frame.columns)
+    assert sorted(curves.epoch.unique()) == [3]  # every curve_every (4) epochs and the last one
+    assert {"python", "cpu", "git_commit", "blas", "framework_version", "threads", "device", "gpu"} <= set(
+        frame.columns
+    )
     assert pd.read_parquet(run_dir / "results.parquet").shape == pd.read_csv(run_dir / "results.csv").shape
-
-
-def test_unknown_implementation_is_a_skipped_row_with_reason(quick_run):
-    _, frame, _ = quick_run
-    (row,) = frame[frame.impl == "nosuch"].to_dict("records")
-    assert row["status"] == "skipped" and "unknown implementation" in row["reason"]
+    assert RunFolder(run_dir).check_complete()["rows"] == len(frame)
 
 
 class _References(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.sources: list[str] = []
+        self.text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         attributes = dict(attrs)
@@ -78,8 +92,11 @@ class _References(HTMLParser):
         if tag == "a" and attributes.get("href"):
             self.sources.append(attributes["href"])
 
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
 
-def test_report_parses_and_every_reference_exists(quick_run):
+
+def test_report_parses_leads_with_the_verdict_and_every_reference_exists(quick_run):
     run_dir, _, ran = quick_run
     page = render(run_dir)
     parser = _References()
@@ -89,34 +106,141 @@ def test_report_parses_and_every_reference_exists(quick_run):
     assert len(images) >= 4 and any(s.endswith(".wav") for s in files)
     for source in files:
         assert (run_dir / source).is_file(), source
+    text = " ".join(parser.text)
+    assert "**" not in text and "`" not in text, "no raw Markdown in the HTML"
+    assert text.index("Verdict") < text.index("Log-likelihood bracket") < text.index("Throughput")
     markdown = (run_dir / "report.md").read_text()
     assert "dataset identical, init identical, order identical" in markdown
-    assert all(name in markdown for name in ran)
+    assert "e+0" not in markdown, "numbers as people read them, not 2.307e+04"
 
 
-def test_crashing_run_becomes_a_failed_row_and_others_go_on(tmp_path, monkeypatch):
-    monkeypatch.setenv("RBM_BENCH_FAULT", "numpy:cd_steps=0")  # RBMConfig refuses k = 0: the worker crashes
-    profile = load_profile("quick")
-    profile["data"]["source"] = "synthetic"
-    profile["run"].update(impls=["numpy"], epochs=1, seeds=[0, 1])
-    run_dir, frame = run_bench(profile, tmp_path / "crash", log=False)
-    failed = frame[frame.status == "failed"]
-    assert len(failed) == 2 and failed.reason.str.contains("cd_steps is 0").all()
-    assert (run_dir / "results.csv").exists()
+def run_cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reports", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env, **kwargs)  # fmt: skip
 
 
-def test_interrupted_run_resumes_only_what_is_missing(quick_run, tmp_path):
-    import shutil
+def profile_file(tmp_path: Path, **run) -> str:
+    """A profile file for the command line: quick on synthetic data, 1 epoch, a tiny scorer."""
+    lines = ['extends = "quick"', "[data]", 'source = "synthetic"', "[run]", "epochs = 1", 'executor = "serial"']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in run.items()]
+    lines += [
+        "[eval]",
+        "ais_betas = 100",
+        "raise_betas = 50",
+        "gibbs_steps = 5",
+        "ll_windows = 20",
+        "audio_samples = 0",
+    ]
+    path = tmp_path / "tiny.toml"
+    path.write_text("\n".join(lines))
+    return str(path)
 
+
+def test_a_crashing_task_is_a_failed_row_exit_1_and_the_others_go_on(tmp_path):
+    env = {**os.environ, "RBM_BENCH_FAULT": "numpy:cd_steps=0"}  # RBMConfig refuses k = 0: the worker crashes
+    result = run_cli("bench", "--profile", profile_file(tmp_path, impls=["numpy"], seeds=[0, 1]), env=env)
+    assert result.returncode == 1, result.stderr
+    assert "FAILED numpy-s0: exit code 1: ValueError: cd_steps is 0" in result.stderr
+    assert "FAILED numpy-s1" in result.stderr and "Traceback" not in result.stderr
+    run_dir = Path(result.stdout.split("run folder: ")[1].split()[0])
+    frame = RunFolder(run_dir).results()
+    assert (frame[frame.impl == "numpy"].status == "failed").all()
+    shutil.rmtree(run_dir)
+
+
+def test_unknown_implementation_is_refused_before_anything_runs(tmp_path):
+    result = run_cli("bench", "--profile", profile_file(tmp_path), "--impls", "numpy,nosuch")
+    assert result.returncode == 2 and "impls names 'nosuch'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(other_framework() is None, reason="needs a framework besides NumPy to be skipped for want of a GPU")
+def test_a_framework_without_a_gpu_is_skipped_and_fails_only_under_strict(tmp_path):
+    name = other_framework()
+    args = ("bench", "--profile", profile_file(tmp_path), "--impls", f"numpy,{name}", "--device", "cuda")
+    relaxed = run_cli(*args)
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert f"skipped {name}-s0: skipped: no GPU" in relaxed.stderr
+    strict = run_cli(*args, "--strict")
+    assert strict.returncode == 1 and "1 skipped" in strict.stderr
+    for output in (relaxed, strict):
+        shutil.rmtree(output.stdout.split("run folder: ")[1].split()[0])
+
+
+def test_divergence_is_flagged_by_bounds_with_the_reason(tmp_path):
+    profile = quick(impls=["numpy"], epochs=1).override(model={"learning_rate": 1e9})
+    frame = run_bench(profile, RunFolder(tmp_path / "diverged"), log=False).frame
+    flagged = frame[(frame.status == "diverged") & (frame.metric == "pl_per_unit")]
+    assert len(flagged) == 1 and "exceeds max_abs_param 100" in flagged.reason.iloc[0]
+    assert frame[frame.metric == "pl_per_unit"].value.isna().all(), "a diverged score is never printed as a result"
+
+
+def test_resume_retries_failed_tasks_and_keeps_finished_ones(quick_run, tmp_path):
     run_dir, _, ran = quick_run
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
-    kept = copy / "runs" / f"{ran[0]}-s0.json"
+    folder = RunFolder(copy)
+    kept = folder.result_path(f"{ran[0]}-s0")
     before = kept.stat().st_mtime_ns
-    (copy / "runs" / f"{ran[-1]}-s0.json").unlink()
-    _, resumed = run_bench({}, copy, log=False)
-    assert kept.stat().st_mtime_ns == before, "finished runs are not redone"
-    assert set(resumed[resumed.status == "ok"].impl) >= set(ran)
+    failed = folder.result_path(f"{ran[-1]}-s0")
+    stored = json.loads(failed.read_text())
+    stored["rows"] = [stored["rows"][0] | {"status": "failed", "reason": "worker process killed by SIGKILL"}]
+    failed.write_text(json.dumps(stored))
+    result = run_bench(None, folder, log=False)
+    assert result.retried == [f"{ran[-1]}-s0"] and kept.stat().st_mtime_ns == before
+    assert set(result.frame[result.frame.status == "ok"].impl) >= set(ran) and not result.failed
+
+
+def test_resume_refuses_options_that_contradict_the_spec(quick_run, tmp_path):
+    run_dir, _, _ = quick_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    result = run_cli("bench", "--resume", str(copy), "--epochs", "99")
+    assert result.returncode == 2 and "--epochs 99 contradicts the run's epochs 3" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "unfinished"])
+def test_compare_gate_and_render_refuse_an_incomplete_or_truncated_run(quick_run, tmp_path, damage):
+    run_dir, _, _ = quick_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    results = copy / "results.csv"
+    if damage == "truncate":  # what a full disk did to the earlier harness: half the rows, no error
+        lines = results.read_text().splitlines(keepends=True)
+        results.write_text("".join(lines[: len(lines) // 2]))
+        expected = "truncated or changed since the run finished"
+    else:
+        (copy / "complete.json").unlink()
+        expected = "the run is incomplete (no complete.json)"
+    with pytest.raises(IncompleteRun, match=re.escape(expected)):
+        RunFolder(copy).results()
+    for command in (
+        ["compare", str(run_dir), str(copy)],
+        ["render", str(copy)],
+        ["-m", "eval", "quality", "--results", str(copy)],
+    ):
+        if command[0] == "-m":
+            result = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        else:
+            result = run_cli(*command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_full_disk_during_a_run_is_one_line_exit_2_and_no_partial_file(tmp_path):
+    import resource
+
+    limit = 30_000
+    result = run_cli("bench", "--profile", profile_file(tmp_path, impls=["numpy"]),
+                     preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))  # fmt: skip
+    assert result.returncode == 2 and "File too large" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    runs = sorted((ROOT / "reports" / "runs").glob("*-tiny"), key=lambda p: p.stat().st_mtime)
+    assert runs, "the folder was created before the write failed"
+    partial = [p for p in runs[-1].rglob("*") if p.is_file() and (".tmp" in p.name or p.stat().st_size >= limit)]
+    assert not partial and not (runs[-1] / "complete.json").exists()
+    shutil.rmtree(runs[-1])
 
 
 def test_compare_two_runs(quick_run):
@@ -126,57 +250,32 @@ def test_compare_two_runs(quick_run):
     assert ("numpy", "pl_per_unit") in table.index
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "reports", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["bench", "--profile", "nosuch"], "no such profile"),
-        (["bench", "--profile", "quick", "--epochs", "0"], "must be at least 1"),
-        (["bench", "--profile", "quick", "--dataset", "midi:/no/such/folder"], "no such folder"),
-        (["bench", "--resume", "/no/such/run"], "not a run folder"),
-        (["compare", "/no/a", "/no/b"], "no results.csv"),
-    ],
-)
-def test_bench_bad_input_gives_one_line_and_exit_2(args, message):
-    result = run_cli(*args)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-
-
 def test_spec_records_the_profile(quick_run):
     run_dir, _, _ = quick_run
     spec = json.loads((run_dir / "spec.json").read_text())
-    assert spec["name"] == "quick" and spec["run"]["epochs"] == 3
+    assert spec["name"] == "quick" and spec["run"]["epochs"] == 3 and spec["data"]["source"] == "synthetic"
 
 
 def test_speed_table_ratios_and_ceilings_follow_from_the_fastest_products():
-    from eval.speed import table
+    from eval.timing.speed import speed_table
 
     measured = [
         {"impl": "a", "windows_per_s": 50_000.0, "five_products_ms": 1.0, "draw_ms": 0.5},
         {"impl": "b", "windows_per_s": 100_000.0, "five_products_ms": 0.5, "draw_ms": 0.5},
         {"impl": "sklearn", "step_ms": 10.0},
     ]
-    results, roofline = table(measured)
-    by_impl = {r["impl"]: r for r in results}
+    frame, roofline = speed_table(measured)
     assert roofline == pytest.approx(200_000)  # batch 100 in the fastest five products, 0.5 ms
-    assert by_impl["a"]["ratio_to_roofline"] == pytest.approx(0.25)
-    assert by_impl["a"]["ceiling"] == pytest.approx(0.5 / 1.5) and by_impl["b"]["ceiling"] == pytest.approx(0.5)
-    assert by_impl["b"]["ratio_to_sklearn"] == pytest.approx(10)
-    assert by_impl["sklearn"]["ratio_to_roofline"] == pytest.approx(0.05)
+    assert frame.loc["a", "ratio_to_roofline"] == pytest.approx(0.25)
+    assert frame.loc["a", "ceiling"] == pytest.approx(0.5 / 1.5) and frame.loc["b", "ceiling"] == pytest.approx(0.5)
+    assert frame.loc["a", "ratio_to_ceiling"] == pytest.approx(0.75) and frame.loc["b", "ratio_to_ceiling"] == 1.0
+    assert frame.loc["b", "ratio_to_sklearn"] == pytest.approx(10)
+    assert frame.loc["sklearn", "ratio_to_roofline"] == pytest.approx(0.05)
 
 
 def test_speed_table_measures_roofline_and_scikit_learn_in_the_same_run():
-    from eval.speed import run_all, table
+    from eval.timing.speed import run_all, speed_table
 
-    results, roofline = table(run_all(["numpy", "nosuch"], threads=1))
-    by_impl = {r["impl"]: r for r in results}
-    assert roofline > 0 and 0 < by_impl["numpy"]["ratio_to_roofline"] < 1
-    assert by_impl["numpy"]["ratio_to_sklearn"] > 0 and by_impl["sklearn"]["windows_per_s"] > 0
-    assert "unknown implementation" in by_impl["nosuch"]["error"]
+    frame, roofline = speed_table(run_all(["numpy"], threads=1))
+    assert roofline > 0 and 0 < frame.loc["numpy", "ratio_to_roofline"] < 1
+    assert frame.loc["numpy", "ratio_to_sklearn"] > 0 and frame.loc["sklearn", "windows_per_s"] > 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eval import quality
+from eval.gates import quality
 from impls import Available, available
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +69,21 @@ def test_diverged_metric_is_a_regression_and_disagreement_with_numpy_is_flagged(
     assert "diverged" in table[("baseline", "jax", "pl_per_unit")]
     current["jax"]["pl_per_unit"] = entry(-0.3, 0.001)
     assert verdicts(quality.gate(current, base))[("vs numpy", "jax", "pl_per_unit")] == "INCONSISTENT"
+
+
+def test_the_gate_cannot_pass_on_nothing_or_on_missing_implementations_and_seeds():
+    base = {**baseline_of({"torch": {"pl_per_unit": entry(-0.1, 0.001)}, "jax": {"pl_per_unit": entry(-0.1)}})}
+    base["seeds"] = [0, 1, 2]
+    complete = {"pl_per_unit": entry(-0.1) | {"seeds": [0, 1, 2]}}
+    table = quality.gate({"torch": complete}, base)
+    assert verdicts(table)[("baseline", "jax", "(all)")].startswith("MISSING"), "a skipped implementation fails"
+    assert len(quality.failures(table)) == 1
+    assert not len(quality.failures(quality.gate({"torch": complete}, base, expected=["torch"])))
+    one_seed = {"torch": {"pl_per_unit": entry(-0.1) | {"seeds": [0]}}}
+    verdict = verdicts(quality.gate(one_seed, base, expected=["torch"]))[("baseline", "torch", "pl_per_unit")]
+    assert verdict == "MISSING (seeds [1, 2] have no value)"
+    nothing = quality.gate({}, baseline_of({}))
+    assert len(quality.failures(nothing)) == 1 and "checked nothing" in nothing.verdict.iloc[0]
 
 
 def run_gate(*args: str, fault: str | None = None) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -80,6 +80,23 @@ def blas() -> str:
     )
 
 
+def gpus() -> tuple[str, str]:
+    """``(GPU models, driver version)`` from nvidia-smi, or ``("none", "")`` on a machine without one."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "none", ""
+    lines = [line.split(",") for line in out.stdout.strip().splitlines() if "," in line]
+    if out.returncode != 0 or not lines:
+        return "none", ""
+    return "; ".join(name.strip() for name, _ in lines), lines[0][1].strip()
+
+
 def describe_environment(command: list[str] | None = None) -> dict[str, str]:
     """Everything needed to say where a number came from."""
     return {
@@ -95,6 +112,7 @@ def describe_environment(command: list[str] | None = None) -> dict[str, str]:
         "jax": package_version("jax"),
         "scikit-learn": package_version("scikit-learn"),
         "blas": blas(),
+        **dict(zip(("gpu", "gpu_driver"), gpus())),
         "git_commit": git_commit(),
         "command": " ".join(command or sys.argv),
         **{name.lower(): os.environ.get(name, "") for name in THREAD_VARIABLES},

@@ -1,4 +1,8 @@
-"""Long-format result rows: one measurement per row, NaN/inf flagged ``diverged``, never printed as a value."""
+"""Long-format result rows: one measurement per row, NaN/inf flagged ``diverged``, never printed as a value.
+
+``COLUMNS`` is the schema of ``results.csv``; `eval.bench.harness` adds the
+environment columns and one column per swept profile key (``model.n_hidden``).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ COLUMNS = (
     "better",
     "status",
     "reason",
+    "attempts",
 )
+STATUSES = ("ok", "diverged", "failed", "skipped")
 
 # metric -> (unit, better); stable identifiers the gate and `reports compare` key on
 METRICS: dict[str, tuple[str, str]] = {
@@ -33,9 +39,17 @@ METRICS: dict[str, tuple[str, str]] = {
     "valid_reconstruction_xent": ("nats/window", "lower"),
     "ais_ll_per_window": ("nats/window", "higher"),
     "ais_ll_per_row": ("nats/row", "higher"),
+    "ais_ll_stderr": ("nats/window", "lower"),
+    "raise_ll_per_window": ("nats/window", "higher"),
+    "raise_ll_per_row": ("nats/row", "higher"),
+    "raise_ll_stderr": ("nats/window", "lower"),
+    "bracket_width": ("nats/window", "lower"),
     "ais_log_z": ("nats", "none"),
     "ais_log_z_stderr": ("nats", "lower"),
     "ais_effective_runs": ("runs", "higher"),
+    "ais_base_gap": ("nats", "lower"),
+    "ais_seconds": ("s", "lower"),
+    "raise_seconds": ("s", "lower"),
     "reconstruction_xent": ("nats/window", "lower"),
     "free_energy_gap": ("nats", "lower"),
     "epoch_seconds": ("s", "lower"),
@@ -43,6 +57,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "compile_s": ("s", "lower"),
     "gibbs_steps_per_s": ("steps/s", "higher"),
     "peak_rss_mb": ("MB", "lower"),
+    "peak_device_mb": ("MB", "lower"),
+    "max_abs_param": ("", "none"),
     "roofline_windows_per_s": ("windows/s", "higher"),
     "sklearn_windows_per_s": ("windows/s", "higher"),
     "five_products_ms": ("ms", "lower"),
@@ -69,6 +85,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "heldout_nearest_train_hamming": ("bits", "none"),
     "heldout_copy_rate": ("fraction", "none"),
     "n_samples_kept": ("windows", "none"),
+    "frechet_note_distance": ("", "lower"),
 }
 
 
@@ -90,7 +107,11 @@ def make_row(
     status: str = "ok",
     reason: str = "",
 ) -> dict:
-    """A result row; a non-finite value becomes ``status=diverged`` with an empty value."""
+    """A result row; a non-finite value becomes ``status=diverged`` with an empty value.
+
+    ``phase`` is ``train`` (curves), ``eval`` (scores), ``sample`` (statistics
+    of generated windows) or ``timing`` (the quiet throughput phase).
+    """
     unit, better = describe(metric)
     if status == "ok" and (value is None or not math.isfinite(float(value))):
         status, reason, value = "diverged", reason or f"{metric} is {value} (NaN/inf)", None

@@ -7,6 +7,9 @@ than ``max(3 * baseline std, RELATIVE_FLOOR * |baseline mean|, ABSOLUTE_FLOOR)``
 (metrics without a better direction fail on a move either way); a move in the
 good direction is reported, not failed. An implementation whose mean differs
 from the NumPy reference's by more than the same kind of tolerance fails too.
+
+The gate cannot pass on nothing: an implementation or seed of the baseline
+that produced no rows is a failure, and so is a gate that checked nothing.
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from eval.environment import ROOT
+from eval.bench.environment import ROOT
 
 BASELINE = ROOT / "reports" / "baselines" / "quality.json"
 GATED = (
     "pl_per_unit",
     "ais_ll_per_row",
+    "raise_ll_per_row",
+    "frechet_note_distance",
     "note_density",
     "polyphony",
-    "invalid_onset_rate",
     "scale_consistency",
     "js_pitch_class",
 )
@@ -57,9 +61,27 @@ def summarise(frame: pd.DataFrame) -> dict[str, dict[str, dict]]:
                 "std": float(ok.value.std(ddof=1)) if len(ok) > 1 else 0.0,
                 "better": str(rows.better.iloc[0]) if len(rows) else "none",
                 "n": len(ok),
+                "seeds": sorted(int(s) for s in ok.seed.unique()),
                 "problems": problems,
             }
     return out
+
+
+def _row(check: str, impl: str, metric: str, base, current, allowed, verdict: str) -> dict:
+    return {
+        "check": check,
+        "impl": impl,
+        "metric": metric,
+        "baseline": base,
+        "current": current,
+        "tolerance": allowed,
+        "verdict": verdict,
+    }
+
+
+def failures(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that fail the gate."""
+    return table[table.verdict.str.startswith(("REGRESSION", "INCONSISTENT", "MISSING"))]
 
 
 def tolerance(mean: float, std: float) -> float:
@@ -119,31 +141,32 @@ def _verdict(better: str, change: float, allowed: float) -> str:
     return "improved" if -worse > allowed else "ok"
 
 
-def gate(summary: dict, baseline: dict) -> pd.DataFrame:
-    """One row per (implementation, metric): baseline, current, tolerance, verdict."""
+def gate(summary: dict, baseline: dict, expected: list[str] | None = None) -> pd.DataFrame:
+    """One row per (implementation, metric): baseline, current, tolerance, verdict.
+
+    ``expected`` limits the baseline's implementations to those asked for
+    (``--impls``); every one of them must be present with every baseline seed.
+    """
     rows = []
+    seeds = sorted(baseline.get("seeds", []))
     for impl, metrics in baseline["metrics"].items():
+        if expected is not None and impl not in expected:
+            continue  # not asked for on the command line
         if impl not in summary:
-            continue  # not run here (not installed, or not selected)
+            rows.append(_row("baseline", impl, "(all)", None, None, None, "MISSING (no rows: not installed or failed)"))
+            continue
         for metric, base in metrics.items():
-            current = summary[impl].get(metric, {"mean": None, "problems": ["missing"]})
+            current = summary[impl].get(metric, {"mean": None, "problems": ["missing"], "seeds": []})
             allowed = tolerance(base["mean"], base["std"])
+            missing = sorted(set(seeds) - set(current.get("seeds", [])))
             if current["mean"] is None or not math.isfinite(current["mean"]):
                 verdict, value = f"REGRESSION ({'; '.join(current['problems']) or 'no value'})", None
+            elif missing:
+                verdict, value = f"MISSING (seeds {missing} have no value)", current["mean"]
             else:
                 value = current["mean"]
                 verdict = _verdict(base["better"], value - base["mean"], allowed)
-            rows.append(
-                {
-                    "check": "baseline",
-                    "impl": impl,
-                    "metric": metric,
-                    "baseline": base["mean"],
-                    "current": value,
-                    "tolerance": allowed,
-                    "verdict": verdict,
-                }
-            )
+            rows.append(_row("baseline", impl, metric, base["mean"], value, allowed, verdict))
     reference = summary.get("numpy", {})
     for impl, metrics in summary.items():
         if impl == "numpy" or not reference:
@@ -154,18 +177,14 @@ def gate(summary: dict, baseline: dict) -> pd.DataFrame:
                 continue
             allowed = tolerance(ref["mean"], math.hypot(ref["std"], entry["std"]))
             differs = abs(entry["mean"] - ref["mean"]) > allowed
-            rows.append(
-                {
-                    "check": "vs numpy",
-                    "impl": impl,
-                    "metric": metric,
-                    "baseline": ref["mean"],
-                    "current": entry["mean"],
-                    "tolerance": allowed,
-                    "verdict": "INCONSISTENT" if differs else "ok",
-                }
-            )
-    return pd.DataFrame(rows, columns=["check", "impl", "metric", "baseline", "current", "tolerance", "verdict"])
+            verdict = "INCONSISTENT" if differs else "ok"
+            rows.append(_row("vs numpy", impl, metric, ref["mean"], entry["mean"], allowed, verdict))
+    table = pd.DataFrame(rows, columns=["check", "impl", "metric", "baseline", "current", "tolerance", "verdict"])
+    if not len(table):
+        table = pd.DataFrame(
+            [_row("baseline", "(none)", "(none)", None, None, None, "MISSING (the gate checked nothing)")]
+        )
+    return table
 
 
 def version_notes(baseline: dict, versions: dict[str, str]) -> list[str]:

@@ -1,14 +1,12 @@
 """Likelihood-type scores from exported parameters, in float64: one copy for every framework.
 
-Pseudo-likelihood (exact and the two one-bit estimators people know), the
-exact log partition function for small hidden layers, annealed importance
-sampling (Salakhutdinov & Murray, 2008) for the rest, and training monitors.
+Free energy, pseudo-likelihood (exact and the two one-bit estimators people
+know), the exact log partition function for small hidden layers (the oracle
+the annealing estimators of `eval.scoring.ais` are tested against) and the
+training monitors.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp
@@ -88,89 +86,6 @@ def base_rate_biases(train: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
     """Visible biases of the base-rate model: logits of the smoothed training marginals."""
     p = (np.asarray(train, np.float64).sum(axis=0) + smoothing) / (len(train) + 2 * smoothing)
     return np.log(p) - np.log1p(-p)
-
-
-def paper_schedule() -> np.ndarray:
-    """Salakhutdinov & Murray's 14,500 inverse temperatures: 500 in [0, .5), 4,000 in [.5, .9), 10,000 in [.9, 1]."""
-    return np.concatenate(
-        [
-            np.linspace(0, 0.5, 500, endpoint=False),
-            np.linspace(0.5, 0.9, 4000, endpoint=False),
-            np.linspace(0.9, 1.0, 10000),
-        ]
-    )
-
-
-def quick_schedule(n: int = 2000) -> np.ndarray:
-    """A cheaper schedule with the paper's shape (denser near beta = 1), for quick runs."""
-    first, second = n // 29, 8 * n // 29
-    return np.concatenate(
-        [
-            np.linspace(0, 0.5, first, endpoint=False),
-            np.linspace(0.5, 0.9, second, endpoint=False),
-            np.linspace(0.9, 1.0, n - first - second),
-        ]
-    )
-
-
-@dataclass
-class AISResult:
-    """``log_z`` with its spread: ``log_z_low``/``log_z_high`` are log(Z_hat -/+ 3 std of Z_hat)."""
-
-    log_z: float
-    log_z_stderr: float  # delta-method standard error of log Z_hat: std(w / mean w) / sqrt(runs)
-    effective_runs: float  # (sum w)^2 / sum w^2: near 1 means one run dominates and log Z is unreliable
-    log_z_low: float
-    log_z_high: float
-    log_weights: np.ndarray
-
-
-def _sample(rng: np.random.Generator, logits: np.ndarray) -> np.ndarray:
-    """Float32 Bernoulli(sigmoid(logits)) draws: ``u < sigmoid(x)`` is ``2u - 1 < tanh(x / 2)`` (no exp overflow)."""
-    u = rng.random(logits.shape, dtype=np.float32)
-    return (2 * u - 1 < np.tanh(0.5 * logits)).astype(np.float32)
-
-
-def ais_log_partition(
-    params: Params,
-    base_biases: np.ndarray,
-    betas: np.ndarray | None = None,
-    runs: int = 100,
-    seed: int | np.random.SeedSequence = 0,
-) -> AISResult:
-    """Annealed importance sampling estimate of ``log Z`` (Salakhutdinov & Murray, 2008).
-
-    Intermediate distributions ``p_k(v) ∝ exp((1-b_k) a.v + b_k b_v.v) prod_j (1 + exp(b_k (vW + b_h)_j))``
-    from the base-rate model (W = 0, visible biases ``a``) to the RBM; one
-    Gibbs transition per ``b_k``; ``runs`` chains in parallel. Chains are
-    sampled in float32 (the cost), importance weights accumulated in float64.
-    """
-    betas = paper_schedule() if betas is None else np.asarray(betas, np.float64)
-    rng = np.random.default_rng(seed)
-    W32, b_v32, b_h = params.W.astype(np.float32), params.b_v.astype(np.float32), params.b_h
-    a = np.asarray(base_biases, np.float64)
-    a32 = a.astype(np.float32)
-    v = _sample(rng, np.broadcast_to(a32, (runs, len(a))))
-    log_w = np.zeros(runs)
-    visible_shift = (params.b_v - a).astype(np.float32)
-    for previous, beta in pairwise(betas):
-        active = (v @ W32).astype(np.float64) + b_h
-        log_w += (beta - previous) * (v @ visible_shift) + (softplus(beta * active) - softplus(previous * active)).sum(
-            1
-        )
-        h = _sample(rng, (beta * active).astype(np.float32))
-        logits = h @ (np.float32(beta) * W32.T)
-        logits += np.float32(1 - beta) * a32 + np.float32(beta) * b_v32
-        v = _sample(rng, logits)
-    # p*_0 carries the base model's hidden units too: prod_j (1 + e^0) = 2^n_hidden
-    log_z_base = float(softplus(a).sum() + len(b_h) * np.log(2.0))
-    log_mean = float(logsumexp(log_w) - np.log(runs))
-    ratio = np.exp(log_w - log_mean)  # weights relative to their mean
-    spread = 3 * ratio.std() / np.sqrt(runs)
-    low = log_z_base + log_mean + (np.log(1 - spread) if spread < 1 else -np.inf)
-    effective = float(ratio.sum() ** 2 / (ratio**2).sum())
-    stderr = float(ratio.std() / np.sqrt(runs))
-    return AISResult(log_z_base + log_mean, stderr, effective, low, log_z_base + log_mean + np.log1p(spread), log_w)
 
 
 def reconstruction_cross_entropy(params: Params, v: np.ndarray) -> float:

@@ -1,6 +1,6 @@
-"""Reference throughput rows measured beside the implementations: scikit-learn's BernoulliRBM.
+"""Reference throughput measured beside the implementations: scikit-learn's BernoulliRBM.
 
-``python -m eval.throughput OUT.json V H BATCH`` runs in its own process with the
+``python -m eval.timing.sklearn_reference OUT.json V H BATCH`` runs in its own process with the
 same thread settings as the implementations. (The roofline — the fastest
 framework's time for the five products of one CD-1 step — is measured by each
 implementation in its own process, see `impls.base.RBM.five_products_ms`.)

@@ -4,7 +4,8 @@
 thread count), times ``train_epoch`` after a warm-up epoch (compile time is
 reported separately), and measures in the same run the five dense products
 of one CD-1 step in every framework (the roofline: the fastest of them) and
-``BernoulliRBM.partial_fit``. Speeds are compared as ratios within one run.
+``BernoulliRBM.partial_fit``. Speeds are compared as ratios within one run
+(`eval.timing.roofline`).
 """
 
 from __future__ import annotations
@@ -17,19 +18,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from eval.environment import ROOT, thread_environment
+from eval.bench.environment import ROOT, thread_environment
+from eval.timing.roofline import Speed, ratios, roofline
 
 
-def measure(impl: str, epochs: int = 5, batches: int = 50, seed: int = 0) -> dict:
-    """In this process: compile time, steady windows/s and five-product ms for one implementation."""
+def measure(impl: str, n_hidden: int = 50, batch: int = 100, device: str = "cpu", epochs: int = 5,
+            batches: int = 50, seed: int = 0) -> dict:  # fmt: skip
+    """In this process: compile time, steady windows/s, five-product and draw ms (and peak device MB)."""
     from impls import RBMConfig, init_params, load
 
-    config = RBMConfig()
+    cls = load(impl)
+    if reason := cls.device_unavailable(device):
+        return {"impl": impl, "error": reason}
+    config = RBMConfig(n_hidden=n_hidden, batch_size=batch, device="cpu" if impl == "numpy" else device)
     rng = np.random.default_rng(seed)
-    data = (rng.random((batches * config.batch_size, config.n_visible)) < 0.05).astype(np.uint8)
-    order = [list(rng.permutation(len(data)).reshape(batches, config.batch_size)) for _ in range(epochs + 1)]
-    model = load(impl)(config, init_params(config, seed), seed)
+    data = (rng.random((batches * batch, config.n_visible)) < 0.05).astype(np.uint8)
+    order = [list(rng.permutation(len(data)).reshape(batches, batch)) for _ in range(epochs + 1)]
+    model = cls(config, init_params(config, seed), seed)
     model.set_data(data)
     seconds = []
     for epoch in order:
@@ -39,79 +46,86 @@ def measure(impl: str, epochs: int = 5, batches: int = 50, seed: int = 0) -> dic
     steady = float(np.median(seconds[1:]))
     return {
         "impl": impl,
-        "windows_per_s": batches * config.batch_size / steady,
+        "windows_per_s": batches * batch / steady,
         "step_ms": steady / batches * 1e3,
         "compile_s": max(0.0, seconds[0] - steady),
-        "five_products_ms": model.five_products_ms(config.batch_size),
-        "draw_ms": model.draw_ms(config.batch_size),
+        "five_products_ms": model.five_products_ms(batch),
+        "draw_ms": model.draw_ms(batch),
+        "peak_device_mb": model.peak_device_mb(),
         "version": model.framework_version(),
     }
 
 
-def measure_one(name: str) -> dict:
+def measure_one(name: str, n_hidden: int = 50, batch: int = 100, device: str = "cpu") -> dict:
     """One row: an implementation, or ``sklearn`` (BernoulliRBM.partial_fit on the same shape)."""
     if name == "sklearn":
-        from eval.throughput import sklearn_step_ms
+        from eval.timing.sklearn_reference import sklearn_step_ms
 
-        return {"impl": "sklearn", "step_ms": sklearn_step_ms(2340, 50, 100)}
-    return measure(name)
+        return {"impl": "sklearn", "step_ms": sklearn_step_ms(2340, n_hidden, batch)}
+    return measure(name, n_hidden, batch, device)
 
 
-def run_all(impls: list[str], threads: int) -> list[dict]:
-    """Each implementation and scikit-learn in its own process; a failure becomes a row with the reason."""
+def run_one(name: str, threads: int, device: str = "cpu", n_hidden: int = 50, batch: int = 100,
+            timeout_s: float = 900) -> dict:  # fmt: skip
+    """One measurement in its own process (``python -m eval.timing.speed``); a failure becomes a row with the reason."""
     env = {**os.environ, **thread_environment(threads), "PYTHONPATH": str(ROOT)}
-    results = []
-    for impl in [*impls, "sklearn"]:
-        done = subprocess.run(
-            [sys.executable, "-m", "eval.speed", impl], cwd=ROOT, env=env, capture_output=True, text=True
-        )
-        if done.returncode == 0:
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        else:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            results.append({"impl": impl, "error": last[:300]})
-    return results
+    command = [sys.executable, "-m", "eval.timing.speed", name, str(n_hidden), str(batch), device]
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"impl": name, "error": f"timed out after {timeout_s:.0f} s"}
+    if done.returncode == 0:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"impl": name, "error": last[:300]}
 
 
-def table(results: list[dict]) -> tuple[list[dict], float]:
-    """Add ratios to the roofline (fastest five-product time) and to scikit-learn, and each one's ceiling.
-
-    The ceiling is ``roofline time / (own five products + own noise draws)``:
-    the highest ratio to the roofline an implementation could reach with its
-    framework's matrix products and generator if everything else were free.
-    """
-    fastest = min((r["five_products_ms"] for r in results if "five_products_ms" in r), default=float("nan"))
-    roofline = 100 / fastest * 1e3
-    sklearn = next((100 / r["step_ms"] * 1e3 for r in results if r["impl"] == "sklearn" and "step_ms" in r), np.nan)
-    for r in results:
-        if "windows_per_s" in r:
-            r["ratio_to_roofline"] = r["windows_per_s"] / roofline
-            r["ratio_to_sklearn"] = r["windows_per_s"] / sklearn
-            r["ceiling"] = fastest / (r["five_products_ms"] + r["draw_ms"])
-        elif r["impl"] == "sklearn" and "step_ms" in r:
-            r["windows_per_s"], r["ratio_to_roofline"] = 100 / r["step_ms"] * 1e3, 100 / r["step_ms"] * 1e3 / roofline
-    return results, roofline
+def run_all(impls: list[str], threads: int, device: str = "cpu") -> list[dict]:
+    """Each implementation and scikit-learn, one after another, each in its own process."""
+    return [run_one(name, threads, device) for name in [*impls, "sklearn"]]
 
 
-def save(results: list[dict], roofline: float, threads: int) -> Path:
-    from eval.environment import describe_environment
+def speed_table(results: list[dict], batch: int = 100) -> tuple[pd.DataFrame, float]:
+    """Ratios to the roofline and to scikit-learn, each one's ceiling and the share of it reached."""
+    speeds = [
+        Speed(r["impl"], r.get("windows_per_s"), r.get("five_products_ms"), r.get("draw_ms"))
+        for r in results
+        if r["impl"] != "sklearn"
+    ]
+    _, roof = roofline(speeds, batch)
+    sklearn = next((batch / r["step_ms"] * 1e3 for r in results if r["impl"] == "sklearn" and "step_ms" in r), np.nan)
+    frame = pd.DataFrame(results).set_index("impl")
+    for ratio in ratios(speeds, batch):
+        frame.loc[ratio.impl, "ratio_to_roofline"] = ratio.ratio_to_roofline
+        frame.loc[ratio.impl, "ceiling"] = ratio.ceiling
+        frame.loc[ratio.impl, "ratio_to_ceiling"] = ratio.ratio_to_ceiling
+    if "windows_per_s" in frame:
+        frame["ratio_to_sklearn"] = frame["windows_per_s"] / sklearn
+    if "sklearn" in frame.index and "step_ms" in frame:
+        frame.loc["sklearn", "windows_per_s"] = sklearn
+        frame.loc["sklearn", "ratio_to_roofline"] = sklearn / roof
+    order = ["windows_per_s", "ratio_to_roofline", "ceiling", "ratio_to_ceiling", "ratio_to_sklearn", "compile_s",
+             "step_ms", "five_products_ms", "draw_ms", "peak_device_mb", "error"]  # fmt: skip
+    return frame[[c for c in order if c in frame]], roof
+
+
+def save(frame: pd.DataFrame, roof: float, threads: int) -> Path:
+    from eval.bench.environment import describe_environment
 
     out = ROOT / "reports" / "perf"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"speed-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(
-        json.dumps(
-            {
-                "roofline_windows_per_s": roofline,
-                "threads": threads,
-                "results": results,
-                "environment": describe_environment(),
-            },
-            indent=1,
-        )
-    )
+    record = {
+        "roofline_windows_per_s": roof,
+        "threads": threads,
+        "results": json.loads(frame.reset_index().to_json(orient="records")),
+        "environment": describe_environment(),
+    }
+    path.write_text(json.dumps(record, indent=1))
     return path
 
 
-if __name__ == "__main__":  # one measurement in this process: python -m eval.speed IMPL
-    print(json.dumps(measure_one(sys.argv[1])))
+if __name__ == "__main__":  # one measurement in this process: python -m eval.timing.speed IMPL [H BATCH DEVICE]
+    name, *shape = sys.argv[1:]
+    hidden, batch, device = (int(shape[0]), int(shape[1]), shape[2]) if shape else (50, 100, "cpu")
+    print(json.dumps(measure_one(name, hidden, batch, device)))

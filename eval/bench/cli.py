@@ -1,0 +1,126 @@
+"""The bench command's options and exit codes, shared by ``python -m eval bench`` and ``python -m reports bench``.
+
+Exit codes a CI can trust: 0 every requested task ran (``skipped: not
+installed`` is reported, and fails only under ``--strict``); 1 a task failed
+(or was skipped under ``--strict``); 2 bad input, an incomplete run or an OS
+error (one line, no traceback, nothing computed is lost); 130 interrupted
+(the run folder stays resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from eval.bench.harness import BenchResult, run_bench
+from eval.bench.runfolder import RunFolder
+from eval.config import ConfigError, load_profile
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated integers, e.g. 0,1,2") from None
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        default="default",
+        help="a profile in eval/profiles (default, cd1, pcd, seed, quick, full, sweep) or a path to a .toml file",
+    )
+    parser.add_argument("--impls", type=_names, default=None, help="comma-separated: numpy,torch,tf,jax")
+    parser.add_argument("--dataset", default=None, help="bach | midi:<folder> | polyphonic:<file> | synthetic")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--seeds", type=_ints, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default=None, help="cpu | cuda (NumPy always runs on the CPU)")
+    parser.add_argument("--executor", default=None, help="serial | local[:N] | dask:local:N | dask:<scheduler address>")
+    parser.add_argument("--max-rows-per-piece", type=int, default=None)
+    parser.add_argument("--max-ticks", type=int, default=None)
+    parser.add_argument("--resume", type=Path, default=None, help="complete an interrupted run folder")
+    parser.add_argument("--strict", action="store_true", help="fail (exit 1) when an implementation was skipped")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """The profile keys the options set (None: not given)."""
+    return {
+        "run": {
+            "impls": args.impls,
+            "seeds": args.seeds,
+            "epochs": args.epochs,
+            "threads": args.threads,
+            "device": args.device,
+            "executor": args.executor,
+        },
+        "data": {
+            "source": args.dataset,
+            "max_rows_per_piece": args.max_rows_per_piece,
+            "max_ticks": args.max_ticks,
+        },
+    }
+
+
+def execute(args: argparse.Namespace) -> BenchResult:
+    """Validate everything, then run or resume; raises `ConfigError` before any folder exists."""
+    if args.resume:
+        folder = RunFolder.open(args.resume)
+        changed = overrides(args)
+        changed["run"].pop("executor")  # where tasks run may change between attempts; what they compute may not
+        return run_bench(None, folder, overrides=changed)
+    profile = load_profile(args.profile).override("option", **overrides(args))
+    return run_bench(profile)
+
+
+def report_outcome(result: BenchResult, strict: bool) -> int:
+    """Print what did not run as asked; return the exit code."""
+    for line in result.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    for line in result.diverged[:10]:
+        print(f"diverged {line}", file=sys.stderr)
+    for line in result.failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    if result.failed or (strict and result.skipped):
+        print(
+            f"error: {len(result.failed)} failed, {len(result.skipped)} skipped; see {result.folder.path}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def bench_main(args: argparse.Namespace, after: Callable[[BenchResult], None] | None = None) -> int:
+    """Run the bench from parsed options; ``after`` (e.g. the report) runs on the finished run."""
+    result = execute(args)
+    if after is not None:
+        after(result)
+    print(f"run folder: {result.folder.path}")
+    return report_outcome(result, args.strict)
+
+
+def main_guard(body: Callable[[], int]) -> int:
+    """Run a command body, turning the project's errors into one line and an exit code."""
+    from datasets import SourceError
+    from datasets.atomic import os_error_line
+    from eval.bench.executors import stop_running_processes
+    from eval.bench.runfolder import IncompleteRun
+
+    try:
+        return body()
+    except (ConfigError, SourceError, IncompleteRun, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        stop_running_processes()
+        print("interrupted: finished tasks are kept; complete the run with --resume <run folder>", file=sys.stderr)
+        return 130

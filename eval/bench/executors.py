@@ -1,0 +1,166 @@
+"""Where tasks run: one after another, in N local processes, or on a Dask cluster.
+
+Every executor runs a task the same way — `run_task_process`: one fresh
+worker process with the profile's thread count, inputs checked by sha256,
+outputs returned to the caller as bytes — so the numbers cannot depend on
+where a task ran. Only the client writes the run folder. A task whose
+process is killed (OOM killer, a lost Dask worker) is retried up to
+``run.retries`` times with its attempt count in its rows; a Python error or
+a timeout is reported as ``failed`` at once (it would fail again).
+
+``serial``             one task at a time here (the default)
+``local`` / ``local:N``  N worker processes here (N defaults to cores / threads)
+``dask:local:N``       a `distributed.LocalCluster` of N single-threaded workers
+``dask:ADDRESS``       an existing scheduler, e.g. ``dask:tcp://10.0.0.5:8786``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from eval.bench.environment import ROOT, thread_environment
+from eval.bench.tasks import Task
+from eval.config import ConfigError
+
+RESULT_FILES = ("result.json", "samples.npy", "params.npz")
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    kind: str  # serial | local | dask
+    workers: int = 1
+    address: str | None = None  # dask: a scheduler address, or None for a LocalCluster
+
+
+def parse_executor(text: str, origin: str = "--executor") -> ExecutorSpec:
+    """``serial`` | ``local[:N]`` | ``dask:local:N`` | ``dask:ADDRESS``; a `ConfigError` otherwise."""
+    kind, _, rest = text.partition(":")
+    if kind == "serial" and not rest:
+        return ExecutorSpec("serial")
+    if kind == "local":
+        if not rest:
+            return ExecutorSpec("local", 0)  # 0: cores / threads, decided when the run starts
+        if rest.isdigit() and int(rest) >= 1:
+            return ExecutorSpec("local", int(rest))
+    if kind == "dask" and rest:
+        local, _, count = rest.partition(":")
+        if local == "local":
+            if count.isdigit() and int(count) >= 1:
+                return ExecutorSpec("dask", int(count))
+        else:
+            return ExecutorSpec("dask", 0, rest)
+    raise ConfigError(
+        f"{origin}: executor {text!r}; use serial, local, local:N, dask:local:N or dask:<scheduler address>"
+    )
+
+
+@dataclass
+class Outcome:
+    """What came back from one task: its output files (as bytes) or why it failed."""
+
+    task: Task
+    files: dict[str, bytes]
+    failure: str = ""
+    retry: bool = False  # killed from outside: worth another attempt
+
+
+def _last_error(stderr: str) -> str:
+    """The exception line of a traceback (``SomeError: message``), else the last line."""
+    import re
+
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt|Exit|Mismatch)\b", line)]
+    return ((errors or lines or ["no output"])[-1])[:300]
+
+
+def _die_with_parent() -> None:
+    """In the task process (Linux): be killed when the process that started it dies (a lost Dask worker)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+_RUNNING: set[subprocess.Popen] = set()
+_LOCK = threading.Lock()
+
+
+def run_task_process(task: Task, root: Path) -> Outcome:
+    """Run one task in a fresh ``python -m eval.bench.worker`` process; inputs under ``root``."""
+    with tempfile.TemporaryDirectory(prefix=f"rbm-{task.task_id}-") as scratch:
+        scratch = Path(scratch)
+        (scratch / "task.json").write_text(task.to_json())
+        env = {**os.environ, **thread_environment(task.threads), "PYTHONPATH": str(ROOT)}
+        command = [sys.executable, "-m", "eval.bench.worker", str(scratch / "task.json"), str(root), str(scratch)]
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        with _LOCK:
+            _RUNNING.add(process)
+        try:
+            _, stderr = process.communicate(timeout=task.timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return Outcome(task, {}, f"timed out after {task.timeout_s:.0f} s (raise run.timeout_s)")
+        finally:
+            with _LOCK:
+                _RUNNING.discard(process)
+        if process.returncode < 0:
+            name = signal.Signals(-process.returncode).name
+            return Outcome(task, {}, f"worker process killed by {name}", retry=True)
+        if process.returncode != 0 or not (scratch / "result.json").exists():
+            return Outcome(task, {}, f"exit code {process.returncode}: {_last_error(stderr)}")
+        return Outcome(task, {n: (scratch / n).read_bytes() for n in RESULT_FILES if (scratch / n).exists()})
+
+
+def stop_running_processes() -> None:
+    """Kill every worker process this client started (Ctrl-C, or a cancelled run)."""
+    with _LOCK:
+        for process in list(_RUNNING):
+            with contextlib.suppress(OSError):
+                process.kill()
+
+
+def run_local(tasks: list[Task], root: Path, workers: int) -> Iterator[Outcome]:
+    """Run tasks in ``workers`` concurrent processes here; yields outcomes as they finish, retries included."""
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        pending: dict[Future, Task] = {pool.submit(run_task_process, t, root): t for t in tasks}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = pending.pop(future)
+                    outcome = future.result()
+                    if outcome.retry and task.attempt <= task.retries:
+                        retried = replace(task, attempt=task.attempt + 1)
+                        pending[pool.submit(run_task_process, retried, root)] = retried
+                        continue
+                    yield outcome
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            stop_running_processes()
+            raise
+
+
+def executor_for(spec: ExecutorSpec, threads: int) -> Callable[[list[Task], Path], Iterator[Outcome]]:
+    """A function ``(tasks, root) -> outcomes`` for this executor."""
+    if spec.kind == "serial":
+        return lambda tasks, root: run_local(tasks, root, 1)
+    if spec.kind == "local":
+        workers = spec.workers or max(1, (os.cpu_count() or 1) // threads)
+        return lambda tasks, root: run_local(tasks, root, workers)
+    from eval.bench.dask_executor import run_dask
+
+    return lambda tasks, root: run_dask(tasks, root, spec)

@@ -1,0 +1,205 @@
+"""Tasks: what one worker process does, with its inputs named by content.
+
+`prepare` builds the dataset once, draws each seed's initial weights and batch
+order once (one `SeedSequence` per seed, spawned per use), stores them in the
+run folder's ``inputs/`` and returns one `Task` per (grid point, seed,
+implementation) plus one timing task per (grid point, implementation). A task
+names every input by path *and* sha256; a worker checks each hash before it
+trains, so no framework ever trains on other bytes than the ones recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import datasets
+from eval.bench.runfolder import RunFolder
+from eval.config import ConfigError, Profile, as_spec_kwargs, sweep_points
+from impls import RBMConfig, init_params
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input of a task: a path relative to the run folder and the sha256 of its bytes."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """One worker process: train and score (``kind="train"``) or time (``kind="timing"``) one implementation."""
+
+    task_id: str
+    kind: str
+    impl: str
+    seed: int
+    context: dict  # the identifying columns of every row it produces
+    model: dict  # `impls.RBMConfig` fields
+    evaluation: dict  # `eval.config.EvalConfig` fields
+    epochs: int
+    lr_schedule: str
+    inputs: dict[str, InputFile]
+    dataset_hash: str
+    impl_seed: int
+    eval_seed: int
+    threads: int
+    timeout_s: float
+    timing_epochs: int = 5
+    train_on: str = "train"
+    point: dict = field(default_factory=dict)
+    retries: int = 1
+    attempt: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Task:
+        values = json.loads(text)
+        values["inputs"] = {k: InputFile(**v) for k, v in values["inputs"].items()}
+        return cls(**values)
+
+    def learning_rates(self, rate: float | None = None) -> list[float]:
+        """The rate of each epoch: constant, or decaying linearly to ``rate / epochs`` in the last one."""
+        rate = self.model["learning_rate"] if rate is None else rate
+        if self.lr_schedule == "linear":
+            return [rate * (1 - e / self.epochs) for e in range(self.epochs)]
+        return [rate] * self.epochs
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def window_spec(profile: Profile) -> datasets.WindowSpec:
+    try:
+        return datasets.WindowSpec(**as_spec_kwargs(profile.data))
+    except ValueError as error:
+        raise ConfigError(f"[data]: {error}") from None
+
+
+def model_config(profile: Profile, n_visible: int) -> RBMConfig:
+    model = {k: v for k, v in asdict(profile.model).items() if k not in ("init", "lr_schedule")}
+    return RBMConfig(n_visible=n_visible, device=profile.run.device, **model)
+
+
+def _save_order(folder: RunFolder, path: Path, order: list[list[np.ndarray]]) -> None:
+    batches = [b for epoch in order for b in epoch]
+    folder.write_npz(
+        path,
+        flat=np.concatenate(batches).astype(np.int64),
+        lengths=np.asarray([len(b) for b in batches], np.int64),
+        batches_per_epoch=np.asarray([len(epoch) for epoch in order], np.int64),
+    )
+
+
+def load_order(path: Path) -> list[list[np.ndarray]]:
+    with np.load(path, allow_pickle=False) as data:
+        flat, lengths, per_epoch = data["flat"], data["lengths"], data["batches_per_epoch"]
+    batches = np.split(flat, np.cumsum(lengths)[:-1])
+    ends = np.cumsum(per_epoch)
+    return [batches[a:b] for a, b in zip(np.r_[0, ends[:-1]], ends)]
+
+
+def _point_id(index: int, point: dict) -> str:
+    return f"p{index}" if point else ""
+
+
+def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[datasets.Dataset, list[Task], list[Task]]:
+    """Build the shared inputs into ``folder/inputs``; return the dataset, the training tasks and the timing tasks."""
+    spec = window_spec(profile)
+    dataset = datasets.build(profile.data.source, spec, log=log)
+    train_split = "train" if profile.data.train_on == "train" else None
+    if not len(dataset.indices("train")) or not len(dataset.indices(profile.eval.score_split)):
+        raise ConfigError(
+            f"{profile.data.source}: the dataset has no training or no {profile.eval.score_split} windows"
+        )
+    source_dir = Path(dataset.manifest["artifact_path"]).parent
+    folder.dataset_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("dataset.npz", "manifest.json"):  # the run keeps its own copy: render and resume need no cache
+        if not (folder.dataset_dir / name).exists():
+            folder.write_bytes(folder.dataset_dir / name, (source_dir / name).read_bytes())
+    rel = lambda p: str(p.relative_to(folder.path))
+    dataset_input = {
+        "dataset": InputFile(rel(folder.dataset_dir / "dataset.npz"), sha256_file(folder.dataset_dir / "dataset.npz")),
+        "manifest": InputFile(
+            rel(folder.dataset_dir / "manifest.json"), sha256_file(folder.dataset_dir / "manifest.json")
+        ),
+    }
+    tasks, timings = [], []
+    for index, point in enumerate(sweep_points(profile)):
+        at = profile.at(point) if point else profile
+        config = model_config(at, spec.n_visible)
+        suffix = _point_id(index, point)
+        for seed in profile.run.seeds:
+            init_seed, order_seed, impl_seed, eval_seed = np.random.SeedSequence(seed).spawn(4)
+            key = f"s{seed}{'-' + suffix if suffix else ''}"
+            params = init_params(config, init_seed, at.model.init)
+            order = datasets.batch_order(
+                dataset, order_seed, config.batch_size, at.run.epochs, at.data.order, split=train_split
+            )
+            if not all(len(epoch) for epoch in order):
+                raise ConfigError(f"fewer training windows than one batch ({config.batch_size}); lower batch_size")
+            folder.write_npz(folder.init_path(key), W=params.W, b_v=params.b_v, b_h=params.b_h)
+            _save_order(folder, folder.order_path(key), order)
+            inputs = dataset_input | {
+                "init": InputFile(rel(folder.init_path(key)), sha256_file(folder.init_path(key))),
+                "order": InputFile(rel(folder.order_path(key)), sha256_file(folder.order_path(key))),
+            }
+            hashes = {
+                "dataset_hash": dataset.hash,
+                "init_hash": params.hash,
+                "order_hash": datasets.order_hash(order),
+            }
+            for impl in profile.run.impls:
+                context = {
+                    "run_id": folder.name,
+                    "impl": impl,
+                    "seed": seed,
+                    "profile": profile.name,
+                    "dataset": dataset.manifest["source"],
+                    **hashes,
+                    "device": "cpu" if impl == "numpy" else at.run.device,
+                    "precision": at.model.precision,
+                    **point,
+                }
+                common = {
+                    "impl": impl,
+                    "seed": seed,
+                    "context": context,
+                    "model": asdict(config) | ({"device": "cpu"} if impl == "numpy" else {}),
+                    "evaluation": asdict(at.eval),
+                    "epochs": at.run.epochs,
+                    "lr_schedule": at.model.lr_schedule,
+                    "inputs": inputs,
+                    "dataset_hash": dataset.hash,
+                    "impl_seed": int(impl_seed.generate_state(1)[0]),
+                    "eval_seed": int(eval_seed.generate_state(1)[0]),
+                    "threads": at.run.threads,
+                    "timeout_s": at.run.timeout_s,
+                    "timing_epochs": at.run.timing_epochs,
+                    "train_on": at.data.train_on,
+                    "point": point,
+                    "retries": at.run.retries,
+                }
+                tasks.append(Task(task_id=f"{impl}-{key}", kind="train", **common))
+                if seed == profile.run.seeds[0]:
+                    timings.append(
+                        Task(task_id=f"timing-{impl}{'-' + suffix if suffix else ''}", kind="timing", **common)
+                    )
+    return dataset, tasks, timings
+
+
+def copy_inputs(task: Task, source: Path, destination: Path) -> None:
+    """Copy a task's input files from one root to another (tests and remote workers)."""
+    for item in task.inputs.values():
+        target = destination / item.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / item.path, target)

@@ -1,0 +1,177 @@
+"""The report's tables, computed from a run's rows: numbers as people read them, each with how sure it is.
+
+Every score is a mean over seeds with its 95 % Student-t interval
+(`eval.scoring.stats.interval`); the verdict is a paired TOST per metric
+against the NumPy reference; the bracket puts RAISE (conservative) beside AIS
+(optimistic). Functions return DataFrames of formatted strings, so Markdown
+and HTML show the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from eval.bench.rows import describe
+from eval.scoring.stats import equivalence, interval
+
+FRAMEWORKS = ("numpy", "torch", "tf", "jax")
+NAMES = {"numpy": "NumPy (reference)", "torch": "PyTorch", "tf": "TensorFlow", "jax": "JAX", "sklearn": "scikit-learn"}
+
+
+def number(value: float | None, metric: str = "") -> str:
+    """A number as people read it: 23,070 windows/s, 0.48, -0.0953, 3.91; '—' for nothing."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    unit = describe(metric)[0]
+    magnitude = abs(value)
+    if unit in ("windows/s", "steps/s", "MB") or magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:,.1f}"
+    if magnitude >= 1 or value == 0:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def with_interval(values: list[float], metric: str) -> str:
+    """``mean ± half-width`` (95 % t interval over seeds), or the mean alone for one seed."""
+    found = interval(values)
+    if found.n == 0:
+        return "—"
+    if found.n == 1:
+        return number(found.mean, metric)
+    return f"{number(found.mean, metric)} ± {number(found.half_width, metric)}"
+
+
+def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Final (not per-epoch) rows with a value."""
+    return frame[(frame.status == "ok") & frame.epoch.isna()]
+
+
+def per_seed(frame: pd.DataFrame, impl: str, metric: str) -> pd.Series:
+    rows = final_rows(frame)
+    rows = rows[(rows.impl == impl) & (rows.metric == metric)]
+    return rows.groupby("seed").value.mean()
+
+
+def implementations(frame: pd.DataFrame) -> list[str]:
+    present = set(frame.impl.dropna())
+    return [name for name in FRAMEWORKS if name in present]
+
+
+def verdict_table(frame: pd.DataFrame, margins: dict[str, float], alpha: float) -> pd.DataFrame:
+    """✓/✗ per metric and framework: paired TOST of the framework against NumPy over seeds."""
+    candidates = [name for name in implementations(frame) if name != "numpy"]
+    rows = []
+    for metric, margin in margins.items():
+        reference = per_seed(frame, "numpy", metric)
+        row = {"metric": metric, "margin": f"± {number(margin, metric)} {describe(metric)[0]}".strip()}
+        for name in candidates:
+            mine = per_seed(frame, name, metric)
+            seeds = reference.index.intersection(mine.index)
+            if not len(seeds) or not len(reference):
+                row[NAMES[name]] = "—"
+                continue
+            test = equivalence(mine[seeds].tolist(), reference[seeds].tolist(), margin, alpha)
+            detail = f"Δ {number(test.mean_difference, metric)}"
+            if test.n >= 2:
+                detail += f" [{number(test.low, metric)}, {number(test.high, metric)}], p {test.p_value:.2g}"
+            row[NAMES[name]] = f"{test.verdict} {detail}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("metric") if rows else pd.DataFrame()
+
+
+def equivalence_summary(frame: pd.DataFrame, margins: dict[str, float], alpha: float) -> str:
+    """The sentence a user of a cross-framework benchmark came for."""
+    table = verdict_table(frame, margins, alpha)
+    if table.empty or len(table.columns) < 2:
+        return "No framework besides the NumPy reference ran, so there is no equivalence verdict."
+    seeds = final_rows(frame).seed.nunique()
+    parts = []
+    for column in table.columns[1:]:
+        passed = table[column].str.startswith("✓").sum()
+        parts.append(f"{column} {passed} of {len(table)}")
+    undetermined = "; with one seed the test cannot conclude (run more seeds)" if seeds < 2 else ""
+    return (
+        f"Equivalent to the NumPy reference within the profile's margins (paired TOST over {seeds} seed(s), "
+        f"α = {alpha}): " + ", ".join(parts) + f" metrics{undetermined}."
+    )
+
+
+def bracket_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per implementation: the log-likelihood bracket [RAISE, AIS] per row, its width, AIS's effective runs."""
+    rows = []
+    for name in implementations(frame):
+        low, high = per_seed(frame, name, "raise_ll_per_row"), per_seed(frame, name, "ais_ll_per_row")
+        width = per_seed(frame, name, "bracket_width")
+        rows.append(
+            {
+                "implementation": NAMES[name],
+                "RAISE (low) nats/row": with_interval(low.tolist(), "raise_ll_per_row"),
+                "AIS (high) nats/row": with_interval(high.tolist(), "ais_ll_per_row"),
+                "width nats/window": with_interval(width.tolist(), "bracket_width"),
+                "AIS effective runs": with_interval(per_seed(frame, name, "ais_effective_runs").tolist(), ""),
+                "exact PL nats/unit": with_interval(per_seed(frame, name, "pl_per_unit").tolist(), "pl_per_unit"),
+                "AIS + RAISE s": with_interval(
+                    (per_seed(frame, name, "ais_seconds") + per_seed(frame, name, "raise_seconds")).tolist(), "s"
+                ),
+            }
+        )
+    return pd.DataFrame(rows).set_index("implementation") if rows else pd.DataFrame()
+
+
+SAMPLE_METRICS = (
+    "frechet_note_distance",
+    "note_density",
+    "polyphony",
+    "pitch_range",
+    "scale_consistency",
+    "n_pitches_used",
+    "mean_note_length",
+    "invalid_onset_rate",
+    "js_pitch_class",
+    "copy_rate",
+)
+
+
+def samples_table(frame: pd.DataFrame, data_rows: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Note statistics of the samples (mean ± interval over seeds) beside held-out music."""
+    table = {label: {m: number(values.get(m), m) for m in SAMPLE_METRICS} for label, values in data_rows.items()}
+    for name in implementations(frame):
+        table[NAMES[name]] = {m: with_interval(per_seed(frame, name, m).tolist(), m) for m in SAMPLE_METRICS}
+    return pd.DataFrame(table).T
+
+
+def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The quiet phase's throughput: windows/s, ratio to the roofline, ceiling and share of it reached."""
+    ok = frame[(frame.status == "ok") & (frame.phase == "timing")]
+    rows = []
+    for name in [*implementations(frame), "sklearn"]:
+        mine = ok[ok.impl == name]
+        pick = lambda metric, rows=mine: rows[rows.metric == metric].value.tolist()
+        speed = pick("train_windows_per_s") or pick("sklearn_windows_per_s")
+        if not speed:
+            continue
+        rows.append(
+            {
+                "implementation": NAMES.get(name, name),
+                "windows/s": number(sum(speed) / len(speed), "train_windows_per_s"),
+                "ratio to roofline": number(_mean(pick("ratio_to_roofline"))),
+                "ceiling": number(_mean(pick("ceiling_ratio"))),
+                "share of ceiling": number(_mean(pick("ratio_to_ceiling"))),
+                "compile s": number(_mean(pick("compile_s"))),
+            }
+        )
+    return pd.DataFrame(rows).set_index("implementation") if rows else pd.DataFrame()
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def problems(frame: pd.DataFrame) -> list[str]:
+    """One line per task that did not produce results: skipped, failed or diverged, with the reason."""
+    bad = frame[frame.status != "ok"].drop_duplicates(["impl", "seed", "status", "reason"])
+    return [f"{r.impl} seed {r.seed}: {r.status} — {r.reason}" for r in bad.itertuples()]
