@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from eval.scoring.likelihood import pseudo_log_likelihood
 
+from eval.scoring.likelihood import pseudo_log_likelihood
 from impls import RBMConfig, init_params
 from tests.test_impls import impl  # noqa: F401 — the parametrised implementation fixture
 

@@ -145,7 +145,8 @@ def read_midi(path: str | Path, options: EncodeOptions | bool = False) -> np.nda
     try:
         midi = mido.MidiFile(str(path))
     except Exception as error:  # mido raises many types on corrupt bytes; every one means "unreadable"
-        raise MidiError(f"{name}: not a readable MIDI file ({type(error).__name__}: {error})"[:400]) from None
+        reason = " ".join(str(error).split())  # one line, whatever the parser said
+        raise MidiError(f"{name}: not a readable MIDI file ({type(error).__name__}: {reason})"[:400]) from None
     if midi.type == 2:
         raise MidiError(f"{name}: MIDI type 2 (independent sequences) is not supported")
     try:

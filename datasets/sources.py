@@ -128,7 +128,7 @@ def load_polyphonic(path: Path) -> dict[str, list]:
     except RecursionError:
         raise SourceError(f"{path}: nested too deeply to be a list of pieces of frames of pitches") from None
     except Exception as error:  # a fuzzed pickle or JSON can raise almost anything: all mean "not loadable"
-        message = f"{path}: cannot load ({type(error).__name__}: {error})"[:300]
+        message = f"{path}: cannot load ({type(error).__name__}: {' '.join(str(error).split())})"[:300]
         raise SourceError(f"{message}; give a JSON or pickle of train/valid/test") from None
     if not isinstance(data, dict) or not {"train", "valid", "test"} <= set(data):
         raise SourceError(f"{path}: expected a dict with keys train, valid, test")

@@ -91,6 +91,7 @@ class EvalConfig:
     ais_betas: int = field(default=2000, metadata=_at_least(10))
     ais_runs: int = field(default=100, metadata=_at_least(2))
     raise_betas: int = field(default=0, metadata=_at_least(0))  # reverse-AIS lower bound; 0 leaves it out
+    ais_sweep_every: int = field(default=0, metadata=_at_least(0))  # a collapsed hidden sweep every N steps; 0: none
     n_samples: int = field(default=100, metadata=_at_least(1))
     gibbs_steps: int = field(default=200, metadata=_at_least(0))
     sample_start: Literal["random", "zeros", "persistent"] = "random"
@@ -264,7 +265,8 @@ def _read_toml(path: Path) -> dict:
             f"{path}: not valid TOML ({error}); fix the file or copy eval/profiles/default.toml"
         ) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read ({error}); give a readable TOML file") from None
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"{path}: cannot read ({reason}); give a readable TOML file") from None
 
 
 def profile_path(name: str, relative_to: Path | None = None) -> Path:

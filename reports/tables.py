@@ -91,12 +91,14 @@ def equivalence_summary(frame: pd.DataFrame, margins: dict[str, float], alpha: f
     seeds = final_rows(frame).seed.nunique()
     parts = []
     for column in table.columns[1:]:
-        passed = table[column].str.startswith("✓").sum()
-        parts.append(f"{column} {passed} of {len(table)}")
-    undetermined = "; with one seed the test cannot conclude (run more seeds)" if seeds < 2 else ""
+        counts = {mark: int(table[column].str.startswith(mark).sum()) for mark in ("✓", "✗", "?")}
+        parts.append(f"{column} {counts['✓']} equivalent, {counts['✗']} different, {counts['?']} inconclusive")
+    undetermined = " With one seed the test cannot conclude: run more seeds." if seeds < 2 else ""
     return (
-        f"Equivalent to the NumPy reference within the profile's margins (paired TOST over {seeds} seed(s), "
-        f"α = {alpha}): " + ", ".join(parts) + f" metrics{undetermined}."
+        f"Against the NumPy reference, per metric, within the profile's margins (paired TOST over {seeds} seeds, "
+        f"α = {alpha}; ✓ equivalent, ✗ different, ? inconclusive — more seeds would decide): "
+        + "; ".join(parts)
+        + f" of {len(table)} metrics.{undetermined}"
     )
 
 
@@ -123,6 +125,7 @@ def bracket_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 SAMPLE_METRICS = (
+    "music_structure_js",
     "frechet_note_distance",
     "note_density",
     "polyphony",

@@ -24,3 +24,10 @@ def shared_data() -> Path:
 def cache_dir(tmp_path_factory) -> Path:
     """A dataset cache private to this test session."""
     return tmp_path_factory.mktemp("dataset-cache")
+
+
+from hypothesis import settings  # noqa: E402
+
+# Reproducible fuzzing: the same examples on every machine and in CI, no example database on disk.
+settings.register_profile("project", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.load_profile("project")

@@ -255,7 +255,7 @@ def test_malformed_polyphonic_content_is_one_line_naming_the_file(tmp_path, cach
 def test_deeply_nested_json_is_one_line_not_a_recursion_error(tmp_path):
     path = tmp_path / "deep.json"
     path.write_text("[" * 200_000 + "]" * 200_000)
-    with pytest.raises(SourceError, match="deep.json: nested too deeply"):
+    with pytest.raises(SourceError, match=r"deep\.json: nested too deeply"):
         load_polyphonic(path)
 
 
@@ -281,3 +281,16 @@ def test_a_full_disk_is_one_line_exit_2_and_leaves_no_partial_file(tmp_path):
     leftovers = [p for p in cache.rglob("*") if p.is_file() and (".tmp" in p.name or p.stat().st_size >= 8_000)]
     assert not leftovers
     assert not list(cache.glob("windows-*/dataset.npz")), "no artifact without its manifest"
+
+
+@pytest.mark.shared
+def test_the_seed_profile_trains_on_every_song_of_the_original_as_it_did(shared_data, cache_dir):
+    """122 songs kept, one batch per song, each song's first window skipped: 122 batches, 1,169 windows."""
+    from eval.bench.tasks import window_spec
+    from eval.config import load_profile
+
+    profile = load_profile("seed").override(data={"source": f"midi:{POP_MIDI}"})
+    dataset = build(profile.data.source, window_spec(profile), cache_dir=cache_dir, log=False)
+    (epoch,) = batch_order(dataset, 0, profile.model.batch_size, 1, profile.data.order, split=None)
+    assert len(epoch) == 122 and sum(len(batch) for batch in epoch) == 1169
+    assert profile.data.train_on == "all" and profile.model.chain_start == "fresh"

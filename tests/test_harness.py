@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,7 +97,7 @@ class _References(HTMLParser):
 
 
 def test_report_parses_leads_with_the_verdict_and_every_reference_exists(quick_run):
-    run_dir, _, ran = quick_run
+    run_dir, _, _ = quick_run
     page = render(run_dir)
     parser = _References()
     parser.feed(page.read_text())

@@ -86,6 +86,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "heldout_copy_rate": ("fraction", "none"),
     "n_samples_kept": ("windows", "none"),
     "frechet_note_distance": ("", "lower"),
+    "music_structure_js": ("bits", "lower"),
 }
 
 

@@ -36,6 +36,7 @@ from eval.scoring.likelihood import (
     theano_bits,
 )
 from eval.scoring.notes import note_statistics
+from eval.scoring.quality import music_structure_js
 from eval.scoring.sets import compare_sets, frechet_note_distance, memorisation
 from impls import RBM, Params, RBMConfig, Unavailable, load
 
@@ -134,7 +135,7 @@ def train(model: RBM, task: Task, dataset: datasets.Dataset, order: list, record
     return ""
 
 
-SCORES = ("pl_per_unit", "ais_ll_per_row", "raise_ll_per_row", "js_pitch_class", "frechet_note_distance")
+SCORES = ("pl_per_unit", "ais_ll_per_row", "raise_ll_per_row", "music_structure_js", "frechet_note_distance")
 
 
 def score(params: Params, task: Task, dataset: datasets.Dataset, record: Recorder, rng) -> str:
@@ -161,15 +162,23 @@ def score(params: Params, task: Task, dataset: datasets.Dataset, record: Recorde
     ais_betas = paper_schedule() if evaluation["ais_schedule"] == "paper" else schedule(evaluation["ais_betas"])
     raise_betas = schedule(evaluation["raise_betas"]) if evaluation["raise_betas"] else None
     bases = ais_bases(dataset.subset("train"))
-    bracket = likelihood_bracket(params, ll_windows, bases, ais_betas, evaluation["ais_runs"], raise_betas, rng)
+    bracket = likelihood_bracket(
+        params,
+        ll_windows,
+        bases,
+        ais_betas,
+        evaluation["ais_runs"],
+        raise_betas,
+        rng,
+        sweep_every=evaluation["ais_sweep_every"],
+    )
     caution = ""
     if bracket.effective_runs < 0.1 * evaluation["ais_runs"]:  # a few runs carry all the weight: log Z is a guess
         caution = f"rough: AIS effective sample size {bracket.effective_runs:.1f} of {evaluation['ais_runs']} runs"
     elif bracket.width is not None and bracket.width < -max(1.0, 3 * (bracket.raise_stderr or 0)):
         caution = f"inverted bracket: RAISE above AIS by {-bracket.width:.2f} nats (the annealing misses mass)"
-    if bracket.base_gap > 1.0:
-        other = min(bracket.log_z_by_base, key=bracket.log_z_by_base.get)
-        note = f"AIS kept the {bracket.base} start (the {other} start found log Z {bracket.base_gap:.1f} nats lower)"
+    if bracket.base_gap > 3.0:  # the starts reached different mass: a multimodal model
+        note = f"AIS from the {bracket.start} start (the pilots' log Z differ by {bracket.base_gap:.1f} nats)"
         caution = f"{caution}; {note}" if caution else note
     rows = spec.num_timesteps
     record.add("eval", "ais_log_z", bracket.log_z)
@@ -210,7 +219,7 @@ def draw_samples(model: RBM, task: Task, record: Recorder) -> np.ndarray:
 
 
 def describe_samples(samples: np.ndarray, dataset: datasets.Dataset, task: Task, record: Recorder, rng) -> None:
-    """Note statistics, set comparisons, the sample-quality score and memorisation of the samples."""
+    """Note statistics, set comparisons, the sample-quality score (`music_structure_js`) and memorisation."""
     if not len(samples):
         record.add("sample", "js_pitch_class", None, status="diverged", reason="every sample was empty")
         return
@@ -218,6 +227,7 @@ def describe_samples(samples: np.ndarray, dataset: datasets.Dataset, task: Task,
     values = {
         **note_statistics(samples, dataset.spec),
         **compare_sets(samples, held_out, dataset.spec, rng),
+        "music_structure_js": music_structure_js(samples, held_out, dataset.spec),
         "frechet_note_distance": frechet_note_distance(samples, held_out, dataset.spec),
         **memorisation(samples, train, held_out),
     }

@@ -28,6 +28,7 @@ GATED = (
     "pl_per_unit",
     "ais_ll_per_row",
     "raise_ll_per_row",
+    "music_structure_js",
     "frechet_note_distance",
     "note_density",
     "polyphony",

@@ -5,30 +5,30 @@ hidden units summed out,
 
     f_b(v) = exp((1 - b) a.v + b b_v.v) * prod_j (1 + exp(b (v W + b_h)_j)),
 
-from the base-rate model (``b = 0``: independent units with the training
-marginals ``a``) to the RBM (``b = 1``), one block-Gibbs transition per ``b``.
+from a base model of independent units (``b = 0``, biases ``a``) to the RBM
+(``b = 1``), one block-Gibbs transition per ``b``, plus (every few steps) a
+collapsed sweep that updates each hidden unit with the visible units summed
+out — a move that can switch the model between modes block Gibbs cannot cross.
 
-* **AIS** (Salakhutdinov & Murray, 2008) starts chains from the base model and
+* **AIS** (Salakhutdinov & Murray, 2008) starts chains from the base and
   estimates ``Z`` without bias, so ``log Z`` is underestimated on average
   (Jensen) and the test log-likelihood ``-F(v) - log Z`` *over*estimated —
   badly when a mode of the model is never reached (effective sample size ~1).
 * **RAISE** (Burda, Grosse & Salakhutdinov, AISTATS 2015) runs the same
-  transitions backwards from each test window down to the base model; its
-  weight is an unbiased estimate of the annealing model's probability of that
-  window, so its log is a stochastic *lower* bound in expectation.
-
-Reported together as a bracket ``[RAISE, AIS]`` per model; where the two meet,
-the log-likelihood is known to that width. Chains run in float32 (the cost),
-weights accumulate in float64.
+  transitions backwards from each test window down to the base; its weight
+  is an unbiased estimate of the annealing model's probability of that
+  window, so its log is a stochastic *lower* bound on it — and close to the
+  RBM's own when the forward annealing samples the RBM well (high ESS).
 
 **Two starts.** A trained RBM can hold most of its mass in a mode far from the
-music (CD-1's dense spurious mode). Chains started from the base-rate model
-(sparse, like the music) never reach it: log Z comes out hundreds of nats too
-low with one run carrying all the weight. Chains started from the uniform
-model reach the dense mode but can miss the sparse one. AIS therefore runs
-from both, and keeps the larger estimate (each is a stochastic lower bound on
-log Z); RAISE then anneals along the kept path. The gap between the two
-starts is reported: a large gap is a multimodal model.
+music (CD-1's dense spurious mode). Chains from the base-rate model (sparse,
+like the music) never reach it: log Z comes out hundreds of nats too low with
+one run carrying all the weight. Chains from the uniform model reach the dense
+mode but can miss the sparse one. A short pilot anneals from each; where their
+log Z differ by more than a few nats they reached different mass and the larger
+wins, otherwise the better-mixing start (higher effective sample size) wins.
+The full AIS and RAISE run from the winner; the pilots' gap is reported (a large
+gap is a multimodal model). Chains run in float32 (the cost), weights in float64.
 """
 
 from __future__ import annotations
@@ -99,14 +99,27 @@ class _Annealer:
         return (v @ self.W).astype(np.float64) + self.b_h
 
     def log_f(self, beta: float, v: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """``log f_beta(v)`` up to the constant ``a.v`` term shared by every beta (it cancels in differences)."""
+        """``log f_beta(v)`` up to the ``a.v`` term shared by every beta (it cancels in differences)."""
         return beta * (v @ self.shift) + softplus(beta * active).sum(1)
 
-    def transition(self, beta: float, active: np.ndarray) -> np.ndarray:
-        """One block-Gibbs step v -> h -> v' of ``f_beta``, from the hidden pre-activations of v."""
+    def transition(self, beta: float, active: np.ndarray, sweep: bool = False, reverse: bool = False) -> np.ndarray:
+        """One step for ``f_beta`` from v's hidden pre-activations: h given v, [a collapsed sweep], v' given h.
+
+        The collapsed sweep updates each hidden unit from its conditional with
+        the visible units summed out, then v' is drawn given the new h; RAISE
+        runs the sweep in ``reverse`` order (the reverse kernel of a systematic scan).
+        """
         h = self.sample((beta * active).astype(np.float32))
         logits = h @ (np.float32(beta) * self.W.T)
         logits += np.float32(1 - beta) * self.a32 + np.float32(beta) * self.b_v
+        if sweep:
+            beta32 = np.float32(beta)
+            for j in range(h.shape[1] - 1, -1, -1) if reverse else range(h.shape[1]):
+                column = beta32 * self.W[:, j]
+                off = logits - h[:, j : j + 1] * column  # visible pre-activations with h_j = 0
+                gain = np.logaddexp(0, off + column) - np.logaddexp(0, off)
+                h[:, j] = self.sample(beta * self.b_h[j] + gain.sum(1, dtype=np.float64))
+                logits = off + h[:, j : j + 1] * column
         return self.sample(logits)
 
 
@@ -116,16 +129,20 @@ def ais_log_partition(
     betas: np.ndarray | None = None,
     runs: int = 100,
     seed: int | np.random.SeedSequence = 0,
+    sweep_every: int = 0,
 ) -> AISResult:
-    """Annealed importance sampling estimate of ``log Z`` with ``runs`` chains in parallel."""
+    """Annealed importance sampling estimate of ``log Z`` with ``runs`` chains in parallel.
+
+    ``sweep_every`` adds a collapsed hidden sweep to every so many transitions (0: none).
+    """
     betas = paper_schedule() if betas is None else np.asarray(betas, np.float64)
     annealer = _Annealer(params, base_biases, np.random.default_rng(seed))
     v = annealer.sample(np.broadcast_to(annealer.a32, (runs, len(annealer.a))))
     log_w = np.zeros(runs)
-    for previous, beta in pairwise(betas):
+    for step, (previous, beta) in enumerate(pairwise(betas)):
         active = annealer.active(v)
         log_w += annealer.log_f(beta, v, active) - annealer.log_f(previous, v, active)
-        v = annealer.transition(beta, active)
+        v = annealer.transition(beta, active, sweep=bool(sweep_every) and step % sweep_every == 0)
     log_mean = float(logsumexp(log_w) - np.log(runs))
     ratio = np.exp(log_w - log_mean)  # weights relative to their mean
     spread = 3 * ratio.std() / np.sqrt(runs)
@@ -142,13 +159,15 @@ def raise_log_likelihood(
     betas: np.ndarray,
     repeats: int = 2,
     seed: int | np.random.SeedSequence = 0,
+    sweep_every: int = 0,
 ) -> np.ndarray:
     """RAISE: ``repeats`` reverse-annealing estimates of ``log p(v)`` per window, shape ``(repeats, n)``.
 
-    From ``v_K = v`` the chain steps down, ``v_{k-1} ~ T_k(. | v_k)`` (block
-    Gibbs is reversible, so the reverse kernel is the forward one), and
+    From ``v_K = v`` the chain steps down, ``v_{k-1} ~ T_k(. | v_k)`` (each
+    transition is reversible, so the reverse kernel is the forward one), and
     ``log w = log p_0(v_0) + sum_k [log f_k(v_k) - log f_k(v_{k-1})]``; each
     ``log w`` is a stochastic lower bound on the annealing model's ``log q(v)``.
+    ``betas`` must start at 0 and end at 1.
     """
     betas = np.asarray(betas, np.float64)
     annealer = _Annealer(params, base_biases, np.random.default_rng(seed))
@@ -156,9 +175,11 @@ def raise_log_likelihood(
     v = np.tile(np.asarray(windows, np.float32), (repeats, 1))
     log_w = np.zeros(len(v))
     active = annealer.active(v)
-    for beta in betas[:0:-1]:  # b_K = 1 down to b_1
+    for index in range(len(betas) - 1, 0, -1):  # b_K = 1 down to b_1, each with the forward step's kernel
+        beta = betas[index]
         log_w += annealer.log_f(beta, v, active)
-        v = annealer.transition(beta, active)
+        sweep = bool(sweep_every) and (index - 1) % sweep_every == 0
+        v = annealer.transition(beta, active, sweep=sweep, reverse=True)
         active = annealer.active(v)
         log_w -= annealer.log_f(beta, v, active)
     # log_f leaves out a.v; over the chain those terms telescope to a.v_K - a.v_0, and log p_0(v_0) is
@@ -178,8 +199,8 @@ class Bracket:
     log_z: float
     log_z_stderr: float
     effective_runs: float
-    base: str  # the start whose log Z was kept
-    log_z_by_base: dict[str, float]
+    start: str  # the base model the full runs started from
+    pilot_log_z: dict[str, float]  # log Z from each start's pilot
     ais_seconds: float
     raise_seconds: float
 
@@ -189,9 +210,9 @@ class Bracket:
 
     @property
     def base_gap(self) -> float:
-        """How much lower the other start's log Z came out (0 with one start): a multimodality alarm."""
-        values = list(self.log_z_by_base.values())
-        return max(values) - min(values)
+        """How far apart the starts' pilot estimates of log Z came out: a multimodality alarm (0 with one)."""
+        values = list(self.pilot_log_z.values())
+        return max(values) - min(values) if values else 0.0
 
 
 def ais_bases(train: np.ndarray) -> dict[str, np.ndarray]:
@@ -200,6 +221,17 @@ def ais_bases(train: np.ndarray) -> dict[str, np.ndarray]:
 
     rate = base_rate_biases(train)
     return {"base-rate": rate, "uniform": np.zeros_like(rate)}
+
+
+GAP_NATS = 3.0  # pilots further apart than this reached different mass: the larger wins
+
+
+def choose_start(pilots: dict[str, AISResult]) -> str:
+    """The start that reached more mass, or (if the pilots agree) the one that mixed better."""
+    best = max(pilots, key=lambda name: pilots[name].log_z)
+    if all(pilots[best].log_z - r.log_z > GAP_NATS for name, r in pilots.items() if name != best):
+        return best
+    return max(pilots, key=lambda name: pilots[name].effective_runs)
 
 
 def likelihood_bracket(
@@ -211,21 +243,29 @@ def likelihood_bracket(
     raise_betas: np.ndarray | None,
     rng: np.random.Generator,
     raise_repeats: int = 2,
+    pilot: tuple[int, int] = (300, 50),
+    sweep_every: int = 0,
 ) -> Bracket:
-    """AIS from each start (keeping the largest log Z) and RAISE along its path, on the same windows."""
+    """Pilots from each start, then AIS and RAISE from the chosen one, on the same windows.
+
+    ``pilot`` is (inverse temperatures, runs) of each start's pilot AIS.
+    """
     bases = bases if isinstance(bases, dict) else {"base": np.asarray(bases)}
     started = time.perf_counter()
-    results = {
-        name: ais_log_partition(params, a, ais_betas, ais_runs, rng.integers(2**63)) for name, a in bases.items()
-    }
-    base = max(results, key=lambda name: results[name].log_z)
-    ais = results[base]
+    pilots = {}
+    if len(bases) > 1:
+        for name, base in bases.items():
+            pilots[name] = ais_log_partition(params, base, schedule(pilot[0]), pilot[1], rng.integers(2**63),
+                                             sweep_every)  # fmt: skip
+    start = choose_start(pilots) if pilots else next(iter(bases))
+    ais = ais_log_partition(params, bases[start], ais_betas, ais_runs, rng.integers(2**63), sweep_every)
     ais_seconds = time.perf_counter() - started
     unnormalised = -free_energy(params, windows)
     raise_mean = raise_stderr = None
     started = time.perf_counter()
     if raise_betas is not None and len(raise_betas) > 1:
-        log_w = raise_log_likelihood(params, windows, bases[base], raise_betas, raise_repeats, rng.integers(2**63))
+        seed = rng.integers(2**63)
+        log_w = raise_log_likelihood(params, windows, bases[start], raise_betas, raise_repeats, seed, sweep_every)
         raise_mean = float(log_w.mean())
         raise_stderr = float(np.sqrt(log_w.var(axis=0, ddof=1).mean() / log_w.size)) if raise_repeats > 1 else None
     return Bracket(
@@ -236,8 +276,8 @@ def likelihood_bracket(
         log_z=ais.log_z,
         log_z_stderr=ais.log_z_stderr,
         effective_runs=ais.effective_runs,
-        base=base,
-        log_z_by_base={name: r.log_z for name, r in results.items()},
+        start=start,
+        pilot_log_z={name: r.log_z for name, r in pilots.items()},
         ais_seconds=ais_seconds,
         raise_seconds=time.perf_counter() - started,
     )

@@ -8,8 +8,9 @@
   what differs: each framework's own random stream and arithmetic. The
   implementation is *equivalent* when both one-sided tests reject a
   difference of at least the margin, i.e. the 90 % interval of the mean
-  paired difference lies inside ``(-margin, +margin)``. Computed by
-  statsmodels' ``ttost_paired``.
+  paired difference lies inside ``(-margin, +margin)``; *different* when that
+  interval lies wholly outside the margins; otherwise *inconclusive* (too few
+  seeds for the spread between runs). Computed by statsmodels' ``ttost_paired``.
 """
 
 from __future__ import annotations
@@ -58,8 +59,16 @@ class Equivalence:
     equivalent: bool | None  # None: fewer than two paired seeds
 
     @property
+    def different(self) -> bool:
+        """The interval lies wholly beyond a margin: the difference is larger than the margin allows."""
+        return self.low > self.margin or self.high < -self.margin
+
+    @property
     def verdict(self) -> str:
-        return "n/a" if self.equivalent is None else "✓" if self.equivalent else "✗"
+        """✓ equivalent, ✗ different, ? inconclusive (more seeds would decide), n/a (one seed)."""
+        if self.equivalent is None:
+            return "n/a"
+        return "✓" if self.equivalent else "✗" if self.different else "?"
 
 
 def equivalence(candidate: list[float], reference: list[float], margin: float, alpha: float = 0.05) -> Equivalence:
