@@ -109,12 +109,24 @@ class VerdictConfig:
     margins: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ScalingConfig:
+    """The grid of `python -m eval scaling`: each shape (hidden units x batch size) per framework and device."""
+
+    hidden: tuple[int, ...] = field(default=(50, 250, 1000), metadata=_at_least(1))
+    batch_sizes: tuple[int, ...] = field(default=(100, 1000), metadata=_at_least(1))
+    gpu_hidden: tuple[int, ...] = field(default=(50, 256, 1024, 4096), metadata=_at_least(1))  # with --device cuda
+    gpu_batch_sizes: tuple[int, ...] = field(default=(100, 1000, 10000), metadata=_at_least(1))
+    timeout_s: float = field(default=300.0, metadata=_at_least(0, strict=True))
+
+
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "model": ModelConfig,
     "run": RunConfig,
     "eval": EvalConfig,
     "verdict": VerdictConfig,
+    "scaling": ScalingConfig,
 }
 
 
@@ -128,6 +140,7 @@ class Profile:
     run: RunConfig = RunConfig()
     eval: EvalConfig = EvalConfig()
     verdict: VerdictConfig = VerdictConfig()
+    scaling: ScalingConfig = ScalingConfig()
     sweep: dict[str, tuple] = field(default_factory=dict)
     description: str = ""
 
@@ -323,7 +336,7 @@ def check_sweep(profile: Profile, sweep: dict, origin: str) -> dict[str, tuple]:
     checked = {}
     for key, values in sweep.items():
         section, _, name = key.partition(".")
-        if section not in SECTIONS or section == "verdict":
+        if section not in SECTIONS or section in ("verdict", "scaling"):
             raise ConfigError(f'{origin}: [sweep] {key!r}: say section.key, e.g. "model.n_hidden"')
         known = [f.name for f in fields(SECTIONS[section])]
         if name not in known:

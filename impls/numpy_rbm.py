@@ -8,8 +8,14 @@ from impls.base import RBM, CDNoise, Params, RBMConfig
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """``1 / (1 + exp(-x))``, written with tanh: no overflow, keeps float32, faster than scipy's expit."""
-    return 0.5 * np.tanh(0.5 * x) + 0.5
+    """``1 / (1 + exp(-x))`` in the input's precision, one new array (measured faster than tanh or scipy's expit).
+
+    ``exp(-x)`` overflows to inf below x = -88 in float32, giving exactly 0: correct, so the warning is silenced.
+    """
+    with np.errstate(over="ignore"):
+        y = np.exp(-x)
+    y += 1
+    return np.reciprocal(y, out=y)
 
 
 class NumpyRBM(RBM):

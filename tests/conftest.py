@@ -20,6 +20,20 @@ def shared_data() -> Path:
     return SHARED
 
 
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda"],
+        help="run the implementation tests on this device (the NumPy reference stays on the CPU)",
+    )
+
+
+@pytest.fixture(scope="session")
+def device(request) -> str:
+    return request.config.getoption("--device")
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     """A dataset cache private to this test session."""

@@ -25,14 +25,20 @@ from eval.timing.roofline import Speed, ratios, roofline
 
 
 def measure(impl: str, n_hidden: int = 50, batch: int = 100, device: str = "cpu", epochs: int = 5,
-            batches: int = 50, seed: int = 0) -> dict:  # fmt: skip
-    """In this process: compile time, steady windows/s, five-product and draw ms (and peak device MB)."""
+            batches: int = 0, seed: int = 0) -> dict:  # fmt: skip
+    """In this process: compile time, steady windows/s, five-product and draw ms, peak memory.
+
+    ``batches`` per epoch defaults to 50 at small shapes and fewer at large ones (at most 20,000 windows).
+    """
+    import resource
+
     from impls import RBMConfig, init_params, load
 
     cls = load(impl)
     if reason := cls.device_unavailable(device):
         return {"impl": impl, "error": reason}
     config = RBMConfig(n_hidden=n_hidden, batch_size=batch, device="cpu" if impl == "numpy" else device)
+    batches = batches or max(2, min(50, 20_000 // batch))
     rng = np.random.default_rng(seed)
     data = (rng.random((batches * batch, config.n_visible)) < 0.05).astype(np.uint8)
     order = [list(rng.permutation(len(data)).reshape(batches, batch)) for _ in range(epochs + 1)]
@@ -52,6 +58,8 @@ def measure(impl: str, n_hidden: int = 50, batch: int = 100, device: str = "cpu"
         "five_products_ms": model.five_products_ms(batch),
         "draw_ms": model.draw_ms(batch),
         "peak_device_mb": model.peak_device_mb(),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": config.device,
         "version": model.framework_version(),
     }
 

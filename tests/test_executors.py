@@ -1,0 +1,165 @@
+"""Sweeps on executors: the same numbers from serial and Dask, retries after a killed worker, refusal of
+mismatched inputs, and resumption of an interrupted Dask sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from eval.bench.dask_executor import remote_task
+from eval.bench.executors import parse_executor
+from eval.bench.harness import run_bench
+from eval.bench.runfolder import RunFolder
+from eval.bench.tasks import prepare
+from eval.config import ConfigError, load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = {"model.n_hidden": [10, 20]}
+QUALITY = ("pl_per_unit", "ais_ll_per_row", "raise_ll_per_row", "music_structure_js", "note_density", "copy_rate")
+
+
+def sweep_profile(executor: str):
+    """2 implementations x 2 seeds x 2 grid points of a tiny quick profile on synthetic data."""
+    profile = load_profile("quick").override(
+        data={"source": "synthetic"},
+        run={"impls": ["numpy", "torch"], "seeds": [0, 1], "epochs": 2, "executor": executor, "timing_epochs": 2},
+        eval={"ais_betas": 100, "raise_betas": 50, "ll_windows": 20, "gibbs_steps": 5, "audio_samples": 0},
+    )
+    from dataclasses import replace as with_
+
+    return with_(profile, sweep={k: tuple(v) for k, v in GRID.items()})
+
+
+def quality_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    rows = frame[frame.metric.isin(QUALITY) & frame.epoch.isna() & frame.impl.isin(["numpy", "torch"])]
+    keys = ["impl", "seed", "model.n_hidden", "metric"]
+    return rows.set_index(keys).sort_index()[["value", "status"]]
+
+
+@pytest.fixture(scope="module")
+def serial_sweep(tmp_path_factory):
+    return run_bench(sweep_profile("serial"), RunFolder(tmp_path_factory.mktemp("serial") / "run"), log=False)
+
+
+def test_executor_names_are_validated():
+    assert parse_executor("dask:local:2").workers == 2 and parse_executor("dask:tcp://h:8786").address == "tcp://h:8786"
+    assert parse_executor("local:3").workers == 3 and parse_executor("serial").kind == "serial"
+    for bad in ("dask", "dask:local:0", "local:x", "threads", "serial:2"):
+        with pytest.raises(ConfigError, match="use serial, local, local:N"):
+            parse_executor(bad)
+
+
+def test_sweep_rows_carry_the_grid_and_every_point_ran(serial_sweep):
+    frame = serial_sweep.frame
+    trained = frame[frame.impl.isin(["numpy", "torch"]) & (frame.metric == "pl_per_unit")]
+    assert sorted(trained["model.n_hidden"].unique()) == [10, 20]
+    assert len(trained) == 8 and (trained.status == "ok").all()  # 2 implementations x 2 seeds x 2 points
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_serial_numbers_value_for_value(serial_sweep, tmp_path):
+    dask = run_bench(sweep_profile("dask:local:2"), RunFolder(tmp_path / "dask"), log=False)
+    assert not dask.failed
+    pd.testing.assert_frame_equal(quality_rows(dask.frame), quality_rows(serial_sweep.frame))
+
+
+@pytest.mark.slow
+def test_a_killed_dask_worker_is_retried_and_the_sweep_completes(tmp_path, monkeypatch):
+    monkeypatch.setenv("RBM_BENCH_FAULT", "numpy-s0-p0:kill-parent")  # kills the Dask worker running the task
+    result = run_bench(sweep_profile("dask:local:2"), RunFolder(tmp_path / "killed"), log=False)
+    assert not result.failed
+    rows = result.frame[(result.frame.impl == "numpy") & (result.frame.seed == 0)]
+    retried = rows[rows["model.n_hidden"] == 10]
+    assert (retried.attempts == 2).all() and (retried[retried.metric == "pl_per_unit"].status == "ok").all()
+    assert (rows[rows["model.n_hidden"] == 20].attempts == 1).all()
+
+
+def test_a_worker_refuses_inputs_whose_hash_differs(serial_sweep, tmp_path):
+    folder = serial_sweep.folder
+    _, tasks, _ = prepare(sweep_profile("serial"), folder, log=False)
+    task = tasks[0]
+    blobs = {item.sha256: (folder.path / item.path).read_bytes() for item in task.inputs.values()}
+    init = task.inputs["init"]
+    blobs[init.sha256] = blobs[init.sha256][:-1] + b"\x00"  # one byte changed in transit
+    os.environ["RBM_BENCH_WORKER_CACHE"] = str(tmp_path)
+    try:
+        result = remote_task(replace(task, context={**task.context, "run_id": "tampered"}).to_json(), blobs)
+    finally:
+        del os.environ["RBM_BENCH_WORKER_CACHE"]
+    assert result["failure"].startswith("InputMismatch: input init arrived with sha256") and not result["retry"]
+    assert "refused" in result["failure"] and not result["files"]
+
+
+def test_a_changed_input_file_is_refused_by_the_worker_itself(tmp_path):
+    profile = sweep_profile("serial")
+    profile = replace(profile, sweep={}).override(run={"impls": ["numpy"], "seeds": [0]})
+    folder = RunFolder.create("tampered", path=tmp_path / "run")
+    _, tasks, _ = prepare(profile, folder, log=False)
+    from eval.bench.executors import run_task_process
+
+    order = folder.path / tasks[0].inputs["order"].path
+    order.write_bytes(order.read_bytes() + b"tail")
+    outcome = run_task_process(tasks[0], folder.path)
+    assert "InputMismatch: input order" in outcome.failure and not outcome.retry
+
+
+@pytest.mark.slow
+def test_an_interrupted_dask_sweep_resumes(tmp_path):
+    profile_file = tmp_path / "sweep.toml"
+    profile_file.write_text(
+        "\n".join(
+            [
+                'extends = "quick"',
+                "[data]",
+                'source = "synthetic"',
+                "[run]",
+                'impls = ["numpy"]',
+                "seeds = [0, 1]",
+                "epochs = 2",
+                "timing_epochs = 2",
+                "[eval]",
+                "ais_betas = 100",
+                "raise_betas = 50",
+                "ll_windows = 20",
+                "gibbs_steps = 5",
+                "audio_samples = 0",
+                "[sweep]",
+                f'"model.n_hidden" = {json.dumps(GRID["model.n_hidden"])}',
+            ]
+        )
+    )
+    command = [sys.executable, "-m", "eval", "bench", "--profile", str(profile_file), "--executor", "dask:local:1"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = ROOT / "reports" / "runs"
+    deadline = time.time() + 300
+    folder = None
+    while time.time() < deadline and process.poll() is None:  # wait for the first finished task, then Ctrl-C
+        candidates = sorted(runs.glob("*-sweep"), key=lambda p: p.stat().st_mtime) if runs.exists() else []
+        if candidates and list((candidates[-1] / "runs").glob("numpy-*.json")):
+            folder = candidates[-1]
+            break
+        time.sleep(0.5)
+    assert folder is not None, process.communicate()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "--resume" in stderr, stderr
+    assert not (folder / "complete.json").exists()
+    done_before = {p.name for p in (folder / "runs").glob("numpy-*.json")}
+    resumed = subprocess.run([sys.executable, "-m", "eval", "bench", "--resume", str(folder), "--executor",
+                              "dask:local:2"], cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    frame = RunFolder(folder).results()
+    assert len(frame[(frame.metric == "pl_per_unit") & (frame.status == "ok")]) == 4
+    assert done_before <= {p.name for p in (folder / "runs").glob("numpy-*.json")}
+    import shutil
+
+    shutil.rmtree(folder)
