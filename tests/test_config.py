@@ -22,7 +22,7 @@ def test_every_shipped_profile_loads(name):
 def test_extends_lists_only_what_differs():
     default, pcd, cd1 = load_profile("default"), load_profile("pcd"), load_profile("cd1")
     assert pcd.model.persistent and not cd1.model.persistent
-    assert pcd.run.epochs == 60 and cd1.run.epochs == default.run.epochs
+    assert pcd.run.epochs == 60 and cd1.run.epochs == 200 and default.run.epochs == 150
     assert cd1.data == default.data and pcd.eval == cd1.eval
     assert (PROFILES / "pcd.toml").read_text().count("=") <= 4  # extends + three values
 

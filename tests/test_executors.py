@@ -77,10 +77,11 @@ def test_a_killed_dask_worker_is_retried_and_the_sweep_completes(tmp_path, monke
     monkeypatch.setenv("RBM_BENCH_FAULT", "numpy-s0-p0:kill-parent")  # kills the Dask worker running the task
     result = run_bench(sweep_profile("dask:local:2"), RunFolder(tmp_path / "killed"), log=False)
     assert not result.failed
-    rows = result.frame[(result.frame.impl == "numpy") & (result.frame.seed == 0)]
-    retried = rows[rows["model.n_hidden"] == 10]
-    assert (retried.attempts == 2).all() and (retried[retried.metric == "pl_per_unit"].status == "ok").all()
-    assert (rows[rows["model.n_hidden"] == 20].attempts == 1).all()
+    frame = result.frame[result.frame.impl.isin(["numpy", "torch"]) & (result.frame.phase != "timing")]
+    killed = frame[(frame.impl == "numpy") & (frame.seed == 0) & (frame["model.n_hidden"] == 10)]
+    assert (killed.attempts == 2).all(), "the killed task ran again"  # (tasks queued on that worker may too)
+    finished = frame[frame.metric == "pl_per_unit"]
+    assert len(finished) == 8 and (finished.status == "ok").all() and set(finished.attempts) <= {1, 2}
 
 
 def test_a_worker_refuses_inputs_whose_hash_differs(serial_sweep, tmp_path):
@@ -89,7 +90,9 @@ def test_a_worker_refuses_inputs_whose_hash_differs(serial_sweep, tmp_path):
     task = tasks[0]
     blobs = {item.sha256: (folder.path / item.path).read_bytes() for item in task.inputs.values()}
     init = task.inputs["init"]
-    blobs[init.sha256] = blobs[init.sha256][:-1] + b"\x00"  # one byte changed in transit
+    damaged = bytearray(blobs[init.sha256])
+    damaged[len(damaged) // 2] ^= 0xFF  # one byte changed in transit
+    blobs[init.sha256] = bytes(damaged)
     os.environ["RBM_BENCH_WORKER_CACHE"] = str(tmp_path)
     try:
         result = remote_task(replace(task, context={**task.context, "run_id": "tampered"}).to_json(), blobs)

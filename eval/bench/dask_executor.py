@@ -59,7 +59,7 @@ def _client(spec: ExecutorSpec):
     dask.config.set({"distributed.scheduler.allowed-failures": 0})  # the client retries, and counts the attempts
     if spec.address is None:
         cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
-                               resources={RESOURCE: 1}, dashboard_address=None)  # fmt: skip
+                               resources={RESOURCE: 1}, dashboard_address=":0")  # fmt: skip
         return Client(cluster), cluster
     return Client(spec.address, timeout="30s"), None
 
