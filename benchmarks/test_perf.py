@@ -35,6 +35,7 @@ def test_train_step(benchmark, model):
     """Ten CD-1 updates of 100 windows, with this framework's five-product time recorded beside it."""
     benchmark.extra_info["five_products_ms"] = model.five_products_ms(CONFIG.batch_size)
     benchmark.extra_info["updates"] = len(BATCHES)
+    benchmark.extra_info["batch"] = CONFIG.batch_size
     benchmark(model.train_epoch, BATCHES)
 
 

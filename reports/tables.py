@@ -24,6 +24,7 @@ def number(value: float | None, metric: str = "") -> str:
     """A number as people read it: 23,070 windows/s, 0.48, -0.0953, 3.91; '—' for nothing."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
+    value = 0.0 if abs(value) < 1e-9 else value  # -3e-14 is a rounding error, not a number to print
     unit = describe(metric)[0]
     magnitude = abs(value)
     if unit in ("windows/s", "steps/s", "MB") or magnitude >= 1000:

@@ -13,22 +13,26 @@ import json
 import re
 from pathlib import Path
 
+from eval.timing.roofline import Speed
+from eval.timing.roofline import ratios as roofline_ratios
+
 RELATIVE_TOLERANCE = 0.3
 
 
 def ratios(benchmark_json: Path) -> dict[str, dict[str, float]]:
     """Per implementation: roofline time (fastest five products) / its median time per CD-1 update."""
     benchmarks = json.loads(benchmark_json.read_text())["benchmarks"]
-    steps, products = {}, {}
+    speeds = []
     for bench in benchmarks:
         match = re.match(r"test_train_step\[(\w+)\]", bench["name"])
         if match:
-            steps[match.group(1)] = bench["stats"]["median"] / bench["extra_info"]["updates"]
-            products[match.group(1)] = bench["extra_info"]["five_products_ms"] / 1e3
-    if not steps:
+            step_s = bench["stats"]["median"] / bench["extra_info"]["updates"]
+            windows_per_s = bench["extra_info"]["batch"] / step_s
+            speeds.append(Speed(match.group(1), windows_per_s, bench["extra_info"]["five_products_ms"], None))
+    if not speeds:
         raise ValueError(f"{benchmark_json}: no train_step benchmarks; run tox -e perf")
-    roofline = min(products.values())
-    return {impl: {"train_step_ratio": roofline / seconds} for impl, seconds in steps.items()}
+    batch = benchmarks[0]["extra_info"]["batch"]
+    return {r.impl: {"train_step_ratio": r.ratio_to_roofline} for r in roofline_ratios(speeds, batch)}
 
 
 def check(benchmark_json: Path, baseline_path: Path, update: bool = False) -> int:
