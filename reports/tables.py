@@ -62,6 +62,13 @@ def implementations(frame: pd.DataFrame) -> list[str]:
     return [name for name in FRAMEWORKS if name in present]
 
 
+def label(frame: pd.DataFrame, impl: str) -> str:
+    """An implementation's name, with its device when the run used a GPU (the headline split by device)."""
+    devices = sorted(set(frame.loc[frame.impl == impl, "device"].dropna())) if "device" in frame else []
+    gpu_run = "device" in frame and (frame.device == "cuda").any()
+    return f"{NAMES.get(impl, impl)} ({', '.join(devices)})" if gpu_run and devices else NAMES.get(impl, impl)
+
+
 def verdict_table(frame: pd.DataFrame, margins: dict[str, float], alpha: float) -> pd.DataFrame:
     """✓/✗ per metric and framework: paired TOST of the framework against NumPy over seeds."""
     candidates = [name for name in implementations(frame) if name != "numpy"]
@@ -73,13 +80,13 @@ def verdict_table(frame: pd.DataFrame, margins: dict[str, float], alpha: float) 
             mine = per_seed(frame, name, metric)
             seeds = reference.index.intersection(mine.index)
             if not len(seeds) or not len(reference):
-                row[NAMES[name]] = "—"
+                row[label(frame, name)] = "—"
                 continue
             test = equivalence(mine[seeds].tolist(), reference[seeds].tolist(), margin, alpha)
             detail = f"Δ {number(test.mean_difference, metric)}"
             if test.n >= 2:
                 detail += f" [{number(test.low, metric)}, {number(test.high, metric)}], p {test.p_value:.2g}"
-            row[NAMES[name]] = f"{test.verdict} {detail}"
+            row[label(frame, name)] = f"{test.verdict} {detail}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("metric") if rows else pd.DataFrame()
 
@@ -111,7 +118,7 @@ def bracket_table(frame: pd.DataFrame) -> pd.DataFrame:
         width = per_seed(frame, name, "bracket_width")
         rows.append(
             {
-                "implementation": NAMES[name],
+                "implementation": label(frame, name),
                 "RAISE (low) nats/row": with_interval(low.tolist(), "raise_ll_per_row"),
                 "AIS (high) nats/row": with_interval(high.tolist(), "ais_ll_per_row"),
                 "width nats/window": with_interval(width.tolist(), "bracket_width"),
@@ -144,7 +151,7 @@ def samples_table(frame: pd.DataFrame, data_rows: dict[str, dict[str, float]]) -
     """Note statistics of the samples (mean ± interval over seeds) beside held-out music."""
     table = {label: {m: number(values.get(m), m) for m in SAMPLE_METRICS} for label, values in data_rows.items()}
     for name in implementations(frame):
-        table[NAMES[name]] = {m: with_interval(per_seed(frame, name, m).tolist(), m) for m in SAMPLE_METRICS}
+        table[label(frame, name)] = {m: with_interval(per_seed(frame, name, m).tolist(), m) for m in SAMPLE_METRICS}
     return pd.DataFrame(table).T
 
 
@@ -160,7 +167,7 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         rows.append(
             {
-                "implementation": NAMES.get(name, name),
+                "implementation": label(frame, name),
                 "windows/s": number(sum(speed) / len(speed), "train_windows_per_s"),
                 "ratio to roofline": number(_mean(pick("ratio_to_roofline"))),
                 "ceiling": number(_mean(pick("ceiling_ratio"))),

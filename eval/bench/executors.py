@@ -100,7 +100,10 @@ def run_task_process(task: Task, root: Path) -> Outcome:
     with tempfile.TemporaryDirectory(prefix=f"rbm-{task.task_id}-") as scratch:
         scratch = Path(scratch)
         (scratch / "task.json").write_text(task.to_json())
-        env = {**os.environ, **thread_environment(task.threads), "PYTHONPATH": str(ROOT)}
+        # the same environment whatever started it: Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536, which makes
+        # glibc return memory so eagerly that NumPy's large temporaries fault in again on every step (2x slower)
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        env = {**inherited, **thread_environment(task.threads), "PYTHONPATH": str(ROOT)}
         command = [sys.executable, "-m", "eval.bench.worker", str(scratch / "task.json"), str(root), str(scratch)]
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
