@@ -22,9 +22,11 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             temporary.unlink()
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # a failed write() names no file; the error line must
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable (not possible on every filesystem)
         directory = os.open(path.parent, os.O_RDONLY)

@@ -278,6 +278,7 @@ def test_a_full_disk_is_one_line_exit_2_and_leaves_no_partial_file(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "File too large" in result.stderr
+    assert str(cache) in result.stderr, "the line names the file that could not be written"
     leftovers = [p for p in cache.rglob("*") if p.is_file() and (".tmp" in p.name or p.stat().st_size >= 8_000)]
     assert not leftovers
     assert not list(cache.glob("windows-*/dataset.npz")), "no artifact without its manifest"
