@@ -149,7 +149,7 @@ SAMPLE_METRICS = (
 
 def samples_table(frame: pd.DataFrame, data_rows: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Note statistics of the samples (mean ± interval over seeds) beside held-out music."""
-    table = {label: {m: number(values.get(m), m) for m in SAMPLE_METRICS} for label, values in data_rows.items()}
+    table = {row: {m: number(values.get(m), m) for m in SAMPLE_METRICS} for row, values in data_rows.items()}
     for name in implementations(frame):
         table[label(frame, name)] = {m: with_interval(per_seed(frame, name, m).tolist(), m) for m in SAMPLE_METRICS}
     return pd.DataFrame(table).T

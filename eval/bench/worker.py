@@ -26,7 +26,7 @@ import datasets
 from datasets.atomic import atomic_write_text
 from eval.bench.rows import make_row
 from eval.bench.tasks import Task, load_order, sha256_file
-from eval.scoring.ais import ais_bases, likelihood_bracket, paper_schedule, schedule
+from eval.scoring.ais import GAP_NATS, ais_bases, likelihood_bracket, paper_schedule, schedule
 from eval.scoring.likelihood import (
     free_energy_gap,
     one_bit_pl,
@@ -177,7 +177,7 @@ def score(params: Params, task: Task, dataset: datasets.Dataset, record: Recorde
         caution = f"rough: AIS effective sample size {bracket.effective_runs:.1f} of {evaluation['ais_runs']} runs"
     elif bracket.width is not None and bracket.width < -max(1.0, 3 * (bracket.raise_stderr or 0)):
         caution = f"inverted bracket: RAISE above AIS by {-bracket.width:.2f} nats (the annealing misses mass)"
-    if bracket.base_gap > 3.0:  # the starts reached different mass: a multimodal model
+    if bracket.base_gap > GAP_NATS:  # the starts reached different mass: a multimodal model
         note = f"AIS from the {bracket.start} start (the pilots' log Z differ by {bracket.base_gap:.1f} nats)"
         caution = f"{caution}; {note}" if caution else note
     rows = spec.num_timesteps

@@ -211,8 +211,13 @@ class Bracket:
     @property
     def base_gap(self) -> float:
         """How far apart the starts' pilot estimates of log Z came out: a multimodality alarm (0 with one)."""
-        values = list(self.pilot_log_z.values())
-        return max(values) - min(values) if values else 0.0
+        return pilot_gap(self.pilot_log_z)
+
+
+def pilot_gap(pilot_log_z: dict[str, float]) -> float:
+    """Largest minus smallest pilot log Z (0 with fewer than two starts)."""
+    values = list(pilot_log_z.values())
+    return max(values) - min(values) if values else 0.0
 
 
 def ais_bases(train: np.ndarray) -> dict[str, np.ndarray]:
@@ -260,8 +265,9 @@ def likelihood_bracket(
         for name, base in bases.items():
             pilots[name] = ais_log_partition(params, base, schedule(pilot[0]), pilot[1], rng.integers(2**63))
     start = choose_start(pilots) if pilots else next(iter(bases))
-    gap = max(r.log_z for r in pilots.values()) - min(r.log_z for r in pilots.values()) if pilots else 0.0
-    sweep_every = sweep_every if gap > GAP_NATS or not pilots else 0  # collapsed sweeps where modes showed up
+    pilot_log_z = {name: r.log_z for name, r in pilots.items()}
+    # collapsed sweeps as asked with one start; with two, only where the pilots showed separate modes
+    sweep_every = sweep_every if not pilots or pilot_gap(pilot_log_z) > GAP_NATS else 0
     ais = ais_log_partition(params, bases[start], ais_betas, ais_runs, rng.integers(2**63), sweep_every)
     ais_seconds = time.perf_counter() - started
     unnormalised = -free_energy(params, windows)
@@ -281,7 +287,7 @@ def likelihood_bracket(
         log_z_stderr=ais.log_z_stderr,
         effective_runs=ais.effective_runs,
         start=start,
-        pilot_log_z={name: r.log_z for name, r in pilots.items()},
+        pilot_log_z=pilot_log_z,
         ais_seconds=ais_seconds,
         raise_seconds=time.perf_counter() - started,
     )

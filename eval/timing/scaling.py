@@ -12,7 +12,6 @@ not assumed. Writes ``scaling.csv`` and a log-log ``scaling.png``.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pandas as pd
 
 from eval.bench.environment import ROOT
 from eval.config import load_profile
-from eval.timing.roofline import Speed, ratios
+from eval.timing.roofline import Speed, ratios, roofline
 from eval.timing.speed import run_one
 
 CUDA_FRAMEWORKS = ("torch", "tf", "jax")
@@ -51,10 +50,9 @@ def measure_grid(
         for where in devices:
             here = [r for r in measured if r["device"] == where and "windows_per_s" in r]
             speeds = [Speed(r["impl"], r["windows_per_s"], r["five_products_ms"], r["draw_ms"]) for r in here]
-            fastest = min((s.five_products_ms for s in speeds), default=math.nan)
+            _, roof = roofline(speeds, batch)
             for ratio, r in zip(ratios(speeds, batch), here):
-                r.update(ratio_to_roofline=ratio.ratio_to_roofline, ceiling=ratio.ceiling,
-                         roofline_windows_per_s=batch / fastest * 1e3)  # fmt: skip
+                r.update(ratio_to_roofline=ratio.ratio_to_roofline, ceiling=ratio.ceiling, roofline_windows_per_s=roof)
         rows += measured
     frame = pd.DataFrame(rows)
     if "windows_per_s" in frame:
