@@ -163,7 +163,9 @@ def test_a_framework_without_a_gpu_is_skipped_and_fails_only_under_strict(tmp_pa
     assert f"skipped {name}-s0: skipped: no GPU" in relaxed.stderr
     strict = run_cli(*args, "--strict")
     assert strict.returncode == 1 and "1 skipped" in strict.stderr
-    for output in (relaxed, strict):
+    alone = run_cli("bench", "--profile", profile_file(tmp_path), "--impls", name, "--device", "cuda")
+    assert alone.returncode == 1 and "nothing ran" in alone.stderr, "every task skipped is not a run, strict or not"
+    for output in (relaxed, strict, alone):
         shutil.rmtree(output.stdout.split("run folder: ")[1].split()[0])
 
 

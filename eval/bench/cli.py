@@ -1,8 +1,8 @@
 """The bench command's options and exit codes, shared by ``python -m eval bench`` and ``python -m reports bench``.
 
 Exit codes a CI can trust: 0 every requested task ran (``skipped: not
-installed`` is reported, and fails only under ``--strict``); 1 a task failed
-(or was skipped under ``--strict``); 2 bad input, an incomplete run or an OS
+installed`` is reported, and fails only under ``--strict``); 1 a task failed,
+every task was skipped (nothing ran), or one was skipped under ``--strict``; 2 bad input, an incomplete run or an OS
 error (one line, no traceback, nothing computed is lost); 130 interrupted
 (the run folder stays resumable).
 """
@@ -87,9 +87,11 @@ def report_outcome(result: BenchResult, strict: bool) -> int:
         print(f"diverged {line}", file=sys.stderr)
     for line in result.failed:
         print(f"FAILED {line}", file=sys.stderr)
-    if result.failed or (strict and result.skipped):
+    nothing_ran = result.ran == 0
+    if result.failed or (strict and result.skipped) or nothing_ran:
+        what = "nothing ran: " if nothing_ran else ""
         print(
-            f"error: {len(result.failed)} failed, {len(result.skipped)} skipped; see {result.folder.path}",
+            f"error: {what}{len(result.failed)} failed, {len(result.skipped)} skipped; see {result.folder.path}",
             file=sys.stderr,
         )
         return 1

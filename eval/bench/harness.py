@@ -42,6 +42,7 @@ class BenchResult:
     skipped: list[str] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
+    ran: int = 0  # tasks that ran (not skipped): 0 means the run measured nothing
 
 
 def resume_profile(folder: RunFolder, overrides: dict[str, dict]) -> Profile:
@@ -200,6 +201,7 @@ def run_bench(
     result.frame = frame
     for task in tasks:
         stored = results.get(task.task_id, {"rows": []})
+        result.ran += any(row["status"] != "skipped" for row in stored["rows"])
         for row in stored["rows"]:
             line = f"{task.task_id}: {row['reason']}"
             if row["status"] == "failed" and line not in result.failed:
