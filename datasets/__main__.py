@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.errors import os_error_line
 from datasets.artifact import build
-from datasets.atomic import os_error_line
 from datasets.sources import SourceError
 from datasets.windows import SPLITS, WindowSpec
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from platformdirs import user_cache_dir
 from tqdm import tqdm
 
-from datasets.atomic import atomic_write, atomic_write_text
+from core.files import atomic_write, atomic_write_text, sha256_file
+from core.paths import cache_dir as default_cache_dir
 from datasets.encoding import ENCODER_VERSION, EncodeOptions
 from datasets.sources import Piece, Source, SourceError, parse_source
 from datasets.windows import SPLITS, Dataset, WindowSpec, make_dataset
@@ -32,11 +31,6 @@ class DatasetError(SourceError):
     """A dataset artifact that is missing or fails its hash check (one line, exit 2)."""
 
 
-def default_cache_dir() -> Path:
-    """``$RBM_BENCH_CACHE`` if set, else the user cache folder."""
-    return Path(os.environ.get("RBM_BENCH_CACHE") or user_cache_dir("rbm-music-bench"))
-
-
 def _key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -44,10 +38,6 @@ def _key(*parts: object) -> str:
 def _savez(path: Path, **arrays: np.ndarray) -> None:
     with Path(path).open("wb") as handle:
         np.savez_compressed(handle, **arrays)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _source_key(source: Source, options: EncodeOptions) -> str:
@@ -66,7 +56,7 @@ def _source_key(source: Source, options: EncodeOptions) -> str:
 def _load_pieces(path: Path) -> tuple[list[Piece], list[dict]] | None:
     """The cached pieces if the file matches the sha256 beside it; None (rebuild) for any corruption."""
     try:
-        if _sha256(path) != json.loads(path.with_suffix(".json").read_text())["sha256"]:
+        if sha256_file(path) != json.loads(path.with_suffix(".json").read_text())["sha256"]:
             return None
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
@@ -87,7 +77,7 @@ def _save_pieces(path: Path, pieces: list[Piece], skipped: list[dict]) -> None:
     }
     states = np.concatenate([p.states for p in pieces]) if pieces else np.zeros((0, 256), np.uint8)
     atomic_write(path, lambda tmp: _savez(tmp, states=states, meta=np.array(json.dumps(meta))))
-    atomic_write_text(path.with_suffix(".json"), json.dumps({"sha256": _sha256(path)}))
+    atomic_write_text(path.with_suffix(".json"), json.dumps({"sha256": sha256_file(path)}))
 
 
 def _encode(source: Source, spec: WindowSpec, cache: Path, log, refresh: bool) -> tuple[list[Piece], list[dict]]:
@@ -107,7 +97,7 @@ def _verify(folder: Path) -> Dataset | None:
     """Load a cached artifact if its manifest and hashes check out; None means rebuild."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
-        if _sha256(folder / "dataset.npz") != manifest["artifact_sha256"]:
+        if sha256_file(folder / "dataset.npz") != manifest["artifact_sha256"]:
             return None
         with np.load(folder / "dataset.npz", allow_pickle=False) as data:
             dataset = Dataset(
@@ -203,7 +193,7 @@ def build(
     arrays = {"windows": dataset.windows, "split": dataset.split, "piece": dataset.piece}
     atomic_write(folder / "dataset.npz", lambda tmp: _savez(tmp, **arrays))
     manifest["windows_sha256"] = dataset.hash
-    manifest["artifact_sha256"] = _sha256(folder / "dataset.npz")
+    manifest["artifact_sha256"] = sha256_file(folder / "dataset.npz")
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1))
     dataset.manifest = {
         **manifest,

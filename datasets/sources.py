@@ -16,7 +16,6 @@ Source strings, as given on the command line:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -28,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import UserError
+from core.files import sha256_file
 from datasets.encoding import N_PITCHES, EncodeOptions, MidiError, encode_bytes, read_midi
 
 SPLITS = ("train", "valid", "test")
 
 
-class SourceError(ValueError):
+class SourceError(UserError):
     """A source string or its input is unusable (reported as one line, exit 2)."""
 
 
@@ -53,10 +54,6 @@ class Input:
     name: str
     sha256: str
     path: Path
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # ---------------------------------------------------------------- bach

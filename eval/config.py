@@ -16,12 +16,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from core.errors import ConfigError
+
 PROFILES = Path(__file__).with_name("profiles")
 IMPLEMENTATION_NAMES = ("numpy", "torch", "tf", "jax")
-
-
-class ConfigError(ValueError):
-    """A profile or option that cannot run (one line, exit 2)."""
 
 
 def _at_least(low: float, strict: bool = False) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from scipy.io import wavfile
 
-from datasets.atomic import atomic_write_bytes
+from core.files import atomic_write_bytes
 from datasets.encoding import decode_states
 from datasets.windows import WindowSpec
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,14 @@ def pytest_addoption(parser) -> None:
 @pytest.fixture(scope="session")
 def device(request) -> str:
     return request.config.getoption("--device")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_runs_folder(tmp_path_factory) -> Path:
+    """Run folders go to a temporary folder (``$RBM_BENCH_RUNS``), never into the checkout's reports/runs."""
+    path = tmp_path_factory.mktemp("runs")
+    os.environ["RBM_BENCH_RUNS"] = str(path)  # read by core.paths.runs_dir at each call, and by child processes
+    return path
 
 
 @pytest.fixture(scope="session")

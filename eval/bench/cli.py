@@ -109,8 +109,8 @@ def bench_main(args: argparse.Namespace, after: Callable[[BenchResult], None] | 
 
 def main_guard(body: Callable[[], int]) -> int:
     """Run a command body, turning the project's errors into one line and an exit code."""
+    from core.errors import os_error_line
     from datasets import SourceError
-    from datasets.atomic import os_error_line
     from eval.bench.executors import stop_running_processes
     from eval.bench.runfolder import IncompleteRun
 

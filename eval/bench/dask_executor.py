@@ -15,14 +15,13 @@ Start workers for this executor with ``dask worker ADDRESS --nthreads 1 --resour
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from datasets.atomic import atomic_write_bytes
+from core.files import atomic_write_bytes, sha256_bytes, sha256_file
 from eval.bench.executors import ExecutorSpec, Outcome, run_task_process
 from eval.bench.tasks import Task
 
@@ -39,10 +38,10 @@ def remote_task(task_json: str, blobs: dict[str, bytes]) -> dict:
     )
     for name, item in task.inputs.items():
         path = root / item.path
-        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == item.sha256:
+        if path.is_file() and sha256_file(path) == item.sha256:
             continue
         data = blobs.get(item.sha256)
-        digest = hashlib.sha256(data).hexdigest() if data is not None else "nothing"
+        digest = sha256_bytes(data) if data is not None else "nothing"
         if digest != item.sha256:
             reason = f"InputMismatch: input {name} arrived with sha256 {digest[:12]}, not {item.sha256[:12]}; refused"
             return {"files": {}, "failure": reason, "retry": False}

@@ -9,30 +9,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "XLA_FLAGS",
-    "TF_NUM_INTRAOP_THREADS",
-    "TF_NUM_INTEROP_THREADS",
-    "OPENBLAS_CORETYPE",
-)
-
-
-def thread_environment(threads: int) -> dict[str, str]:
-    """Variables that pin every framework's thread pools to ``threads`` (set before the import)."""
-    n = str(threads)
-    return {
-        "OMP_NUM_THREADS": n,
-        "MKL_NUM_THREADS": n,
-        "OPENBLAS_NUM_THREADS": n,
-        "TF_NUM_INTRAOP_THREADS": n,
-        "TF_NUM_INTEROP_THREADS": "1",
-        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
+from core.paths import ROOT
+from core.process import THREAD_VARIABLES
 
 
 def cpu_model() -> str:

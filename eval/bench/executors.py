@@ -20,7 +20,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -28,7 +27,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from eval.bench.environment import ROOT, thread_environment
+from core.files import atomic_write_text
+from core.process import start_module
 from eval.bench.tasks import Task
 from eval.config import ConfigError
 
@@ -83,14 +83,6 @@ def _last_error(stderr: str) -> str:
     return ((errors or lines or ["no output"])[-1])[:300]
 
 
-def _die_with_parent() -> None:
-    """In the task process (Linux): be killed when the process that started it dies (a lost Dask worker)."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 _RUNNING: set[subprocess.Popen] = set()
 _LOCK = threading.Lock()
 
@@ -99,14 +91,14 @@ def run_task_process(task: Task, root: Path) -> Outcome:
     """Run one task in a fresh ``python -m eval.bench.worker`` process; inputs under ``root``."""
     with tempfile.TemporaryDirectory(prefix=f"rbm-{task.task_id}-") as scratch:
         scratch = Path(scratch)
-        (scratch / "task.json").write_text(task.to_json())
-        # the same environment whatever started it: Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536, which makes
-        # glibc return memory so eagerly that NumPy's large temporaries fault in again on every step (2x slower)
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-        env = {**inherited, **thread_environment(task.threads), "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "eval.bench.worker", str(scratch / "task.json"), str(root), str(scratch)]
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        atomic_write_text(scratch / "task.json", task.to_json())
+        process = start_module(
+            "eval.bench.worker",
+            [str(scratch / "task.json"), str(root), str(scratch)],
+            task.threads,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         with _LOCK:
             _RUNNING.add(process)

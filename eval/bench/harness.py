@@ -11,8 +11,8 @@ it — retrying failed tasks and refusing options that contradict its spec.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from eval.bench.environment import ROOT, describe_environment, thread_environment
+from core.process import run_module
+from eval.bench.environment import describe_environment
 from eval.bench.executors import Outcome, executor_for, parse_executor, run_local
 from eval.bench.rows import COLUMNS, make_row
 from eval.bench.runfolder import RunFolder
@@ -90,9 +91,8 @@ def reference_rows(folder: RunFolder, task: Task) -> list[dict]:
     shape = [str(task.model[k]) for k in ("n_visible", "n_hidden", "batch_size")]
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "sklearn.json"
-        env = {**os.environ, **thread_environment(task.threads), "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "eval.timing.sklearn_reference", str(out), *shape]
-        subprocess.run(command, cwd=ROOT, env=env, timeout=600, check=False, capture_output=True)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run_module("eval.timing.sklearn_reference", [str(out), *shape], task.threads, timeout=600)
         if not out.exists():
             return [make_row(context, "timing", "sklearn_windows_per_s", None, status="failed", reason="crashed")]
         measured = json.loads(out.read_text())

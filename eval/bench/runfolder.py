@@ -22,7 +22,6 @@ otherwise, so a half-written ``results.csv`` can never pass for a finished run.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from datetime import datetime
@@ -31,19 +30,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datasets.atomic import atomic_write, atomic_write_bytes, atomic_write_text
-from eval.bench.environment import ROOT
+from core.errors import UserError
+from core.files import atomic_write, atomic_write_bytes, atomic_write_text, sha256_file
+from core.paths import runs_dir
 
-RUNS = ROOT / "reports" / "runs"
 RESULT_FILES = ("results.csv", "results.parquet")
 
 
-class IncompleteRun(ValueError):
+class IncompleteRun(UserError):
     """A run folder that is missing, unfinished or altered (one line, exit 2)."""
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class RunFolder:
@@ -54,9 +49,9 @@ class RunFolder:
 
     # ------------------------------------------------------------------ creation
     @classmethod
-    def create(cls, name: str, parent: Path = RUNS, path: Path | None = None) -> RunFolder:
+    def create(cls, name: str, parent: Path | None = None, path: Path | None = None) -> RunFolder:
         """A new, empty run folder (``<timestamp>-<name>`` under ``parent``); never reuses an existing one."""
-        path = Path(path) if path else parent / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
+        path = Path(path) if path else (parent or runs_dir()) / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
         while path.exists():
             path = path.with_name(path.name + "-1")
         path.mkdir(parents=True)
@@ -165,7 +160,7 @@ class RunFolder:
             {
                 "rows": len(frame),
                 "columns": list(frame.columns),
-                "files": {name: _sha256(self.path / name) for name in RESULT_FILES},
+                "files": {name: sha256_file(self.path / name) for name in RESULT_FILES},
                 "finished": datetime.now().isoformat(timespec="seconds"),
             },
         )
@@ -193,7 +188,7 @@ class RunFolder:
         record = self.read_json(self.complete_marker)
         for name, digest in record.get("files", {}).items():
             path = self.path / name
-            if not path.is_file() or _sha256(path) != digest:
+            if not path.is_file() or sha256_file(path) != digest:
                 raise IncompleteRun(
                     f"{path}: truncated or changed since the run finished ({record['rows']} rows expected); "
                     f"re-create it with --resume {self.path}"

@@ -10,7 +10,6 @@ trains, so no framework ever trains on other bytes than the ones recorded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import datasets
+from core.files import sha256_file
 from eval.bench.runfolder import RunFolder
 from eval.config import ConfigError, Profile, as_spec_kwargs, sweep_points
 from impls import RBMConfig, init_params
@@ -72,10 +72,6 @@ class Task:
         if self.lr_schedule == "linear":
             return [rate * (1 - e / self.epochs) for e in range(self.epochs)]
         return [rate] * self.epochs
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def window_spec(profile: Profile) -> datasets.WindowSpec:

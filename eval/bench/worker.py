@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 import datasets
-from datasets.atomic import atomic_write_text
+from core.files import atomic_write_text, sha256_file
 from eval.bench.rows import make_row
-from eval.bench.tasks import Task, load_order, sha256_file
+from eval.bench.tasks import Task, load_order
 from eval.scoring.ais import GAP_NATS, ais_bases, likelihood_bracket, paper_schedule, schedule
 from eval.scoring.likelihood import (
     free_energy_gap,

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from eval.bench.environment import ROOT
+from core.errors import UserError
+from core.paths import BASELINES
 
-BASELINE = ROOT / "reports" / "baselines" / "quality.json"
+BASELINE = BASELINES / "quality.json"
 GATED = (
     "pl_per_unit",
     "ais_ll_per_row",
@@ -41,7 +42,7 @@ ABSOLUTE_FLOOR = 0.005
 SCHEMA = 1
 
 
-class BaselineError(ValueError):
+class BaselineError(UserError):
     """Missing or malformed baseline (one line, exit 2)."""
 
 

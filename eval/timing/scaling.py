@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eval.bench.environment import ROOT
+from core.paths import ROOT
 from eval.config import load_profile
 from eval.timing.roofline import Speed, ratios, roofline
 from eval.timing.speed import run_one

@@ -8,13 +8,14 @@ implementation in its own process, see `impls.base.RBM.five_products_ms`.)
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from core.files import atomic_write_json
 
 
 def sklearn_step_ms(n_visible: int, n_hidden: int, batch: int, repeats: int = 30, seed: int = 0) -> float:
@@ -38,7 +39,7 @@ def sklearn_step_ms(n_visible: int, n_hidden: int, batch: int, repeats: int = 30
 def main(argv: list[str]) -> int:
     out, n_visible, n_hidden, batch = Path(argv[0]), *map(int, argv[1:4])
     milliseconds = sklearn_step_ms(n_visible, n_hidden, batch)
-    out.write_text(json.dumps({"sklearn_step_ms": milliseconds, "batch": batch}))
+    atomic_write_json(out, {"sklearn_step_ms": milliseconds, "batch": batch})
     return 0
 
 

@@ -11,7 +11,6 @@ of one CD-1 step in every framework (the roofline: the fastest of them) and
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eval.bench.environment import ROOT, thread_environment
+from core.paths import ROOT
+from core.process import run_module
 from eval.timing.roofline import Speed, ratios, roofline
 
 
@@ -76,10 +76,8 @@ def measure_one(name: str, n_hidden: int = 50, batch: int = 100, device: str = "
 def run_one(name: str, threads: int, device: str = "cpu", n_hidden: int = 50, batch: int = 100,
             timeout_s: float = 900) -> dict:  # fmt: skip
     """One measurement in its own process (``python -m eval.timing.speed``); a failure becomes a row with the reason."""
-    env = {**os.environ, **thread_environment(threads), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "eval.timing.speed", name, str(n_hidden), str(batch), device]
     try:
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
+        done = run_module("eval.timing.speed", [name, str(n_hidden), str(batch), device], threads, timeout_s)
     except subprocess.TimeoutExpired:
         return {"impl": name, "error": f"timed out after {timeout_s:.0f} s"}
     if done.returncode == 0:
