@@ -67,11 +67,15 @@ class Task:
         return cls(**values)
 
     def learning_rates(self, rate: float | None = None) -> list[float]:
-        """The rate of each epoch: constant, or decaying linearly to ``rate / epochs`` in the last one."""
-        rate = self.model["learning_rate"] if rate is None else rate
-        if self.lr_schedule == "linear":
-            return [rate * (1 - e / self.epochs) for e in range(self.epochs)]
-        return [rate] * self.epochs
+        """The rate of each epoch under this task's schedule (`learning_rates`)."""
+        return learning_rates(self.model["learning_rate"] if rate is None else rate, self.epochs, self.lr_schedule)
+
+
+def learning_rates(rate: float, epochs: int, schedule: str) -> list[float]:
+    """The rate of each epoch: constant, or decaying linearly to ``rate / epochs`` in the last one."""
+    if schedule == "linear":
+        return [rate * (1 - e / epochs) for e in range(epochs)]
+    return [rate] * epochs
 
 
 def window_spec(profile: Profile) -> datasets.WindowSpec:
