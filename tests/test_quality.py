@@ -45,18 +45,47 @@ def test_bad_direction_beyond_tolerance_fails_good_direction_is_reported():
             "polyphony": entry(4.1, better="none"),
         }
     }
-    table = verdicts(quality.gate(worse, base))
-    assert table[("baseline", "torch", "pl_per_unit")] == "REGRESSION"
-    assert table[("baseline", "torch", "js_pitch_class")] == "improved"
-    assert table[("baseline", "torch", "polyphony")] == "ok"  # within 3 std (0.3)
-    moved = {"torch": {**worse["torch"], "polyphony": entry(5.0, better="none")}}
+    table = quality.gate(worse, base)
+    # tolerance = max(3 std, 0.05 |mean|, 0.005):
+    #   pl_per_unit    -0.10 +- 0.001: max(0.003, 0.005, 0.005) = 0.005; -0.2 is 0.1 worse -> REGRESSION
+    #   js_pitch_class  0.10 +- 0.01:  max(0.03,  0.005, 0.005) = 0.03;   0.05 is 0.05 lower (better) -> improved
+    #   polyphony       4.0  +- 0.1:   max(0.3,   0.2,   0.005) = 0.3;    4.1 moved 0.1 -> ok
+    allowed = {r.metric: r.tolerance for r in table.itertuples()}
+    assert allowed == pytest.approx({"pl_per_unit": 0.005, "js_pitch_class": 0.03, "polyphony": 0.3})
+    found = verdicts(table)
+    assert found[("baseline", "torch", "pl_per_unit")] == "REGRESSION"
+    assert found[("baseline", "torch", "js_pitch_class")] == "improved"
+    assert found[("baseline", "torch", "polyphony")] == "ok"
+    moved = {"torch": {**worse["torch"], "polyphony": entry(5.0, better="none")}}  # moved 1.0 > 0.3
     assert verdicts(quality.gate(moved, base))[("baseline", "torch", "polyphony")].startswith("REGRESSION")
 
 
-def test_tolerance_is_three_sigma_with_floors():
-    assert quality.tolerance(-0.1, 0.01) == pytest.approx(0.03)
-    assert quality.tolerance(-0.1, 0.0) == pytest.approx(max(quality.RELATIVE_FLOOR * 0.1, quality.ABSOLUTE_FLOOR))
-    assert quality.tolerance(0.0, 0.0) == quality.ABSOLUTE_FLOOR
+@pytest.mark.parametrize(
+    ("mean", "std", "expected"),
+    [
+        (-0.1, 0.01, 0.03),  # max(3 * 0.01, 0.05 * 0.1, 0.005) = max(0.03, 0.005, 0.005): three sigma
+        (-0.1, 0.0, 0.005),  # max(0, 0.005, 0.005): both floors
+        (-2.0, 0.0, 0.1),  # max(0, 0.05 * 2 = 0.1, 0.005): the relative floor
+        (-2.0, 0.02, 0.1),  # max(0.06, 0.1, 0.005): the relative floor beats three sigma
+        (0.04, 0.001, 0.005),  # max(0.003, 0.002, 0.005): the absolute floor
+        (0.0, 0.0, 0.005),  # max(0, 0, 0.005): the absolute floor
+        (300.0, 7.0, 21.0),  # max(21, 15, 0.005): three sigma
+    ],
+)
+def test_tolerance_is_three_sigma_with_floors(mean, std, expected):
+    assert quality.tolerance(mean, std) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("current", "verdict"),
+    [(-2.09, "ok"), (-2.11, "REGRESSION"), (-1.91, "ok"), (-1.89, "improved")],
+)
+def test_a_move_counts_only_beyond_the_relative_floor(current, verdict):
+    # Baseline -2.0 +- 0: tolerance max(0, 0.05 * 2, 0.005) = 0.1; higher is better.
+    base = baseline_of({"torch": {"pl_per_unit": entry(-2.0, 0.0)}})
+    assert verdicts(quality.gate({"torch": {"pl_per_unit": entry(current)}}, base)) == {
+        ("baseline", "torch", "pl_per_unit"): verdict
+    }
 
 
 def test_diverged_metric_is_a_regression_and_disagreement_with_numpy_is_flagged():
@@ -67,8 +96,17 @@ def test_diverged_metric_is_a_regression_and_disagreement_with_numpy_is_flagged(
     }
     table = verdicts(quality.gate(current, base))
     assert "diverged" in table[("baseline", "jax", "pl_per_unit")]
+    # vs numpy: tolerance max(3 hypot(0.001, 0.001) = 0.00424, 0.05 * 0.1 = 0.005, 0.005) = 0.005
     current["jax"]["pl_per_unit"] = entry(-0.3, 0.001)
     assert verdicts(quality.gate(current, base))[("vs numpy", "jax", "pl_per_unit")] == "INCONSISTENT"
+    current["jax"]["pl_per_unit"] = entry(-0.104, 0.001)  # 0.004 apart: within 0.005
+    assert verdicts(quality.gate(current, base))[("vs numpy", "jax", "pl_per_unit")] == "ok"
+    current["jax"]["pl_per_unit"] = entry(-0.106, 0.001)  # 0.006 apart
+    assert verdicts(quality.gate(current, base))[("vs numpy", "jax", "pl_per_unit")] == "INCONSISTENT"
+    # with spread: numpy -0.1 +- 0.003, jax +- 0.004: max(3 * 0.005 = 0.015, 0.005, 0.005) = 0.015
+    current = {"numpy": {"pl_per_unit": entry(-0.1, 0.003)}, "jax": {"pl_per_unit": entry(-0.114, 0.004)}}
+    table = quality.gate(current, baseline_of({}))
+    assert table.tolerance.iloc[0] == pytest.approx(0.015) and table.verdict.iloc[0] == "ok"
 
 
 def test_the_gate_cannot_pass_on_nothing_or_on_missing_implementations_and_seeds():
