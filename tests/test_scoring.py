@@ -327,7 +327,7 @@ def test_structure_score_is_zero_for_the_same_music_and_high_for_noise(synthetic
 
 def samples_of(profile_name: str, dataset) -> np.ndarray:
     """Train the NumPy reference with a profile's recipe (seed 0) and sample the way the profile says."""
-    from eval.bench.tasks import model_config
+    from eval.bench.tasks import learning_rates, model_config
     from eval.config import load_profile
 
     profile = load_profile(profile_name)
@@ -336,8 +336,7 @@ def samples_of(profile_name: str, dataset) -> np.ndarray:
     model = load("numpy")(config, init_params(config, seeds[0], profile.model.init), int(seeds[2].generate_state(1)[0]))
     model.set_data(dataset.windows)
     order = batch_order(dataset, seeds[1], config.batch_size, profile.run.epochs, profile.data.order)
-    rates = [config.learning_rate * (1 - e / len(order)) for e in range(len(order))]
-    for epoch, rate in zip(order, rates if profile.model.lr_schedule == "linear" else [None] * len(order)):
+    for epoch, rate in zip(order, learning_rates(config.learning_rate, len(order), profile.model.lr_schedule)):
         model.train_epoch(epoch, rate)
     return model.sample(profile.eval.n_samples, profile.eval.gibbs_steps, profile.eval.sample_start)
 
