@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 import string
+import tomllib
 from pathlib import Path
 
 import mido
@@ -222,9 +224,27 @@ def test_fuzz_profile_text(tmp_path, text):
         assert "\n" not in str(error)
 
 
+# What the two bases set, copied from eval/profiles/default.toml and quick.toml (quick extends default):
+BASES = {
+    "default": {"curve_every": 25, "ais_betas": 1000, "pl_test_windows": 1000, "n_hidden": 50},
+    "quick": {"curve_every": 4, "ais_betas": 500, "pl_test_windows": 300, "n_hidden": 50},
+}
+
+
 @pytest.mark.parametrize("name", ["default", "quick"])
 def test_fuzz_strategies_can_produce_a_valid_profile(tmp_path, name):
     """The profile fuzzer's emitter writes TOML that loads (so the fuzz tests do reach the validator)."""
+    tables = {"run": {"epochs": 3, "seeds": [0, 1]}, "model": {"learning_rate": 0.5, "momentum": 0.25}}
+    text = f"extends = {json.dumps(name)}\n" + _toml(tables, extends=False)
+    assert tomllib.loads(text) == {"extends": name, **tables}, "the emitter writes what it was given"
     path = tmp_path / "ok.toml"
-    path.write_text(_toml({"run": {"epochs": 3, "seeds": [0, 1]}, "model": {"learning_rate": 0.5}}, True))
-    assert load_profile(str(path)).run.epochs == 3
+    path.write_text(text)
+    loaded = load_profile(str(path))
+    assert loaded.name == "ok" and loaded.run.epochs == 3 and list(loaded.run.seeds) == [0, 1]
+    assert loaded.model.learning_rate == 0.5 and loaded.model.momentum == 0.25
+    inherited = {key: getattr(loaded.eval, key) for key in ("curve_every", "ais_betas", "pl_test_windows")}
+    assert inherited | {"n_hidden": loaded.model.n_hidden} == BASES[name], f"not inherited from {name}"
+    # the emitter's awkward values survive the trip through TOML (the fuzz tests rely on it)
+    awkward = {"x": {"inf": float("inf"), "-inf": -float("inf"), "t": True, "q": 'a"\\b\n', "l": [1, -2], "f": 0.1}}
+    assert tomllib.loads(_toml(awkward, extends=True)) == {"extends": "quick", **awkward}
+    assert math.isnan(tomllib.loads(_toml({"x": {"nan": float("nan")}}, extends=False))["x"]["nan"])
