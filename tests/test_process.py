@@ -1,0 +1,121 @@
+"""The one child launcher: a process started by `core.process.start_module` dies with the process that started it.
+
+A parent (here an intermediate Python process) starts a sleeping grandchild and prints its pid; the test then
+kills the parent with SIGKILL, which runs no cleanup of its own, so only the kernel's parent-death signal
+(``PR_SET_PDEATHSIG``, set by `core.process.die_with_parent`) can take the grandchild down. The same set-up with a
+plain ``subprocess.Popen`` shows that the grandchild would otherwise survive, so the test can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.paths import ROOT
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG exists on Linux only")
+psutil = pytest.importorskip("psutil", reason="psutil tells a zombie from a live process")
+
+# `python -m timeit` with a 30 s sleep as the statement: a stdlib module that blocks without using the CPU, and ends
+# by itself should a test leave it behind.
+SLEEPER = ["-n", "1", "-r", "1", "-s", "import time", "time.sleep(30)"]
+
+PARENTS = {
+    "start_module": (
+        "import subprocess, time\n"
+        "from core.process import start_module\n"
+        f"child = start_module('timeit', {SLEEPER!r}, 1, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,"
+        " stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    ),
+    "plain Popen": (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-m', 'timeit', *{SLEEPER!r}], stdin=subprocess.DEVNULL,"
+        " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    ),
+}
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie has died: it only waits for its new parent to reap it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    """Whether ``pid`` stops running within ``seconds`` (polled)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def kill_parent_of_a_sleeper(launcher: str) -> tuple[int, int]:
+    """Start a parent that launches a sleeping grandchild, SIGKILL the parent; (parent pid, grandchild pid)."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENTS[launcher]],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = parent.stdout.readline()  # the pid, or "" when the parent failed (its error is in stderr)
+        assert line.strip().isdigit(), f"the parent printed no pid: {line!r}"
+        grandchild = int(line)
+        assert alive(grandchild) and psutil.Process(grandchild).ppid() == parent.pid
+        assert psutil.Process(grandchild).cmdline()[1:3] == ["-m", "timeit"]
+    except BaseException:
+        parent.kill()
+        sys.stderr.write(parent.communicate()[1])
+        raise
+    parent.send_signal(signal.SIGKILL)
+    parent.communicate(timeout=10)  # reaped: the kernel has reparented the grandchild (and signalled it, if asked)
+    assert parent.returncode == -signal.SIGKILL
+    return parent.pid, grandchild
+
+
+def test_a_started_module_dies_with_its_parent():
+    _, grandchild = kill_parent_of_a_sleeper("start_module")
+    try:
+        assert gone_within(grandchild, 10), "the grandchild outlived its SIGKILLed parent"
+    finally:
+        if alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+def pending_signals(pid: int) -> int:
+    """The signals sent to ``pid`` and not yet handled (its own and its thread group's), as a bit mask."""
+    with open(f"/proc/{pid}/status") as status:
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
+    return int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+
+
+def test_without_the_hook_the_grandchild_would_survive():
+    """The control: the same parent with a plain Popen leaves its child running (so the test above can fail).
+
+    The kernel sends the parent-death signal while the parent exits, before it can be reaped; once the parent is
+    reaped, a grandchild that is still running with no SIGKILL pending was not sent one and will not die of it.
+    """
+    parent, grandchild = kill_parent_of_a_sleeper("plain Popen")
+    try:
+        assert alive(grandchild), "the grandchild died without the hook: the test above proves nothing"
+        assert not pending_signals(grandchild) & (1 << (signal.SIGKILL - 1)), "a SIGKILL is on its way"
+        assert psutil.Process(grandchild).ppid() != parent, "reparented, still running"
+    finally:
+        if alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
