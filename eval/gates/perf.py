@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+from core.files import atomic_write_text
 from eval.timing.roofline import Speed
 from eval.timing.roofline import ratios as roofline_ratios
 
@@ -45,7 +46,8 @@ def check(benchmark_json: Path, baseline_path: Path, update: bool = False) -> in
     current = ratios(benchmark_json)
     if update:
         baseline_path.parent.mkdir(parents=True, exist_ok=True)
-        baseline_path.write_text(json.dumps({"ratios": current, "relative_tolerance": RELATIVE_TOLERANCE}, indent=1))
+        record = {"ratios": current, "relative_tolerance": RELATIVE_TOLERANCE}
+        atomic_write_text(baseline_path, json.dumps(record, indent=1))  # complete or absent, never half a baseline
         print(f"perf baseline rewritten: {baseline_path}")
     if not baseline_path.exists():
         raise ValueError(
