@@ -2,11 +2,12 @@
 
 ``build(source, spec)`` encodes (or loads from the cache) and returns a `Dataset`;
 ``load(path, expected_hash)`` opens a built artifact and proves it is the one expected.
+Sources are a catalogue, one module per kind in ``datasets/sources/``; ``source_help()`` lists them.
 """
 
 from datasets.artifact import DatasetError, build, default_cache_dir, load
 from datasets.encoding import EncodeOptions
-from datasets.sources import Piece, SourceError
+from datasets.sources import Piece, SourceError, source_help
 from datasets.windows import SPLITS, Dataset, WindowSpec, batch_order, order_hash
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "default_cache_dir",
     "load",
     "order_hash",
+    "source_help",
 ]

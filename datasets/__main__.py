@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.errors import os_error_line
 from datasets.artifact import build
-from datasets.sources import SourceError
+from datasets.sources import SourceError, source_help
 from datasets.windows import SPLITS, WindowSpec
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     b = commands.add_parser("build", help="build or load a cached dataset artifact")
-    b.add_argument("source", help="bach | midi:<folder> | polyphonic:<file> | synthetic[:seed]")
+    b.add_argument("source", help=source_help())
     b.add_argument("--num-timesteps", type=int, default=15)
     b.add_argument("--stride", type=int, default=None, help="rows between window starts (default: num-timesteps)")
     b.add_argument("--low", type=int, default=24, help="lowest MIDI pitch kept")

@@ -12,7 +12,6 @@ import hashlib
 import json
 import time
 from dataclasses import asdict
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +40,9 @@ def _savez(path: Path, **arrays: np.ndarray) -> None:
 
 
 def _source_key(source: Source, options: EncodeOptions) -> str:
-    music21 = version("music21") if source.name == "bach" else None
+    """The content key of a source's pieces, from what the `Source` declares (its string is not parsed again)."""
     inputs = [(item.name, item.sha256) for item in source.inputs]
-    return _key(
-        source.name.split(":")[0],
-        source.name if source.name.startswith("synthetic") else None,
-        inputs,
-        asdict(options),
-        ENCODER_VERSION,
-        music21,
-    )
+    return _key(source.kind, source.cache_id, inputs, asdict(options), ENCODER_VERSION, source.tool_version)
 
 
 def _load_pieces(path: Path) -> tuple[list[Piece], list[dict]] | None:
@@ -84,9 +76,8 @@ def _encode(source: Source, spec: WindowSpec, cache: Path, log, refresh: bool) -
     path = cache / f"pieces-{_source_key(source, spec.encode_options)}.npz"
     if not refresh and path.exists() and (loaded := _load_pieces(path)) is not None:
         return loaded
-    total = len(source.inputs) if source.inputs and not source.name.startswith("polyphonic") else None
     with tqdm(
-        total=total, desc=f"encoding {source.name}", unit="piece", disable=None if log else True, leave=False
+        total=source.total, desc=f"encoding {source.name}", unit="piece", disable=None if log else True, leave=False
     ) as bar:
         pieces, skipped = source.load(spec.encode_options, bar.update)
     _save_pieces(path, pieces, skipped)

@@ -37,7 +37,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="a profile in eval/profiles (default, cd1, pcd, seed, quick, full, sweep) or a path to a .toml file",
     )
     parser.add_argument("--impls", type=_names, default=None, help="comma-separated: numpy,torch,tf,jax")
-    parser.add_argument("--dataset", default=None, help="bach | midi:<folder> | polyphonic:<file> | synthetic")
+    parser.add_argument("--dataset", default=None, help=__import__("datasets.sources").sources.source_help())
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seeds", type=_ints, default=None)
     parser.add_argument("--threads", type=int, default=None)
