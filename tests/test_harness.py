@@ -245,11 +245,35 @@ def test_a_full_disk_during_a_run_is_one_line_exit_2_and_no_partial_file(tmp_pat
     shutil.rmtree(runs[-1])
 
 
-def test_compare_two_runs(quick_run):
+def test_compare_two_runs(quick_run, tmp_path):
+    """B: a copy of the quick run in which NumPy's pseudo-likelihood rose by 0.5 (higher is better) and its Frechet
+    note distance by 3 (lower is better), re-finished through `RunFolder.write_results`; nothing else moved."""
     run_dir, _, _ = quick_run
-    table = compare(run_dir, run_dir)
-    assert (table.dropna(subset=["change"]).change == 0).all()
-    assert ("numpy", "pl_per_unit") in table.index
+    copy = tmp_path / "changed"
+    shutil.copytree(run_dir, copy)
+    folder = RunFolder(copy)
+    frame = folder.results()
+    final = (frame.impl == "numpy") & frame.epoch.isna() & (frame.status == "ok")
+    shifts = {"pl_per_unit": 0.5, "frechet_note_distance": 3.0}
+    for metric, shift in shifts.items():
+        rows = final & (frame.metric == metric)
+        assert rows.sum() == 1, "one seed: one final row"
+        frame.loc[rows, "value"] += shift
+    folder.write_results(frame)
+
+    table = compare(run_dir, copy)
+    moved = [("numpy", metric) for metric in shifts]
+    for key, shift, verdict in zip(moved, shifts.values(), ("better", "worse")):
+        before = frame.loc[final & (frame.metric == key[1]), "value"].iloc[0] - shift
+        row = table.loc[key]
+        assert (row["A"], row["B"], row["change"]) == pytest.approx((before, before + shift, shift)), key
+        assert row["verdict"] == verdict, key
+    rest = table.drop(index=moved).dropna(subset=["change"])
+    assert len(rest) > 10 and (rest.change == 0).all(), rest[rest.change != 0]
+    assert set(rest.verdict) <= {"same", ""} and table.loc[("numpy", "ais_ll_per_row"), "verdict"] == "same"
+    backwards = compare(copy, run_dir)  # B -> A: each change reverses
+    assert [backwards.loc[key, "verdict"] for key in moved] == ["worse", "better"]
+    assert backwards.loc[moved[0], "change"] == pytest.approx(-0.5)
 
 
 def test_spec_records_the_profile(quick_run):
