@@ -1,4 +1,10 @@
-"""Every installed implementation agrees with the NumPy reference (parametrised; missing frameworks skip).
+"""Every installed implementation agrees with the NumPy reference, and the reference with an oracle of its own.
+
+The reference (NumPy) is checked against independent computations written out here: the conditionals and the
+free energy by enumerating every hidden state of a small RBM (and scikit-learn's ``BernoulliRBM``), one CD-1
+update worked out by hand, and every recipe option against a loop-by-loop float64 CD-k written from the
+`RBMConfig` documentation. Each other framework is then checked against the reference (parametrised; a framework
+that is not installed skips with the reason).
 
 ``pytest tests/test_impls.py --device cuda`` runs every framework under test on
 the GPU against the NumPy reference on the CPU, at the same 1e-5 tolerance of
@@ -7,33 +13,50 @@ the strict float32 policy.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from datasets import batch_order, build
-from impls import IMPLEMENTATIONS, CDNoise, RBMConfig, Skipped, Unavailable, available, init_params, load
+from impls import CDNoise, Params, RBMConfig, Skipped, Unavailable, available, init_params, load
 
 F32 = {"rtol": 1e-5, "atol": 1e-5}
+F64 = {"rtol": 1e-12, "atol": 1e-12}
+REFERENCE = "numpy"
+NAMES = list(available())  # every catalogued implementation, installed or not
+CANDIDATES = [name for name in NAMES if name != REFERENCE]  # those checked against the reference
 
 
-@pytest.fixture(params=list(IMPLEMENTATIONS))
-def impl(request, device):
-    """An implementation's constructor, building it on ``--device`` (the reference stays on the CPU)."""
-    status = available()[request.param]
+def constructor(name: str, device: str):
+    """An implementation's constructor on ``device`` (the reference stays on the CPU); skips what cannot run."""
+    status = available()[name]
     if isinstance(status, Skipped):
         pytest.skip(status.reason)
     try:
-        cls = load(request.param)
+        cls = load(name)
     except Unavailable as error:
         pytest.skip(str(error))
     if device != "cpu":
-        if request.param == "numpy":
+        if name == REFERENCE:
             pytest.skip("the NumPy reference runs on the CPU only; it is what the GPU runs are compared with")
         if reason := cls.device_unavailable(device):
             pytest.fail(f"{reason}: --device {device} asked for a GPU this framework cannot see")
     return lambda config, params, seed: cls(replace(config, device=device), params, seed)
+
+
+@pytest.fixture(params=NAMES)
+def impl(request, device):
+    """Every implementation, the reference included (for properties each must have on its own)."""
+    return constructor(request.param, device)
+
+
+@pytest.fixture(params=CANDIDATES)
+def candidate(request, device):
+    """Every implementation but the reference (for the comparisons with it)."""
+    return constructor(request.param, device)
 
 
 def small(**overrides) -> RBMConfig:
@@ -53,11 +76,161 @@ def trained_params(config: RBMConfig):
     return params
 
 
+# ------------------------------------------------------------------ the reference against independent oracles
+def energy(v: np.ndarray, h: tuple[int, ...], params: Params) -> float:
+    """``E(v, h) = -v.b_v - h.b_h - v W h``, summed term by term."""
+    V, H = len(v), len(h)
+    total = -sum(v[i] * params.b_v[i] for i in range(V)) - sum(h[j] * params.b_h[j] for j in range(H))
+    return total - sum(v[i] * params.W[i][j] * h[j] for i in range(V) for j in range(H))
+
+
+def enumerated(v: np.ndarray, params: Params) -> tuple[float, list[float]]:
+    """Free energy ``-log sum_h exp(-E(v, h))`` and ``p(h_j = 1 | v)``, by summing over all 2^H hidden states."""
+    states = list(itertools.product((0, 1), repeat=len(params.b_h)))
+    weights = [math.exp(-energy(v, h, params)) for h in states]
+    total = sum(weights)
+    probs = [sum(w for w, h in zip(weights, states) if h[j]) / total for j in range(len(params.b_h))]
+    return -math.log(total), probs
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_conditionals_and_free_energy_match_the_reference(impl, dtype):
+def test_reference_conditionals_and_free_energy_by_enumerating_the_hidden_states(dtype):
+    config = small(n_visible=12, n_hidden=5, batch_size=6, precision=dtype)
+    params = trained_params(config)
+    reference = load(REFERENCE)(config, params, 0)
+    v = random_batch(config)
+    h = (np.random.default_rng(2).random((config.batch_size, config.n_hidden)) < 0.5).astype(float)
+    tolerance = F32 if dtype == "float32" else F64
+    for row in range(config.batch_size):
+        free_energy, hidden = enumerated(v[row], params)
+        np.testing.assert_allclose(reference.free_energy(v[row : row + 1])[0], free_energy, **tolerance)
+        np.testing.assert_allclose(reference.hidden_probs(v[row : row + 1])[0], hidden, **tolerance)
+        # p(v_i = 1 | h) = e^{-E(v_i = 1)} / (e^{-E(v_i = 0)} + e^{-E(v_i = 1)}): the terms without v_i cancel
+        visible = [1 / (1 + math.exp(-(params.b_v[i] + sum(params.W[i][j] * h[row][j] for j in range(5)))))
+                   for i in range(12)]  # fmt: skip
+        np.testing.assert_allclose(reference.visible_probs(h[row : row + 1])[0], visible, **tolerance)
+
+
+def test_reference_conditionals_and_free_energy_match_scikit_learn():
+    neural_network = pytest.importorskip("sklearn.neural_network", reason="scikit-learn is the oracle here")
+    config = small(precision="float64")
+    params = trained_params(config)
+    theirs = neural_network.BernoulliRBM(n_components=config.n_hidden)
+    theirs.components_, theirs.intercept_hidden_, theirs.intercept_visible_ = params.W.T, params.b_h, params.b_v
+    reference, v = load(REFERENCE)(config, params, 0), random_batch(config)
+    np.testing.assert_allclose(reference.hidden_probs(v), theirs.transform(v), **F64)
+    np.testing.assert_allclose(reference.free_energy(v), theirs._free_energy(v), **F64)
+
+
+@pytest.mark.parametrize(
+    ("statistics", "W", "b_v", "b_h"),
+    [("samples", [[0.1], [0.0]], [0.1, -0.1], [0.1]), ("probabilities", [[0.05], [-0.05]], [0.1, -0.1], [0.0])],
+)
+def test_reference_cd1_update_worked_out_by_hand(statistics, W, b_v, b_h):
+    """Two visible units, one hidden, zero parameters, so every probability is sigmoid(0) = 1/2.
+
+    v0 = [1, 0]; p(h|v0) = 0.5 and u = 0.3 < 0.5: h0 = 1. The chain starts from h0: p(v|h0) = [0.5, 0.5] and
+    u = [0.7, 0.2]: v1 = [0, 1]; p(h|v1) = 0.5 and u = 0.9: h1 = 0. With rate 0.1:
+    samples:       dW = v0'h0 - v1'h1 = [[1], [0]];  db_v = v0 - v1 = [1, -1];  db_h = h0 - h1 = 1
+    probabilities: dW = v0'0.5 - v1'0.5 = [[0.5], [-0.5]];  db_v = [1, -1];  db_h = 0.5 - 0.5 = 0
+    """
+    config = RBMConfig(n_visible=2, n_hidden=1, batch_size=1, learning_rate=0.1, statistics=statistics,
+                       precision="float64")  # fmt: skip
+    reference = load(REFERENCE)(config, Params(np.zeros((2, 1)), np.zeros(2), np.zeros(1)), 0)
+    noise = CDNoise(h_data=np.array([[0.3]]), v=np.array([[[0.7, 0.2]]]), h=np.array([[[0.9]]]))
+    reference.cd_update(np.array([[1.0, 0.0]]), noise)
+    got = reference.params()
+    np.testing.assert_allclose(got.W, W, **F64)
+    np.testing.assert_allclose(got.b_v, b_v, **F64)
+    np.testing.assert_allclose(got.b_h, b_h, **F64)
+
+
+def oracle_updates(config: RBMConfig, params: Params, batches, noises, rates) -> Params:
+    """CD-k / PCD-k as the `RBMConfig` documentation states it, one unit at a time in float64 Python floats."""
+    V, H, k = config.n_visible, config.n_hidden, config.cd_steps
+    W = [[float(params.W[i][j]) for j in range(H)] for i in range(V)]
+    b_v, b_h = [float(x) for x in params.b_v], [float(x) for x in params.b_h]
+    velocity_W, velocity_v, velocity_h = [[0.0] * H for _ in range(V)], [0.0] * V, [0.0] * H
+    chain = None
+
+    def p_hidden(v):
+        return [1 / (1 + math.exp(-(b_h[j] + sum(v[i] * W[i][j] for i in range(V))))) for j in range(H)]
+
+    def p_visible(h):
+        return [1 / (1 + math.exp(-(b_v[i] + sum(W[i][j] * h[j] for j in range(H))))) for i in range(V)]
+
+    for batch, noise, rate in zip(batches, noises, rates):
+        rate = config.learning_rate if rate is None else rate
+        n = len(batch)
+        v0 = [list(map(float, row)) for row in batch]
+        ph0 = [p_hidden(v) for v in v0]
+        h0 = [[1.0 if noise.h_data[r][j] < ph0[r][j] else 0.0 for j in range(H)] for r in range(n)]
+        if config.persistent and chain is not None:
+            h = chain
+        elif config.chain_start == "fresh":
+            h = [[1.0 if noise.h_chain[r][j] < ph0[r][j] else 0.0 for j in range(H)] for r in range(n)]
+        else:
+            h = h0
+        for step in range(k):
+            vk = [[1.0 if noise.v[step][r][i] < p else 0.0 for i, p in enumerate(p_visible(h[r]))] for r in range(n)]
+            phk = [p_hidden(v) for v in vk]
+            h = [[1.0 if noise.h[step][r][j] < phk[r][j] else 0.0 for j in range(H)] for r in range(n)]
+        if config.persistent:
+            chain = h
+        positive, negative = (h0, h) if config.statistics == "samples" else (ph0, phk)
+        grad_W = [[sum(v0[r][i] * positive[r][j] - vk[r][i] * negative[r][j] for r in range(n)) / n
+                   - config.weight_decay * W[i][j] for j in range(H)] for i in range(V)]  # fmt: skip
+        grad_v = [sum(v0[r][i] - vk[r][i] for r in range(n)) / n for i in range(V)]
+        grad_h = [sum(positive[r][j] - negative[r][j] for r in range(n)) / n for j in range(H)]
+        for i in range(V):
+            for j in range(H):
+                velocity_W[i][j] = config.momentum * velocity_W[i][j] + rate * grad_W[i][j]
+                W[i][j] += velocity_W[i][j]
+            velocity_v[i] = config.momentum * velocity_v[i] + rate * grad_v[i]
+            b_v[i] += velocity_v[i]
+        for j in range(H):
+            velocity_h[j] = config.momentum * velocity_h[j] + rate * grad_h[j]
+            b_h[j] += velocity_h[j]
+    return Params(np.array(W), np.array(b_v), np.array(b_h))
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        {"statistics": "samples"},
+        {"statistics": "probabilities"},
+        {"cd_steps": 3, "statistics": "samples"},
+        {"cd_steps": 2, "statistics": "probabilities"},
+        {"persistent": True, "statistics": "samples"},
+        {"persistent": True, "statistics": "probabilities", "cd_steps": 2},
+        {"momentum": 0.9, "weight_decay": 0.001, "persistent": True, "statistics": "probabilities"},
+        {"chain_start": "fresh"},
+        {"chain_start": "fresh", "persistent": True},
+    ],
+    ids=lambda recipe: "-".join(f"{k}={v}" for k, v in recipe.items()),
+)
+def test_reference_updates_match_a_unit_by_unit_oracle(recipe):
+    config = RBMConfig(n_visible=12, n_hidden=5, batch_size=4, learning_rate=0.1, precision="float64", **recipe)
+    params = trained_params(config)
+    rng = np.random.default_rng(3)
+    updates, rates = 4, [None, 0.05, 0.025, 0.0125]  # the configured rate, then a schedule's
+    batches = [random_batch(config, seed) for seed in range(updates)]
+    noises = [CDNoise.draw(rng, config, config.batch_size) for _ in range(updates)]
+    reference = load(REFERENCE)(config, params, 0)
+    for v, noise, rate in zip(batches, noises, rates):
+        reference.cd_update(v, noise, rate)
+    got, want = reference.params(), oracle_updates(config, params, batches, noises, rates)
+    assert got.hash != params.hash, "the updates changed the parameters"
+    for name in ("W", "b_v", "b_h"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), **F64, err_msg=name)
+
+
+# ------------------------------------------------------------------ every framework against the reference
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conditionals_and_free_energy_match_the_reference(candidate, dtype):
     config = small(precision=dtype)
     params = trained_params(config)
-    ours, reference = impl(config, params, 0), load("numpy")(config, params, 0)
+    ours, reference = candidate(config, params, 0), load(REFERENCE)(config, params, 0)
     v = random_batch(config)
     h = (np.random.default_rng(2).random((config.batch_size, config.n_hidden)) < 0.5).astype(float)
     tolerance = F32 if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-10}
@@ -68,9 +241,9 @@ def test_conditionals_and_free_energy_match_the_reference(impl, dtype):
 
 @pytest.mark.parametrize("statistics", ["samples", "probabilities"])
 @pytest.mark.parametrize(("cd_steps", "persistent", "updates"), [(1, False, 1), (3, False, 1), (1, True, 5)])
-def test_cd_updates_from_explicit_noise_match_the_reference(impl, statistics, cd_steps, persistent, updates):
+def test_cd_updates_from_explicit_noise_match_the_reference(candidate, statistics, cd_steps, persistent, updates):
     config = small(cd_steps=cd_steps, persistent=persistent, statistics=statistics)
-    assert_same_updates(impl, config, updates)
+    assert_same_updates(candidate, config, updates)
 
 
 @pytest.mark.parametrize(
@@ -82,17 +255,17 @@ def test_cd_updates_from_explicit_noise_match_the_reference(impl, statistics, cd
     ],
     ids=["momentum-decay-pcd", "fresh-chain", "fresh-chain-pcd"],
 )
-def test_recipe_options_match_the_reference(impl, recipe):
+def test_recipe_options_match_the_reference(candidate, recipe):
     """Momentum, weight decay, a per-update learning rate and the original's fresh chain start, from explicit noise."""
-    assert_same_updates(impl, small(**recipe), updates=4, rates=[0.1, 0.05, 0.025, 0.0125])
+    assert_same_updates(candidate, small(**recipe), updates=4, rates=[0.1, 0.05, 0.025, 0.0125])
 
 
-def assert_same_updates(impl, config: RBMConfig, updates: int, rates: list[float] | None = None) -> None:
+def assert_same_updates(candidate, config: RBMConfig, updates: int, rates: list[float] | None = None) -> None:
     params = trained_params(config)
     rng = np.random.default_rng(3)
     batches = [random_batch(config, seed) for seed in range(updates)]
     noises = [CDNoise.draw(rng, config, config.batch_size) for _ in range(updates)]
-    ours, reference = impl(config, params, 0), load("numpy")(config, params, 0)
+    ours, reference = candidate(config, params, 0), load(REFERENCE)(config, params, 0)
     for v, noise, rate in zip(batches, noises, rates or [None] * updates):
         ours.cd_update(v, noise, rate)
         reference.cd_update(v, noise, rate)
