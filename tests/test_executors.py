@@ -4,17 +4,18 @@ mismatched inputs, and resumption of an interrupted Dask sweep."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import is_dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import impls
+from core.paths import runs_dir
 from eval.bench.dask_executor import remote_task
 from eval.bench.executors import parse_executor
 from eval.bench.harness import run_bench
@@ -24,14 +25,20 @@ from eval.config import ConfigError, load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {"model.n_hidden": [10, 20]}
+# NumPy (always installed) and a second framework where one is installed: what an executor does is the same for
+# every framework, but two implementations give each Dask worker more than one task (see the killed-worker test).
+OTHER = [n for n, s in impls.available().items() if isinstance(s, impls.Available) and n != "numpy"][:1]
+IMPLS = ["numpy", *OTHER]
+SEEDS = [0, 1]
+TRAINED = len(IMPLS) * len(SEEDS) * len(GRID["model.n_hidden"])  # implementations x 2 seeds x 2 grid points
 QUALITY = ("pl_per_unit", "ais_ll_per_row", "raise_ll_per_row", "music_structure_js", "note_density", "copy_rate")
 
 
-def sweep_profile(executor: str):
-    """2 implementations x 2 seeds x 2 grid points of a tiny quick profile on synthetic data."""
+def sweep_profile(executor: str, impls: list[str] = IMPLS):
+    """Implementations x 2 seeds x 2 grid points of a tiny quick profile on synthetic data."""
     profile = load_profile("quick").override(
         data={"source": "synthetic"},
-        run={"impls": ["numpy", "torch"], "seeds": [0, 1], "epochs": 2, "executor": executor, "timing_epochs": 2},
+        run={"impls": impls, "seeds": SEEDS, "epochs": 2, "executor": executor, "timing_epochs": 2},
         eval={"ais_betas": 100, "raise_betas": 50, "ll_windows": 20, "gibbs_steps": 5, "audio_samples": 0},
     )
     from dataclasses import replace as with_
@@ -39,8 +46,8 @@ def sweep_profile(executor: str):
     return with_(profile, sweep={k: tuple(v) for k, v in GRID.items()})
 
 
-def quality_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    rows = frame[frame.metric.isin(QUALITY) & frame.epoch.isna() & frame.impl.isin(["numpy", "torch"])]
+def quality_rows(frame: pd.DataFrame, impls: list[str] = IMPLS) -> pd.DataFrame:
+    rows = frame[frame.metric.isin(QUALITY) & frame.epoch.isna() & frame.impl.isin(impls)]
     keys = ["impl", "seed", "model.n_hidden", "metric"]
     return rows.set_index(keys).sort_index()[["value", "status"]]
 
@@ -60,9 +67,11 @@ def test_executor_names_are_validated():
 
 def test_sweep_rows_carry_the_grid_and_every_point_ran(serial_sweep):
     frame = serial_sweep.frame
-    trained = frame[frame.impl.isin(["numpy", "torch"]) & (frame.metric == "pl_per_unit")]
+    trained = frame[frame.impl.isin(IMPLS) & (frame.metric == "pl_per_unit")]
     assert sorted(trained["model.n_hidden"].unique()) == [10, 20]
-    assert len(trained) == 8 and (trained.status == "ok").all()  # 2 implementations x 2 seeds x 2 points
+    assert len(trained) == TRAINED and (trained.status == "ok").all()
+    points = trained.groupby(["impl", "seed", "model.n_hidden"]).size()
+    assert len(points) == TRAINED and (points == 1).all(), "every (implementation, seed, grid point) once"
 
 
 @pytest.mark.slow
@@ -73,18 +82,31 @@ def test_dask_local_cluster_gives_the_serial_numbers_value_for_value(serial_swee
 
 
 @pytest.mark.slow
+def test_dask_gives_the_serial_numbers_for_a_framework_with_its_own_random_stream(tmp_path):
+    """Torch draws its noise from its own generator: seeded per task, so the executor does not change it."""
+    pytest.importorskip("torch", reason="the framework whose own generator this checks (torch) is not installed")
+    profile = replace(sweep_profile("serial", ["torch"]), sweep={"model.n_hidden": (10,)})
+    serial = run_bench(profile, RunFolder(tmp_path / "serial"), log=False)
+    dask = run_bench(profile.override(run={"executor": "dask:local:2"}), RunFolder(tmp_path / "dask"), log=False)
+    assert not serial.failed and not dask.failed
+    rows = quality_rows(serial.frame, ["torch"])
+    assert len(rows) and (rows.status == "ok").all()
+    pd.testing.assert_frame_equal(quality_rows(dask.frame, ["torch"]), rows)
+
+
+@pytest.mark.slow
 def test_a_killed_dask_worker_is_retried_and_the_sweep_completes(tmp_path, monkeypatch):
     monkeypatch.setenv("RBM_BENCH_FAULT", "numpy-s0-p0:kill-parent")  # kills the Dask worker running the task
     result = run_bench(sweep_profile("dask:local:2"), RunFolder(tmp_path / "killed"), log=False)
     assert not result.failed
-    frame = result.frame[result.frame.impl.isin(["numpy", "torch"]) & (result.frame.phase != "timing")]
+    frame = result.frame[result.frame.impl.isin(IMPLS) & (result.frame.phase != "timing")]
     killed = frame[(frame.impl == "numpy") & (frame.seed == 0) & (frame["model.n_hidden"] == 10)]
     assert (killed.attempts == 2).all(), "the killed task ran again"  # (tasks queued on that worker may too)
     finished = frame[frame.metric == "pl_per_unit"]
-    assert len(finished) == 8 and (finished.status == "ok").all() and set(finished.attempts) <= {1, 2}
+    assert len(finished) == TRAINED and (finished.status == "ok").all() and set(finished.attempts) <= {1, 2}
 
 
-def test_a_worker_refuses_inputs_whose_hash_differs(serial_sweep, tmp_path):
+def test_a_worker_refuses_inputs_whose_hash_differs(serial_sweep, tmp_path, monkeypatch):
     folder = serial_sweep.folder
     _, tasks, _ = prepare(sweep_profile("serial"), folder, log=False)
     task = tasks[0]
@@ -93,11 +115,11 @@ def test_a_worker_refuses_inputs_whose_hash_differs(serial_sweep, tmp_path):
     damaged = bytearray(blobs[init.sha256])
     damaged[len(damaged) // 2] ^= 0xFF  # one byte changed in transit
     blobs[init.sha256] = bytes(damaged)
-    os.environ["RBM_BENCH_WORKER_CACHE"] = str(tmp_path)
-    try:
-        result = remote_task(replace(task, context={**task.context, "run_id": "tampered"}).to_json(), blobs)
-    finally:
-        del os.environ["RBM_BENCH_WORKER_CACHE"]
+    monkeypatch.setenv("RBM_BENCH_WORKER_CACHE", str(tmp_path))
+    # a run of its own, so the worker's cache has no intact copy (the context is a dict, or a dataclass of its own)
+    context = task.context
+    context = replace(context, run_id="tampered") if is_dataclass(context) else {**context, "run_id": "tampered"}
+    result = remote_task(replace(task, context=context).to_json(), blobs)
     assert result["failure"].startswith("InputMismatch: input init arrived with sha256") and not result["retry"]
     assert "refused" in result["failure"] and not result["files"]
 
@@ -142,7 +164,7 @@ def test_an_interrupted_dask_sweep_resumes(tmp_path):
     )
     command = [sys.executable, "-m", "eval", "bench", "--profile", str(profile_file), "--executor", "dask:local:1"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    runs = ROOT / "reports" / "runs"
+    runs = runs_dir()  # the child inherits $RBM_BENCH_RUNS (conftest.py): its run folder goes there
     deadline = time.time() + 300
     folder = None
     while time.time() < deadline and process.poll() is None:  # wait for the first finished task, then Ctrl-C
