@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from core.errors import ConfigError
+from core.typed import at_least, check
 from datasets.encoding import N_PITCHES, EncodeOptions
 from datasets.sources import SPLITS, Piece
 
@@ -21,28 +23,25 @@ class WindowSpec:
     by default, the 2016 model's visible layer.
     """
 
-    num_timesteps: int = 15
-    stride: int = 15
-    low: int = 24
-    high: int = 102
+    num_timesteps: int = field(default=15, metadata=at_least(1))
+    stride: int = field(default=15, metadata=at_least(1))
+    low: int = field(default=24, metadata={"low": 0, "high": N_PITCHES - 1})
+    high: int = field(default=102, metadata={"low": 1, "high": N_PITCHES})
     articulation: bool = True
     cut_at_time_signature: bool = False
-    min_rows: int = 1  # pieces with fewer rows are left out (the original kept > 50)
-    max_rows_per_piece: int = 50_000  # a longer piece is refused and reported (52 minutes at 120 bpm)
-    max_ticks: int = 50_000_000  # a MIDI file whose last event lies later is refused and reported
+    min_rows: int = field(
+        default=1, metadata=at_least(1)
+    )  # pieces with fewer rows are left out (the original kept > 50)
+    # a longer piece is refused and reported (52 minutes at 120 bpm)
+    max_rows_per_piece: int = field(default=50_000, metadata=at_least(1))
+    # a MIDI file whose last event lies later is refused and reported
+    max_ticks: int = field(default=50_000_000, metadata=at_least(1))
 
     def __post_init__(self) -> None:
-        if self.num_timesteps < 1:
-            raise ValueError(f"num_timesteps is {self.num_timesteps}; it must be at least 1")
-        if self.stride < 1:
-            raise ValueError(f"stride is {self.stride}; it must be at least 1")
-        if not 0 <= self.low < self.high <= N_PITCHES:
-            raise ValueError(f"pitch range {self.low}..{self.high} is empty or outside 0..128; need low < high")
-        if self.min_rows < 1:
-            raise ValueError(f"min_rows is {self.min_rows}; it must be at least 1")
-        if self.max_rows_per_piece < 1 or self.max_ticks < 1:
-            raise ValueError(
-                f"max_rows_per_piece ({self.max_rows_per_piece}) and max_ticks ({self.max_ticks}) must be at least 1"
+        check(self)  # the one check of these declarations (a ConfigError: one line)
+        if self.low >= self.high:
+            raise ConfigError(
+                f"pitch range {self.low}..{self.high} is empty: low {self.low} must be below high {self.high}"
             )
 
     @property

@@ -10,63 +10,59 @@ checks every key, type and range and names the nearest valid key for a typo.
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
+import impls
 from core.errors import ConfigError
+from core.typed import at_least as _at_least
+from core.typed import build, describe, suggest
+from datasets import WindowSpec
+from eval.scoring import catalogue
+from eval.scoring.ais import paper_schedule
+from impls import RBMConfig
 
 PROFILES = Path(__file__).with_name("profiles")
-IMPLEMENTATION_NAMES = ("numpy", "torch", "tf", "jax")
-
-
-def _at_least(low: float, strict: bool = False) -> dict:
-    return {"low": low, "strict": strict}
+PAPER_BETAS = len(paper_schedule())  # Salakhutdinov & Murray's schedule
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Which music and how it is cut into windows (`datasets.WindowSpec` plus the source and batch order)."""
+class DataConfig(WindowSpec):
+    """Which music (``source``) and how it is cut (the `datasets.WindowSpec` fields, declared there) and ordered."""
 
     source: str = "bach"
-    num_timesteps: int = field(default=15, metadata=_at_least(1))
-    stride: int = field(default=15, metadata=_at_least(1))
-    low: int = field(default=24, metadata={"low": 0, "high": 127})
-    high: int = field(default=102, metadata={"low": 1, "high": 128})
-    articulation: bool = True
-    cut_at_time_signature: bool = False
-    min_rows: int = field(default=1, metadata=_at_least(1))
-    max_rows_per_piece: int = field(default=50_000, metadata=_at_least(1))
-    max_ticks: int = field(default=50_000_000, metadata=_at_least(1))
     order: Literal["shuffle", "seed"] = "shuffle"
     train_on: Literal["train", "all"] = "train"  # all: every piece, as the 2016 original (no held-out songs)
 
+    def window_spec(self) -> WindowSpec:
+        return WindowSpec(**{f.name: getattr(self, f.name) for f in fields(WindowSpec)})
+
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """The RBM and its training recipe (becomes `impls.RBMConfig`)."""
+class ModelConfig(RBMConfig):
+    """Which model (``kind``, from the model catalogue), its configuration (the `impls.RBMConfig` fields, declared
+    there) and the recipe around it. ``n_visible`` comes from the data and ``device`` from ``[run]``."""
 
-    n_hidden: int = field(default=50, metadata=_at_least(1))
-    learning_rate: float = field(default=0.005, metadata=_at_least(0, strict=True))
+    learning_rate: float = field(default=0.005, metadata=_at_least(0, strict=True))  # a recipe needs a positive rate
+    kind: str = "rbm"
     lr_schedule: Literal["constant", "linear"] = "constant"  # linear: decays to lr/epochs in the last epoch
-    batch_size: int = field(default=100, metadata=_at_least(1))
-    cd_steps: int = field(default=1, metadata=_at_least(1))
-    persistent: bool = False
-    statistics: Literal["samples", "probabilities"] = "samples"
-    momentum: float = field(default=0.0, metadata={"low": 0.0, "high": 0.999})
-    weight_decay: float = field(default=0.0, metadata=_at_least(0))
-    chain_start: Literal["shared", "fresh"] = "shared"  # fresh: the chain's first hidden sample is its own draw
-    precision: Literal["float32", "tf32", "float64"] = "float32"
     init: Literal["normal", "seed"] = "normal"
+
+    DERIVED = ("n_visible", "device")
+
+    def model_config(self, n_visible: int, device: str) -> RBMConfig:
+        """The implementation's configuration for data of ``n_visible`` units on ``device``."""
+        values = {f.name: getattr(self, f.name) for f in fields(RBMConfig)}
+        return RBMConfig(**values | {"n_visible": n_visible, "device": device})
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Which implementations, seeds and resources; how tasks are placed."""
 
-    impls: tuple[str, ...] = IMPLEMENTATION_NAMES
+    impls: tuple[str, ...] = field(default_factory=lambda: tuple(impls.frameworks()))  # the framework catalogue
     seeds: tuple[int, ...] = (0,)
     epochs: int = field(default=200, metadata=_at_least(1))
     threads: int = field(default=1, metadata=_at_least(1))
@@ -86,7 +82,7 @@ class EvalConfig:
     pl_test_windows: int = field(default=1000, metadata=_at_least(1))
     ll_windows: int = field(default=200, metadata=_at_least(1))  # test windows of the likelihood bracket
     ais_schedule: Literal["paper", "quick"] = "paper"
-    ais_betas: int = field(default=2000, metadata=_at_least(10))
+    ais_betas: int = field(default=PAPER_BETAS, metadata=_at_least(10))  # "quick": this many; "paper": 14,500
     ais_runs: int = field(default=100, metadata=_at_least(2))
     raise_betas: int = field(default=0, metadata=_at_least(0))  # reverse-AIS lower bound; 0 leaves it out
     ais_sweep_every: int = field(default=0, metadata=_at_least(0))  # a collapsed hidden sweep every N steps; 0: none
@@ -143,7 +139,11 @@ class Profile:
     description: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"sweep": {k: list(v) for k, v in self.sweep.items()}}
+        """As recorded in a run's spec.json: the chosen values of each section (`profile_from_dict` reads it)."""
+        sections = {name: _table(getattr(self, name)) for name in SECTIONS}
+        return {"name": self.name, "description": self.description, **sections} | {
+            "sweep": {k: list(v) for k, v in self.sweep.items()}
+        }
 
     def override(self, origin: str = "option", **sections: dict[str, Any]) -> Profile:
         """A copy with some keys replaced (command-line options), validated like the file itself."""
@@ -151,8 +151,8 @@ class Profile:
         for section, values in sections.items():
             values = {k: v for k, v in values.items() if v is not None}
             if values:
-                merged = asdict(getattr(self, section)) | values
-                changed[section] = _build(SECTIONS[section], merged, f"{origin}", section)
+                merged = _table(getattr(self, section)) | values
+                changed[section] = _section(section, merged, origin)
         profile = replace(self, **changed)
         _check_profile(profile, origin)
         return profile
@@ -166,99 +166,71 @@ class Profile:
         return self.override("sweep", **by_section)
 
 
-def _suggest(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    return f"did you mean {close[0]}?" if close else f"valid: {', '.join(valid)}"
+@dataclass(frozen=True)
+class ExecutorSpec:
+    kind: str  # serial | local | dask
+    workers: int = 1
+    address: str | None = None  # dask: a scheduler address, or None for a LocalCluster
 
 
-def _describe(value: Any) -> str:
-    return f"{value!r} (a {type(value).__name__})"
+def parse_executor(text: str, origin: str = "--executor") -> ExecutorSpec:
+    """``serial`` | ``local[:N]`` | ``dask:local:N`` | ``dask:ADDRESS``; a `ConfigError` otherwise."""
+    kind, _, rest = text.partition(":")
+    if kind == "serial" and not rest:
+        return ExecutorSpec("serial")
+    if kind == "local":
+        if not rest:
+            return ExecutorSpec("local", 0)  # 0: cores / threads, decided when the run starts
+        if rest.isdigit() and int(rest) >= 1:
+            return ExecutorSpec("local", int(rest))
+    if kind == "dask" and rest:
+        local, _, count = rest.partition(":")
+        if local == "local":
+            if count.isdigit() and int(count) >= 1:
+                return ExecutorSpec("dask", int(count))
+        else:
+            return ExecutorSpec("dask", 0, rest)
+    raise ConfigError(
+        f"{origin}: executor {text!r}; use serial, local, local:N, dask:local:N or dask:<scheduler address>"
+    )
 
 
-def _coerce(kind: Any, value: Any, where: str) -> Any:
-    """``value`` as type ``kind``, or a `ConfigError` saying what was expected."""
-    origin = get_origin(kind)
-    if origin is Literal:
-        choices = get_args(kind)
-        if value not in choices:
-            raise ConfigError(f"{where} is {_describe(value)}; use one of {', '.join(map(str, choices))}")
-        return value
-    if origin is tuple:
-        (item, _) = get_args(kind)
-        if not isinstance(value, list | tuple) or not value:
-            raise ConfigError(f"{where} is {_describe(value)}; give a non-empty list")
-        items = tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(set(items)) != len(items):
-            raise ConfigError(f"{where} lists {_describe(value)} with repeats; list each value once")
-        return items
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} is {_describe(value)}; give a table of metric = margin")
-        return {str(k): _coerce(float, v, f"{where}.{k}") for k, v in value.items()}
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} is {_describe(value)}; use true or false")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} is {_describe(value)}; it must be a whole number")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} is {_describe(value)}; it must be a number")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{where} is {value}; it must be a finite number")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} is {_describe(value)}; it must be a string")
-        return value
-    raise TypeError(f"unsupported field type {kind}")  # a programming error, not a user one
+def _table(section: Any) -> dict:
+    """A section's chosen values (derived model fields left out), as a TOML table would give them."""
+    derived = getattr(section, "DERIVED", ())
+    return {k: v for k, v in asdict(section).items() if k not in derived}
 
 
-def _check_range(value: Any, meta: dict, where: str) -> None:
-    items = value if isinstance(value, tuple) else (value,)
-    for item in items:
-        if not isinstance(item, int | float) or isinstance(item, bool):
-            continue
-        low, high = meta.get("low"), meta.get("high")
-        if low is not None and (item <= low if meta.get("strict") else item < low):
-            raise ConfigError(f"{where} is {item:g}; it must be {'>' if meta.get('strict') else '>='} {low:g}")
-        if high is not None and item > high:
-            raise ConfigError(f"{where} is {item:g}; it must be <= {high:g}")
-
-
-def _build(cls: type, table: dict, origin: str, section: str) -> Any:
-    """One section's dataclass from a TOML table: unknown keys, wrong types and ranges are errors."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{origin}: [{section}] must be a table of keys, not {_describe(table)}")
-    hints = get_type_hints(cls)
-    known = [f.name for f in fields(cls)]
-    for key in table:
-        if key not in known:
-            raise ConfigError(f"{origin}: unknown key [{section}] {key}; {_suggest(key, known)}")
-    values = {}
-    for spec in fields(cls):
-        if spec.name not in table:
-            continue
-        where = f"{origin}: [{section}] {spec.name}"
-        values[spec.name] = _coerce(hints[spec.name], table[spec.name], where)
-        _check_range(values[spec.name], dict(spec.metadata), where)
-    return cls(**values)
+def _section(name: str, table: Any, origin: str) -> Any:
+    """One section's dataclass from its table; each value checked against its declaration once, here."""
+    cls = SECTIONS[name]
+    return build(cls, table, origin, name, exclude=getattr(cls, "DERIVED", ()))
 
 
 def _check_profile(profile: Profile, origin: str) -> None:
-    """Rules across keys: known implementations, seeds, executor syntax, pitch range, margins."""
-    data, run = profile.data, profile.run
-    if data.low >= data.high:
-        raise ConfigError(f"{origin}: [data] low {data.low} must be below high {data.high}")
+    """Rules across keys: catalogued implementations, models and margins, seeds, executor syntax, couplings."""
+    data, run, model, evaluation = profile.data, profile.run, profile.model, profile.eval
+    known = list(impls.frameworks())
     for name in run.impls:
-        if name not in IMPLEMENTATION_NAMES:
-            raise ConfigError(f"{origin}: [run] impls names {name!r}; {_suggest(name, list(IMPLEMENTATION_NAMES))}")
+        if name not in known:
+            raise ConfigError(f"{origin}: [run] impls names {name!r}; {suggest(name, known)}")
+    if model.kind not in impls.models():
+        raise ConfigError(f"{origin}: [model] kind {model.kind!r}; {suggest(model.kind, list(impls.models()))}")
     if any(seed < 0 for seed in run.seeds):
         raise ConfigError(f"{origin}: [run] seeds {list(run.seeds)}; seeds must be >= 0")
-    from eval.bench.executors import parse_executor  # the executor syntax lives with the executors
-
+    scores = [s.name for s in catalogue.scores()]
+    for metric in profile.verdict.margins:
+        if catalogue.lookup(metric) is None:
+            raise ConfigError(f"{origin}: [verdict] margins names {metric!r}, not a catalogued score; "
+                              f"{suggest(metric, scores)}")  # fmt: skip
+    if evaluation.ais_schedule == "paper" and evaluation.ais_betas != PAPER_BETAS:
+        raise ConfigError(
+            f'{origin}: [eval] ais_betas {evaluation.ais_betas} contradicts ais_schedule "paper" '
+            f'({PAPER_BETAS:,} betas); set ais_betas = {PAPER_BETAS} or ais_schedule = "quick"'
+        )
+    if evaluation.sample_start == "persistent" and not model.persistent:
+        raise ConfigError(f'{origin}: [eval] sample_start "persistent" needs PCD chains; set [model] persistent = '
+                          'true or choose sample_start "random" or "zeros"')  # fmt: skip
     parse_executor(run.executor, origin)
     from datasets.sources import SourceError, check_source_syntax
 
@@ -299,7 +271,7 @@ def _raw(name: str, relative_to: Path | None = None, seen: tuple[Path, ...] = ()
     if parent is None:
         return table, path
     if not isinstance(parent, str):
-        raise ConfigError(f"{path}: extends is {_describe(parent)}; give a profile name or path")
+        raise ConfigError(f"{path}: extends is {describe(parent)}; give a profile name or path")
     base, _ = _raw(parent, path.parent, (*seen, path))
     for key, value in table.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "sweep":
@@ -316,11 +288,11 @@ def load_profile(name: str) -> Profile:
     known = [*SECTIONS, "sweep", "description"]
     for key in table:
         if key not in known:
-            raise ConfigError(f"{origin}: unknown section [{key}]; {_suggest(key, known)}")
+            raise ConfigError(f"{origin}: unknown section [{key}]; {suggest(key, known)}")
     description = table.get("description", "")
     if not isinstance(description, str):
-        raise ConfigError(f"{origin}: description is {_describe(description)}; it must be a string")
-    sections = {s: _build(cls, table.get(s, {}), origin, s) for s, cls in SECTIONS.items()}
+        raise ConfigError(f"{origin}: description is {describe(description)}; it must be a string")
+    sections = {s: _section(s, table.get(s, {}), origin) for s in SECTIONS}
     profile = Profile(name=path.stem, description=description, **sections)
     _check_profile(profile, origin)
     sweep = table.get("sweep", {})
@@ -336,11 +308,11 @@ def check_sweep(profile: Profile, sweep: dict, origin: str) -> dict[str, tuple]:
         section, _, name = key.partition(".")
         if section not in SECTIONS or section in ("verdict", "scaling"):
             raise ConfigError(f'{origin}: [sweep] {key!r}: say section.key, e.g. "model.n_hidden"')
-        known = [f.name for f in fields(SECTIONS[section])]
+        known = [f.name for f in fields(SECTIONS[section]) if f.name not in getattr(SECTIONS[section], "DERIVED", ())]
         if name not in known:
-            raise ConfigError(f"{origin}: [sweep] unknown key {key}; {_suggest(name, known)}")
+            raise ConfigError(f"{origin}: [sweep] unknown key {key}; {suggest(name, known)}")
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"{origin}: [sweep] {key} is {_describe(values)}; give a non-empty list of values")
+            raise ConfigError(f"{origin}: [sweep] {key} is {describe(values)}; give a non-empty list of values")
         if key in ("run.seeds", "run.impls"):
             raise ConfigError(f"{origin}: [sweep] {key}: list them in [run] instead; every grid point runs them all")
         for value in values:
@@ -357,16 +329,8 @@ def sweep_points(profile: Profile) -> list[dict[str, Any]]:
     return points
 
 
-def as_spec_kwargs(data: DataConfig) -> dict:
-    """The `datasets.WindowSpec` fields of a data section."""
-    from datasets import WindowSpec
-
-    names = {f.name for f in fields(WindowSpec)}
-    return {k: v for k, v in asdict(data).items() if k in names}
-
-
 def profile_from_dict(values: dict) -> Profile:
     """A profile recorded in a run's spec.json (already validated when the run began)."""
-    sections = {s: _build(cls, values.get(s, {}), "spec.json", s) for s, cls in SECTIONS.items()}
+    sections = {s: _section(s, values.get(s, {}), "spec.json") for s in SECTIONS}
     sweep = {k: tuple(v) for k, v in values.get("sweep", {}).items()}
     return Profile(name=values["name"], description=values.get("description", ""), sweep=sweep, **sections)

@@ -1,4 +1,4 @@
-"""Registry of RBM implementations; a framework is imported only when its implementation is loaded.
+"""Implementations by framework and model, found through the catalogues; a framework is imported only when loaded.
 
 >>> from impls import available, load
 >>> available()["numpy"]
@@ -11,15 +11,9 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 
+from impls import catalogue
 from impls.base import RBM, CDNoise, Params, RBMConfig, init_params
-
-# name -> (module, class, framework's import name)
-IMPLEMENTATIONS: dict[str, tuple[str, str, str]] = {
-    "numpy": ("impls.numpy_rbm", "NumpyRBM", "numpy"),
-    "torch": ("impls.torch_rbm", "TorchRBM", "torch"),
-    "tf": ("impls.tf_rbm", "TFRBM", "tensorflow"),
-    "jax": ("impls.jax_rbm", "JaxRBM", "jax"),
-}
+from impls.catalogue import Framework, Model
 
 
 @dataclass(frozen=True)
@@ -38,37 +32,75 @@ class Unavailable(ImportError):
     """An implementation whose framework is missing or fails to import."""
 
 
+def frameworks() -> dict[str, Framework]:
+    """The framework catalogue by name, in catalogue order (read at each call: tests may extend it)."""
+    return {f.name: f for f in catalogue.FRAMEWORKS}
+
+
+def models() -> dict[str, Model]:
+    """The model catalogue by name."""
+    return {m.name: m for m in catalogue.MODELS}
+
+
+def framework(name: str) -> Framework:
+    known = frameworks()
+    if name not in known:
+        raise KeyError(f"unknown implementation {name!r}; choose from {', '.join(known)}")
+    return known[name]
+
+
+def reference() -> str:
+    """The framework every other one is checked against (the NumPy reference)."""
+    return next(f.name for f in catalogue.FRAMEWORKS if f.reference)
+
+
+def framework_versions() -> dict[str, str]:
+    """Every catalogued framework's installed version (``env.json``), without importing any."""
+    return {f.name: f.version() for f in catalogue.FRAMEWORKS}
+
+
 def available() -> dict[str, Available | Skipped]:
     """Which implementations can run here, without importing any framework."""
     status: dict[str, Available | Skipped] = {}
-    for name, (_, _, framework) in IMPLEMENTATIONS.items():
-        if importlib.util.find_spec(framework) is None:
-            status[name] = Skipped(name, f"skipped: not installed ({framework} is not importable)")
+    for item in catalogue.FRAMEWORKS:
+        if importlib.util.find_spec(item.import_name) is None:
+            status[item.name] = Skipped(item.name, f"skipped: not installed ({item.import_name} is not importable)")
         else:
-            status[name] = Available(name, framework)
+            status[item.name] = Available(item.name, item.import_name)
     return status
 
 
-def load(name: str) -> type[RBM]:
+def load(name: str, model: str = "rbm") -> type[RBM]:
     """Import one implementation's module (and so its framework) and return its class."""
-    if name not in IMPLEMENTATIONS:
-        raise KeyError(f"unknown implementation {name!r}; choose from {', '.join(IMPLEMENTATIONS)}")
-    module, cls, framework = IMPLEMENTATIONS[name]
+    item = framework(name)
+    if model not in item.models:
+        raise KeyError(f"{name} has no {model!r} implementation; it implements {', '.join(item.models)}")
+    module, _, cls = item.models[model].partition(":")
     try:
         return getattr(importlib.import_module(module), cls)
     except ImportError as error:
-        raise Unavailable(f"skipped: not installed ({framework}: {error})") from error
+        raise Unavailable(f"skipped: not installed ({item.import_name}: {error})") from error
 
+
+IMPLEMENTATIONS = frameworks()  # name -> Framework, for iteration; the catalogue is the source
 
 __all__ = [
+    "IMPLEMENTATIONS",
     "RBM",
     "Available",
     "CDNoise",
+    "Framework",
+    "Model",
     "Params",
     "RBMConfig",
     "Skipped",
     "Unavailable",
     "available",
+    "framework",
+    "framework_versions",
+    "frameworks",
     "init_params",
     "load",
+    "models",
+    "reference",
 ]

@@ -13,11 +13,18 @@ import math
 
 import pandas as pd
 
-from eval.bench.rows import describe
+import impls
+from eval.scoring import catalogue
+from eval.scoring.catalogue import describe
 from eval.scoring.stats import equivalence, interval
 
-FRAMEWORKS = ("numpy", "torch", "tf", "jax")
-NAMES = {"numpy": "NumPy (reference)", "torch": "PyTorch", "tf": "TensorFlow", "jax": "JAX", "sklearn": "scikit-learn"}
+MEASURED_BESIDE = {"sklearn": "scikit-learn", "roofline": "roofline"}  # rows that are no framework of the catalogue
+
+
+def display_name(impl: str) -> str:
+    """A framework's display name from the catalogue (or a reference measurement's)."""
+    known = impls.frameworks()
+    return known[impl].display if impl in known else MEASURED_BESIDE.get(impl, impl)
 
 
 def number(value: float | None, metric: str = "") -> str:
@@ -59,22 +66,26 @@ def per_seed(frame: pd.DataFrame, impl: str, metric: str) -> pd.Series:
 
 def implementations(frame: pd.DataFrame) -> list[str]:
     present = set(frame.impl.dropna())
-    return [name for name in FRAMEWORKS if name in present]
+    return [name for name in impls.frameworks() if name in present]
 
 
 def label(frame: pd.DataFrame, impl: str) -> str:
     """An implementation's name, with its device when the run used a GPU (the headline split by device)."""
     devices = sorted(set(frame.loc[frame.impl == impl, "device"].dropna())) if "device" in frame else []
     gpu_run = "device" in frame and (frame.device == "cuda").any()
-    return f"{NAMES.get(impl, impl)} ({', '.join(devices)})" if gpu_run and devices else NAMES.get(impl, impl)
+    return f"{display_name(impl)} ({', '.join(devices)})" if gpu_run and devices else display_name(impl)
 
 
 def verdict_table(frame: pd.DataFrame, margins: dict[str, float], alpha: float) -> pd.DataFrame:
-    """✓/✗ per metric and framework: paired TOST of the framework against NumPy over seeds."""
-    candidates = [name for name in implementations(frame) if name != "numpy"]
+    """✓/✗ per metric and framework: paired TOST of the framework against the reference (NumPy) over seeds.
+
+    ``margins`` are the profile's overrides of the score catalogue's default margins.
+    """
+    base = impls.reference()
+    candidates = [name for name in implementations(frame) if name != base]
     rows = []
-    for metric, margin in margins.items():
-        reference = per_seed(frame, "numpy", metric)
+    for metric, margin in catalogue.margins(margins).items():
+        reference = per_seed(frame, base, metric)
         row = {"metric": metric, "margin": f"± {number(margin, metric)} {describe(metric)[0]}".strip()}
         for name in candidates:
             mine = per_seed(frame, name, metric)
@@ -132,26 +143,12 @@ def bracket_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("implementation") if rows else pd.DataFrame()
 
 
-SAMPLE_METRICS = (
-    "music_structure_js",
-    "frechet_note_distance",
-    "note_density",
-    "polyphony",
-    "pitch_range",
-    "scale_consistency",
-    "n_pitches_used",
-    "mean_note_length",
-    "invalid_onset_rate",
-    "js_pitch_class",
-    "copy_rate",
-)
-
-
 def samples_table(frame: pd.DataFrame, data_rows: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """Note statistics of the samples (mean ± interval over seeds) beside held-out music."""
-    table = {row: {m: number(values.get(m), m) for m in SAMPLE_METRICS} for row, values in data_rows.items()}
+    """Note statistics of the samples (mean ± interval over seeds) beside held-out music (catalogue: ``samples``)."""
+    metrics = catalogue.shown("samples")
+    table = {row: {m: number(values.get(m), m) for m in metrics} for row, values in data_rows.items()}
     for name in implementations(frame):
-        table[label(frame, name)] = {m: with_interval(per_seed(frame, name, m).tolist(), m) for m in SAMPLE_METRICS}
+        table[label(frame, name)] = {m: with_interval(per_seed(frame, name, m).tolist(), m) for m in metrics}
     return pd.DataFrame(table).T
 
 

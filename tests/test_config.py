@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from core.paths import runs_dir
 from eval.config import PROFILES, ConfigError, load_profile, sweep_points
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,10 +109,10 @@ def test_sweep_points_expand_in_a_stable_order(tmp_path):
 
 def test_bench_refuses_a_bad_profile_before_creating_a_folder(tmp_path):
     path = write(tmp_path, 'extends = "quick"\n[run]\nepochz = 3')
-    runs_before = set((ROOT / "reports" / "runs").glob("*")) if (ROOT / "reports" / "runs").exists() else set()
+    runs_before = set(runs_dir().glob("*"))
     result = subprocess.run([sys.executable, "-m", "reports", "bench", "--profile", path], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "did you mean epochs?" in result.stderr
-    runs_after = set((ROOT / "reports" / "runs").glob("*")) if (ROOT / "reports" / "runs").exists() else set()
+    runs_after = set(runs_dir().glob("*"))
     assert runs_after == runs_before

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import impls
+from core.paths import runs_dir
 from eval.bench.harness import run_bench
 from eval.bench.runfolder import IncompleteRun, RunFolder
 from eval.config import load_profile
@@ -140,7 +141,7 @@ def test_a_crashing_task_is_a_failed_row_exit_1_and_the_others_go_on(tmp_path):
     env = {**os.environ, "RBM_BENCH_FAULT": "numpy:cd_steps=0"}  # RBMConfig refuses k = 0: the worker crashes
     result = run_cli("bench", "--profile", profile_file(tmp_path, impls=["numpy"], seeds=[0, 1]), env=env)
     assert result.returncode == 1, result.stderr
-    assert "FAILED numpy-s0: exit code 1: ValueError: cd_steps is 0" in result.stderr
+    assert "FAILED numpy-s0: exit code 1: core.errors.ConfigError: RBMConfig: cd_steps is 0" in result.stderr
     assert "FAILED numpy-s1" in result.stderr and "Traceback" not in result.stderr
     run_dir = Path(result.stdout.split("run folder: ")[1].split()[0])
     frame = RunFolder(run_dir).results()
@@ -238,7 +239,7 @@ def test_a_full_disk_during_a_run_is_one_line_exit_2_and_no_partial_file(tmp_pat
                      preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))  # fmt: skip
     assert result.returncode == 2 and "File too large" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "unknown file" not in result.stderr
-    runs = sorted((ROOT / "reports" / "runs").glob("*-tiny"), key=lambda p: p.stat().st_mtime)
+    runs = sorted(runs_dir().glob("*-tiny"), key=lambda p: p.stat().st_mtime)
     assert runs, "the folder was created before the write failed"
     partial = [p for p in runs[-1].rglob("*") if p.is_file() and (".tmp" in p.name or p.stat().st_size >= limit)]
     assert not partial and not (runs[-1] / "complete.json").exists()

@@ -34,7 +34,7 @@ def remote_task(task_json: str, blobs: dict[str, bytes]) -> dict:
     root = (
         Path(os.environ.get("RBM_BENCH_WORKER_CACHE") or tempfile.gettempdir())
         / "rbm-bench-inputs"
-        / task.context["run_id"]
+        / task.context.run_id
     )
     for name, item in task.inputs.items():
         path = root / item.path
@@ -83,7 +83,7 @@ def run_dask(tasks: list[Task], root: Path, spec: ExecutorSpec) -> Iterator[Outc
 
         def submit(task: Task):
             needed = {item.sha256: scattered[item.sha256] for item in task.inputs.values()}
-            key = f"{task.task_id}-attempt{task.attempt}-{task.context['run_id']}"
+            key = f"{task.task_id}-attempt{task.attempt}-{task.context.run_id}"
             future = client.submit(remote_task, task.to_json(), needed, key=key, resources=resources, pure=False)
             futures[future] = task
             return future

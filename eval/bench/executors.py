@@ -17,12 +17,11 @@ a timeout is reported as ``failed`` at once (it would fail again).
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,38 +29,9 @@ from pathlib import Path
 from core.files import atomic_write_text
 from core.process import start_module
 from eval.bench.tasks import Task
-from eval.config import ConfigError
+from eval.config import ExecutorSpec, parse_executor  # noqa: F401  (the syntax is part of a profile)
 
 RESULT_FILES = ("result.json", "samples.npy", "params.npz")
-
-
-@dataclass(frozen=True)
-class ExecutorSpec:
-    kind: str  # serial | local | dask
-    workers: int = 1
-    address: str | None = None  # dask: a scheduler address, or None for a LocalCluster
-
-
-def parse_executor(text: str, origin: str = "--executor") -> ExecutorSpec:
-    """``serial`` | ``local[:N]`` | ``dask:local:N`` | ``dask:ADDRESS``; a `ConfigError` otherwise."""
-    kind, _, rest = text.partition(":")
-    if kind == "serial" and not rest:
-        return ExecutorSpec("serial")
-    if kind == "local":
-        if not rest:
-            return ExecutorSpec("local", 0)  # 0: cores / threads, decided when the run starts
-        if rest.isdigit() and int(rest) >= 1:
-            return ExecutorSpec("local", int(rest))
-    if kind == "dask" and rest:
-        local, _, count = rest.partition(":")
-        if local == "local":
-            if count.isdigit() and int(count) >= 1:
-                return ExecutorSpec("dask", int(count))
-        else:
-            return ExecutorSpec("dask", 0, rest)
-    raise ConfigError(
-        f"{origin}: executor {text!r}; use serial, local, local:N, dask:local:N or dask:<scheduler address>"
-    )
 
 
 @dataclass
@@ -147,15 +117,3 @@ def run_local(tasks: list[Task], root: Path, workers: int) -> Iterator[Outcome]:
                 future.cancel()
             stop_running_processes()
             raise
-
-
-def executor_for(spec: ExecutorSpec, threads: int) -> Callable[[list[Task], Path], Iterator[Outcome]]:
-    """A function ``(tasks, root) -> outcomes`` for this executor."""
-    if spec.kind == "serial":
-        return lambda tasks, root: run_local(tasks, root, 1)
-    if spec.kind == "local":
-        workers = spec.workers or max(1, (os.cpu_count() or 1) // threads)
-        return lambda tasks, root: run_local(tasks, root, workers)
-    from eval.bench.dask_executor import run_dask
-
-    return lambda tasks, root: run_dask(tasks, root, spec)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +25,28 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from core.paths import relative
 from core.process import run_module
-from eval.bench.environment import describe_environment
-from eval.bench.executors import Outcome, executor_for, parse_executor, run_local
+from eval.bench.executors import ExecutorSpec, Outcome, parse_executor, run_local
+from eval.bench.progress import Progress
 from eval.bench.rows import COLUMNS, make_row
 from eval.bench.runfolder import RunFolder
 from eval.bench.tasks import Task, prepare
 from eval.config import ConfigError, Profile, profile_from_dict
+from eval.environment import describe_environment
 from eval.timing.roofline import Speed, ratios, roofline
+
+
+def executor_for(spec: ExecutorSpec, threads: int) -> Callable[[list[Task], Path], Iterator[Outcome]]:
+    """A function ``(tasks, root) -> outcomes`` for this executor."""
+    if spec.kind == "serial":
+        return lambda tasks, root: run_local(tasks, root, 1)
+    if spec.kind == "local":
+        workers = spec.workers or max(1, (os.cpu_count() or 1) // threads)
+        return lambda tasks, root: run_local(tasks, root, workers)
+    from eval.bench.dask_executor import run_dask  # distributed is imported only for a Dask run
+
+    return lambda tasks, root: run_dask(tasks, root, spec)
 
 
 @dataclass
@@ -73,7 +89,9 @@ def _store(folder: RunFolder, outcome: Outcome) -> dict:
     """Write one outcome into the run folder (atomically); a failure becomes a ``failed`` row."""
     task = outcome.task
     if outcome.failure:
-        row = make_row(task.context, "train", "train_windows_per_s", None, status="failed", reason=outcome.failure)
+        row = make_row(
+            task.context.columns(), "train", "train_windows_per_s", None, status="failed", reason=outcome.failure
+        )
         result = {"rows": [row | {"attempts": task.attempt}], "framework_version": "", "settings": {}}
     else:
         result = json.loads(outcome.files["result.json"])
@@ -87,8 +105,8 @@ def _store(folder: RunFolder, outcome: Outcome) -> dict:
 
 def reference_rows(folder: RunFolder, task: Task) -> list[dict]:
     """scikit-learn's BernoulliRBM throughput on this shape, in its own process, in the quiet phase."""
-    context = {**task.context, "impl": "sklearn", "device": "cpu"}
-    shape = [str(task.model[k]) for k in ("n_visible", "n_hidden", "batch_size")]
+    context = {**task.context.columns(), "impl": "sklearn", "device": "cpu"}
+    shape = [str(getattr(task.model, k)) for k in ("n_visible", "n_hidden", "batch_size")]
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "sklearn.json"
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -110,7 +128,7 @@ def derived_rows(frame: pd.DataFrame, timing_tasks: list[Task]) -> list[dict]:
     for tasks in by_point.values():
         speeds = []
         for task in tasks:
-            mine = ok[(ok.impl == task.impl) & (ok.run_id == task.context["run_id"])]
+            mine = ok[(ok.impl == task.impl) & (ok.run_id == task.context.run_id)]
             for key, value in task.point.items():
                 mine = mine[mine[key] == value] if key in mine else mine
             values = {m: float(g.value.iloc[0]) for m, g in mine.groupby("metric")}
@@ -122,11 +140,11 @@ def derived_rows(frame: pd.DataFrame, timing_tasks: list[Task]) -> list[dict]:
                     values.get("draw_ms"),
                 )
             )
-        batch = tasks[0].model["batch_size"]
+        batch = tasks[0].model.batch_size
         _, roof = roofline(speeds, batch)
         if not np.isfinite(roof):
             continue
-        base = {**tasks[0].context, "impl": "roofline", "device": tasks[0].model["device"]}
+        base = {**tasks[0].context.columns(), "impl": "roofline", "device": tasks[0].model.device}
         rows.append(make_row(base, "timing", "roofline_windows_per_s", roof))
         for task, ratio in zip(tasks, ratios(speeds, batch)):
             for metric, number in (
@@ -135,7 +153,7 @@ def derived_rows(frame: pd.DataFrame, timing_tasks: list[Task]) -> list[dict]:
                 ("ratio_to_ceiling", ratio.ratio_to_ceiling),
             ):
                 if number is not None:
-                    rows.append(make_row(task.context, "timing", metric, number))
+                    rows.append(make_row(task.context.columns(), "timing", metric, number))
     return rows
 
 
@@ -154,7 +172,8 @@ def run_bench(
     folder.invalidate()
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if log else (lambda message: None)
     dataset, tasks, timing_tasks = prepare(profile, folder, log)
-    folder.write_json(folder.dataset_manifest, dataset.manifest)
+    own_copy = relative(folder.dataset_dir / "dataset.npz", folder.path)  # not the cache's absolute path
+    folder.write_json(folder.dataset_manifest, dataset.manifest | {"artifact_path": own_copy})
     environment = describe_environment()
     folder.write_json(folder.env, environment)
     result = BenchResult(folder, pd.DataFrame())
@@ -169,17 +188,20 @@ def run_bench(
         todo.append(task)
     if result.retried:
         say(f"retrying {len(result.retried)} failed task(s): {', '.join(result.retried)}")
-    run = executor_for(parse_executor(profile.run.executor), profile.run.threads)
-    with tqdm(total=len(todo), desc="training", unit="task", disable=None if log else True) as bar:
+    executor = parse_executor(profile.run.executor)
+    run = executor_for(executor, profile.run.threads)
+    with Progress(len(todo), "training", log, concurrent=executor.workers != 1) as progress:
         for outcome in run(todo, folder.path):
             results[outcome.task.task_id] = _store(folder, outcome)
-            bar.update()
-    for task in tqdm(timing_tasks, desc="timing (quiet)", unit="task", disable=None if log else True):
-        stored = _result_rows(folder, task)
-        if not stored or any(r["status"] == "failed" for r in stored["rows"]):
-            (outcome,) = run_local([task], folder.path, 1)  # one at a time: nothing else runs while it measures
-            stored = _store(folder, outcome)
-        results[task.task_id] = stored
+            progress.done(outcome.task.task_id)
+    with Progress(len(timing_tasks), "timing (quiet)", log) as progress:
+        for task in timing_tasks:
+            stored = _result_rows(folder, task)
+            if not stored or any(r["status"] == "failed" for r in stored["rows"]):
+                (outcome,) = run_local([task], folder.path, 1)  # one at a time: nothing else runs while it measures
+                stored = _store(folder, outcome)
+            results[task.task_id] = stored
+            progress.done(task.task_id)
     rows = [row for stored in results.values() for row in stored["rows"]]
     references = {json.dumps(t.point, sort_keys=True): t for t in timing_tasks}
     sklearn = folder.path / "runs" / "sklearn.json"

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
 import datasets
 from core.files import sha256_file
+from core.typed import from_json, to_json
 from eval.bench.runfolder import RunFolder
-from eval.config import ConfigError, Profile, as_spec_kwargs, sweep_points
-from impls import RBMConfig, init_params
+from eval.config import ConfigError, EvalConfig, Profile, sweep_points
+from impls import RBMConfig, framework, init_params
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,44 @@ class InputFile:
 
 
 @dataclass(frozen=True)
+class Context:
+    """The identifying columns of every row a task produces (``point``: the swept keys, one column each)."""
+
+    run_id: str
+    impl: str
+    model: str
+    seed: int
+    profile: str
+    dataset: str
+    dataset_hash: str
+    init_hash: str
+    order_hash: str
+    device: str
+    precision: str
+    point: dict[str, Any] = field(default_factory=dict)
+
+    def columns(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "point"}
+        return values | self.point
+
+
+@dataclass(frozen=True)
 class Task:
-    """One worker process: train and score (``kind="train"``) or time (``kind="timing"``) one implementation."""
+    """One worker process: train and score (``kind="train"``) or time (``kind="timing"``) one implementation.
+
+    Typed from end to end: it crosses the process boundary as JSON (`to_json`) and is rebuilt and checked field
+    by field against these declarations (`from_json`), so a worker never reads a value by string key.
+    """
 
     task_id: str
-    kind: str
+    kind: Literal["train", "timing"]
     impl: str
     seed: int
-    context: dict  # the identifying columns of every row it produces
-    model: dict  # `impls.RBMConfig` fields
-    evaluation: dict  # `eval.config.EvalConfig` fields
+    context: Context
+    model: RBMConfig  # the implementation's configuration (n_visible from the data, device from the catalogue)
+    evaluation: EvalConfig
     epochs: int
-    lr_schedule: str
+    lr_schedule: Literal["constant", "linear"]
     inputs: dict[str, InputFile]
     dataset_hash: str
     impl_seed: int
@@ -52,23 +80,21 @@ class Task:
     threads: int
     timeout_s: float
     timing_epochs: int = 5
-    train_on: str = "train"
-    point: dict = field(default_factory=dict)
+    train_on: Literal["train", "all"] = "train"
+    point: dict[str, Any] = field(default_factory=dict)
     retries: int = 1
     attempt: int = 1
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return to_json(self)
 
     @classmethod
-    def from_json(cls, text: str) -> Task:
-        values = json.loads(text)
-        values["inputs"] = {k: InputFile(**v) for k, v in values["inputs"].items()}
-        return cls(**values)
+    def from_json(cls, text: str, where: str = "task.json") -> Task:
+        return from_json(cls, text, where)
 
     def learning_rates(self, rate: float | None = None) -> list[float]:
         """The rate of each epoch under this task's schedule (`learning_rates`)."""
-        return learning_rates(self.model["learning_rate"] if rate is None else rate, self.epochs, self.lr_schedule)
+        return learning_rates(self.model.learning_rate if rate is None else rate, self.epochs, self.lr_schedule)
 
 
 def learning_rates(rate: float, epochs: int, schedule: str) -> list[float]:
@@ -79,15 +105,13 @@ def learning_rates(rate: float, epochs: int, schedule: str) -> list[float]:
 
 
 def window_spec(profile: Profile) -> datasets.WindowSpec:
-    try:
-        return datasets.WindowSpec(**as_spec_kwargs(profile.data))
-    except ValueError as error:
-        raise ConfigError(f"[data]: {error}") from None
+    return profile.data.window_spec()
 
 
-def model_config(profile: Profile, n_visible: int) -> RBMConfig:
-    model = {k: v for k, v in asdict(profile.model).items() if k not in ("init", "lr_schedule")}
-    return RBMConfig(n_visible=n_visible, device=profile.run.device, **model)
+def model_config(profile: Profile, n_visible: int, impl: str | None = None) -> RBMConfig:
+    """The implementation's configuration: the profile's model, its data's size, the framework's device."""
+    device = profile.run.device if impl is None else framework(impl).device_for(profile.run.device)
+    return profile.model.model_config(n_visible, device)
 
 
 def _save_order(folder: RunFolder, path: Path, order: list[list[np.ndarray]]) -> None:
@@ -125,7 +149,11 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
     folder.dataset_dir.mkdir(parents=True, exist_ok=True)
     for name in ("dataset.npz", "manifest.json"):  # the run keeps its own copy: render and resume need no cache
         if not (folder.dataset_dir / name).exists():
-            folder.write_bytes(folder.dataset_dir / name, (source_dir / name).read_bytes())
+            data = (source_dir / name).read_bytes()
+            if name == "manifest.json" and b'"artifact_path"' in data:  # no absolute path of this machine's cache
+                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "artifact_path"}, indent=1)
+                data = data.encode()
+            folder.write_bytes(folder.dataset_dir / name, data)
     rel = lambda p: str(p.relative_to(folder.path))
     dataset_input = {
         "dataset": InputFile(rel(folder.dataset_dir / "dataset.npz"), sha256_file(folder.dataset_dir / "dataset.npz")),
@@ -159,23 +187,25 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
                 "order_hash": datasets.order_hash(order),
             }
             for impl in profile.run.impls:
-                context = {
-                    "run_id": folder.name,
-                    "impl": impl,
-                    "seed": seed,
-                    "profile": profile.name,
-                    "dataset": dataset.manifest["source"],
+                mine = model_config(at, spec.n_visible, impl)
+                context = Context(
+                    run_id=folder.name,
+                    impl=impl,
+                    model=at.model.kind,
+                    seed=seed,
+                    profile=profile.name,
+                    dataset=dataset.manifest["source"],
                     **hashes,
-                    "device": "cpu" if impl == "numpy" else at.run.device,
-                    "precision": at.model.precision,
-                    **point,
-                }
+                    device=mine.device,
+                    precision=mine.precision,
+                    point=point,
+                )
                 common = {
                     "impl": impl,
                     "seed": seed,
                     "context": context,
-                    "model": asdict(config) | ({"device": "cpu"} if impl == "numpy" else {}),
-                    "evaluation": asdict(at.eval),
+                    "model": mine,
+                    "evaluation": at.eval,
                     "epochs": at.run.epochs,
                     "lr_schedule": at.model.lr_schedule,
                     "inputs": inputs,

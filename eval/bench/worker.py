@@ -18,6 +18,7 @@ import os
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import datasets
 from core.files import atomic_write_text, sha256_file
 from eval.bench.rows import make_row
 from eval.bench.tasks import Task, load_order
+from eval.scoring import catalogue
 from eval.scoring.ais import GAP_NATS, ais_bases, likelihood_bracket, paper_schedule, schedule
 from eval.scoring.likelihood import (
     free_energy_gap,
@@ -36,9 +38,8 @@ from eval.scoring.likelihood import (
     theano_bits,
 )
 from eval.scoring.notes import note_statistics
-from eval.scoring.quality import music_structure_js
-from eval.scoring.sets import compare_sets, frechet_note_distance, memorisation
-from impls import RBM, Params, RBMConfig, Unavailable, load
+from eval.scoring.sets import compare_sets, memorisation
+from impls import RBM, Params, Unavailable, load
 
 LOG2 = math.log(2.0)
 
@@ -51,7 +52,7 @@ class Recorder:
     """Collects a task's rows, all with the task's context."""
 
     def __init__(self, task: Task) -> None:
-        self.context = task.context
+        self.context = task.context.columns()
         self.attempt = task.attempt
         self.rows: list[dict] = []
 
@@ -78,12 +79,13 @@ def load_inputs(task: Task, root: Path) -> tuple[datasets.Dataset, Params, list[
         params = Params(data["W"], data["b_v"], data["b_h"])
     order = load_order(root / task.inputs["order"].path)
     for name, got in (("init", params.hash), ("order", datasets.order_hash(order))):
-        if got != task.context[f"{name}_hash"]:
-            raise InputMismatch(f"{name} hash {got[:12]} differs from the run's {task.context[f'{name}_hash'][:12]}")
+        recorded = getattr(task.context, f"{name}_hash")
+        if got != recorded:
+            raise InputMismatch(f"{name} hash {got[:12]} differs from the run's {recorded[:12]}")
     return dataset, params, order
 
 
-def injected_fault(task: Task) -> dict:
+def injected_fault(task: Task) -> dict[str, float]:
     """Test-only hook: ``RBM_BENCH_FAULT=torch:learning_rate=-0.005`` changes one implementation's config.
 
     The quality gate's tests use it to prove the gate catches a learning rate of
@@ -113,20 +115,20 @@ def train(model: RBM, task: Task, dataset: datasets.Dataset, order: list, record
     """All epochs with the schedule's rates and the monitors; returns the divergence reason ('' if none)."""
     evaluation, spec = task.evaluation, dataset.spec
     train_windows, valid = dataset.subset("train"), dataset.subset("valid")
-    monitor = min(len(valid), evaluation["pl_valid_windows"])
+    monitor = min(len(valid), evaluation.pl_valid_windows)
     valid_subset = valid[rng.choice(len(valid), monitor, replace=False)] if monitor else valid
     train_subset = train_windows[
-        rng.choice(len(train_windows), min(len(train_windows), evaluation["pl_valid_windows"]), replace=False)
+        rng.choice(len(train_windows), min(len(train_windows), evaluation.pl_valid_windows), replace=False)
     ]
     for epoch, (batches, rate) in enumerate(zip(order, task.learning_rates(model.config.learning_rate)), start=1):
         started = time.perf_counter()
         model.train_epoch(batches, rate)
         record.add("train", "epoch_seconds", time.perf_counter() - started, epoch)
         params = model.params()
-        problem = parameter_problem(params, evaluation["max_abs_param"])
+        problem = parameter_problem(params, evaluation.max_abs_param)
         if problem:
             return f"{problem} in epoch {epoch}"
-        if len(valid_subset) and (epoch % evaluation["curve_every"] == 0 or epoch == len(order)):
+        if len(valid_subset) and (epoch % evaluation.curve_every == 0 or epoch == len(order)):
             record.add(
                 "train", "valid_pl_per_unit", pseudo_log_likelihood(params, valid_subset).mean() / spec.n_visible, epoch
             )
@@ -135,15 +137,12 @@ def train(model: RBM, task: Task, dataset: datasets.Dataset, order: list, record
     return ""
 
 
-SCORES = ("pl_per_unit", "ais_ll_per_row", "raise_ll_per_row", "music_structure_js", "frechet_note_distance")
-
-
 def score(params: Params, task: Task, dataset: datasets.Dataset, record: Recorder, rng) -> str:
     """Pseudo-likelihood, the log-likelihood bracket and monitors; returns a divergence reason ('' if none)."""
     evaluation, spec = task.evaluation, dataset.spec
-    scored_split = evaluation["score_split"]
+    scored_split = evaluation.score_split
     held_out = dataset.subset(scored_split)
-    scored = held_out[: evaluation["pl_test_windows"]]
+    scored = held_out[: evaluation.pl_test_windows]
     pl = pseudo_log_likelihood(params, scored)
     per_unit = pl.mean() / spec.n_visible
     if abs(per_unit) > LOG2:  # worse than a fair coin for every bit: no model, whatever the numbers say
@@ -158,23 +157,23 @@ def score(params: Params, task: Task, dataset: datasets.Dataset, record: Recorde
     )
     record.add("eval", "pl_sklearn_one_bit_per_unit", sklearn_style.mean() / spec.n_visible)
     record.add("eval", "pl_theano_one_bit_per_unit", theano_style.mean() / spec.n_visible)
-    ll_windows = held_out[: evaluation["ll_windows"]]
-    ais_betas = paper_schedule() if evaluation["ais_schedule"] == "paper" else schedule(evaluation["ais_betas"])
-    raise_betas = schedule(evaluation["raise_betas"]) if evaluation["raise_betas"] else None
+    ll_windows = held_out[: evaluation.ll_windows]
+    ais_betas = paper_schedule() if evaluation.ais_schedule == "paper" else schedule(evaluation.ais_betas)
+    raise_betas = schedule(evaluation.raise_betas) if evaluation.raise_betas else None
     bases = ais_bases(dataset.subset("train"))
     bracket = likelihood_bracket(
         params,
         ll_windows,
         bases,
         ais_betas,
-        evaluation["ais_runs"],
+        evaluation.ais_runs,
         raise_betas,
         rng,
-        sweep_every=evaluation["ais_sweep_every"],
+        sweep_every=evaluation.ais_sweep_every,
     )
     caution = ""
-    if bracket.effective_runs < 0.1 * evaluation["ais_runs"]:  # a few runs carry all the weight: log Z is a guess
-        caution = f"rough: AIS effective sample size {bracket.effective_runs:.1f} of {evaluation['ais_runs']} runs"
+    if bracket.effective_runs < 0.1 * evaluation.ais_runs:  # a few runs carry all the weight: log Z is a guess
+        caution = f"rough: AIS effective sample size {bracket.effective_runs:.1f} of {evaluation.ais_runs} runs"
     elif bracket.width is not None and bracket.width < -max(1.0, 3 * (bracket.raise_stderr or 0)):
         caution = f"inverted bracket: RAISE above AIS by {-bracket.width:.2f} nats (the annealing misses mass)"
     if bracket.base_gap > GAP_NATS:  # the starts reached different mass: a multimodal model
@@ -197,6 +196,8 @@ def score(params: Params, task: Task, dataset: datasets.Dataset, record: Recorde
         record.add("eval", "bracket_width", bracket.width)
         record.add("timing", "raise_seconds", bracket.raise_seconds)
     record.add("eval", "reconstruction_xent", reconstruction_cross_entropy(params, scored))
+    for metric, value in catalogue.computed("params", params, scored, spec).items():  # the catalogue's own
+        record.add("eval", metric, value, reason=reason)
     valid = dataset.subset("valid")
     if len(valid):
         record.add("eval", "free_energy_gap", free_energy_gap(params, dataset.subset("train")[: len(valid)], valid))
@@ -206,13 +207,13 @@ def score(params: Params, task: Task, dataset: datasets.Dataset, record: Recorde
 def draw_samples(model: RBM, task: Task, record: Recorder) -> np.ndarray:
     """Samples the way the profile says (start and Gibbs steps), timed after a warm-up call."""
     evaluation = task.evaluation
-    steps, start, n = evaluation["gibbs_steps"], evaluation["sample_start"], evaluation["n_samples"]
+    steps, start, n = evaluation.gibbs_steps, evaluation.sample_start, evaluation.n_samples
     model.sample(min(n, 4), min(steps, 2), start)  # warm-up (compilation) outside the timing
     started = time.perf_counter()
     samples = model.sample(n, steps, start)
     if steps:
         record.add("timing", "gibbs_steps_per_s", steps / (time.perf_counter() - started))
-    if evaluation["drop_empty_samples"]:  # the original discarded all-zero samples
+    if evaluation.drop_empty_samples:  # the original discarded all-zero samples
         samples = samples[samples.any(1)]
     record.add("sample", "n_samples_kept", len(samples))
     return samples
@@ -223,12 +224,11 @@ def describe_samples(samples: np.ndarray, dataset: datasets.Dataset, task: Task,
     if not len(samples):
         record.add("sample", "js_pitch_class", None, status="diverged", reason="every sample was empty")
         return
-    held_out, train = dataset.subset(task.evaluation["score_split"]), dataset.subset("train")
+    held_out, train = dataset.subset(task.evaluation.score_split), dataset.subset("train")
     values = {
         **note_statistics(samples, dataset.spec),
         **compare_sets(samples, held_out, dataset.spec, rng),
-        "music_structure_js": music_structure_js(samples, held_out, dataset.spec),
-        "frechet_note_distance": frechet_note_distance(samples, held_out, dataset.spec),
+        **catalogue.computed("samples", samples, held_out, dataset.spec),  # the catalogue's sample scores
         **memorisation(samples, train, held_out),
     }
     for metric, value in values.items():
@@ -238,10 +238,10 @@ def describe_samples(samples: np.ndarray, dataset: datasets.Dataset, task: Task,
 def build_model(task: Task) -> tuple[type[RBM] | None, str]:
     """The implementation's model for this task, or (None, the skip reason)."""
     try:
-        cls = load(task.impl)
+        cls = load(task.impl, task.context.model)
     except Unavailable as error:
         return None, str(error)
-    unavailable = cls.device_unavailable(task.model["device"])
+    unavailable = cls.device_unavailable(task.model.device)
     if unavailable:
         return None, unavailable
     return cls, ""
@@ -255,7 +255,7 @@ def run(task: Task, root: Path) -> tuple[list[dict], dict]:
         record.add("train", "train_windows_per_s", None, status="skipped", reason=skipped)
         return record.rows, {}
     dataset, init, order = load_inputs(task, root)
-    config = RBMConfig.from_dict({**task.model, **injected_fault(task)})
+    config = replace(task.model, **injected_fault(task))
     rng = np.random.default_rng(np.random.SeedSequence(task.eval_seed))
     model = cls(config, init, seed=task.impl_seed)
     model.set_data(dataset.windows)
@@ -268,7 +268,7 @@ def run(task: Task, root: Path) -> tuple[list[dict], dict]:
     record.add("train", "max_abs_param", max(float(np.abs(a).max()) for a in (params.W, params.b_v, params.b_h)))
     diverged = diverged or score(params, task, dataset, record, rng)
     if diverged:
-        record.flag(SCORES, diverged)
+        record.flag(catalogue.headline(), diverged)
         return record.rows, extra
     samples = draw_samples(model, task, record)
     describe_samples(samples, dataset, task, record, rng)
@@ -294,7 +294,7 @@ def time_training(model: RBM, task: Task, dataset: datasets.Dataset, order: list
     windows = sum(len(b) for b in epochs[0])
     record.add("timing", "train_windows_per_s", windows / steady)
     record.add("timing", "compile_s", max(0.0, seconds[0] - steady))
-    batch = task.model["batch_size"]
+    batch = task.model.batch_size
     record.add("timing", "five_products_ms", model.five_products_ms(batch))
     record.add("timing", "draw_ms", model.draw_ms(batch))
     if (device_mb := model.peak_device_mb()) is not None:
@@ -302,7 +302,7 @@ def time_training(model: RBM, task: Task, dataset: datasets.Dataset, order: list
 
 
 def main(argv: list[str]) -> int:
-    task = Task.from_json(Path(argv[0]).read_text())
+    task = Task.from_json(Path(argv[0]).read_text(), argv[0])
     root, out = Path(argv[1]), Path(argv[2])
     try:
         rows, extra = run(task, root)
@@ -314,7 +314,7 @@ def main(argv: list[str]) -> int:
         final = extra["params"]  # trained weights, so a run can be re-scored without retraining
         np.savez_compressed(out / "params.npz", W=final.W, b_v=final.b_v, b_h=final.b_h)
     skipped = any(r["status"] == "skipped" for r in rows)
-    version = "not installed" if skipped else load(task.impl).framework_version()
+    version = "not installed" if skipped else load(task.impl, task.context.model).framework_version()
     result = {"rows": rows, "framework_version": version, "settings": extra.get("settings", {})}
     atomic_write_text(out / "result.json", json.dumps(result))
     return 0

@@ -23,19 +23,10 @@ import pandas as pd
 
 from core.errors import UserError
 from core.paths import BASELINES
+from eval.scoring import catalogue
+from impls import reference as reference_framework
 
 BASELINE = BASELINES / "quality.json"
-GATED = (
-    "pl_per_unit",
-    "ais_ll_per_row",
-    "raise_ll_per_row",
-    "music_structure_js",
-    "frechet_note_distance",
-    "note_density",
-    "polyphony",
-    "scale_consistency",
-    "js_pitch_class",
-)
 SEEDS = (0, 1, 2)
 RELATIVE_FLOOR = 0.05
 ABSOLUTE_FLOOR = 0.005
@@ -52,7 +43,7 @@ def summarise(frame: pd.DataFrame) -> dict[str, dict[str, dict]]:
     runs = frame[~frame.impl.isin(["sklearn", "roofline"]) & frame.epoch.isna()]  # final scores, not curves
     for impl, group in runs.groupby("impl"):
         out[impl] = {}
-        for metric in GATED:
+        for metric in catalogue.gated():
             rows = group[group.metric == metric]
             ok = rows[rows.status == "ok"]
             problems = sorted({f"{s}: {r}" for s, r in zip(rows.status, rows.reason) if s != "ok"})
@@ -169,9 +160,10 @@ def gate(summary: dict, baseline: dict, expected: list[str] | None = None) -> pd
                 value = current["mean"]
                 verdict = _verdict(base["better"], value - base["mean"], allowed)
             rows.append(_row("baseline", impl, metric, base["mean"], value, allowed, verdict))
-    reference = summary.get("numpy", {})
+    name = reference_framework()
+    reference = summary.get(name, {})
     for impl, metrics in summary.items():
-        if impl == "numpy" or not reference:
+        if impl == name or not reference:
             continue
         for metric, entry in metrics.items():
             ref = reference.get(metric, {})
@@ -180,7 +172,7 @@ def gate(summary: dict, baseline: dict, expected: list[str] | None = None) -> pd
             allowed = tolerance(ref["mean"], math.hypot(ref["std"], entry["std"]))
             differs = abs(entry["mean"] - ref["mean"]) > allowed
             verdict = "INCONSISTENT" if differs else "ok"
-            rows.append(_row("vs numpy", impl, metric, ref["mean"], entry["mean"], allowed, verdict))
+            rows.append(_row(f"vs {name}", impl, metric, ref["mean"], entry["mean"], allowed, verdict))
     table = pd.DataFrame(rows, columns=["check", "impl", "metric", "baseline", "current", "tolerance", "verdict"])
     if not len(table):
         table = pd.DataFrame(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.paths import ROOT
 from core.process import THREAD_VARIABLES
+from impls import framework_versions
 
 
 def cpu_model() -> str:
@@ -76,22 +77,33 @@ def gpus() -> tuple[str, str]:
 
 
 def describe_environment(command: list[str] | None = None) -> dict[str, str]:
-    """Everything needed to say where a number came from."""
+    """Everything needed to say where a number came from (no absolute path of the machine that ran it)."""
+    import re
+
+    from core.paths import relative, runs_dir
+
+    def shown(argument: str) -> str:
+        """An argument's path (``/a/b``, ``midi:/a/b``, ``--x=/a/b``) relative to the runs folder or the repository."""
+        prefix, path = re.match(r"((?:--[\w-]+=|[a-z]+:)?)(.*)", argument, re.S).groups()
+        if not path.startswith(("/", "~")):
+            return argument
+        return prefix + relative(Path(path).expanduser(), runs_dir(), ROOT)
+
+    program, *arguments = command or sys.argv or [""]
+    if Path(program).name == "__main__.py" and Path(program).is_absolute():  # python -m PACKAGE
+        program = "python -m " + relative(Path(program).parent).replace("/", ".")
+    else:
+        program = shown(program)
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cores": str(os.cpu_count()),
-        "numpy": package_version("numpy"),
-        "torch": package_version("torch"),
-        "tensorflow": package_version("tensorflow-cpu")
-        if package_version("tensorflow") == "not installed"
-        else package_version("tensorflow"),
-        "jax": package_version("jax"),
+        **framework_versions(),  # every framework of the catalogue, by its short name
         "scikit-learn": package_version("scikit-learn"),
         "blas": blas(),
         **dict(zip(("gpu", "gpu_driver"), gpus())),
         "git_commit": git_commit(),
-        "command": " ".join(command or sys.argv),
+        "command": " ".join([program, *map(shown, arguments)]),
         **{name.lower(): os.environ.get(name, "") for name in THREAD_VARIABLES},
     }

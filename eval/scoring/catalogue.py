@@ -1,0 +1,178 @@
+"""The score catalogue: every metric the suite records, listed here once with what everyone needs to know of it.
+
+Rows take their unit and direction from here, the quality gate checks the ``gated`` ones, the verdict tests the
+ones with a ``margin`` (a profile's ``[verdict] margins`` may override it), the report shows each in the tables
+its ``shown`` names. A score with a ``compute`` function is computed by the worker and by the report's anchors
+(held-out music, coin flips) with no other code: adding such a score is one `Score` entry. The others are
+measured by the worker's steps (``needs = "run"``): the likelihood bracket, timings, curves, note statistics.
+A name ending in ``*`` describes a family (``mgeval_oa_*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from eval.scoring.quality import music_structure_js
+from eval.scoring.sets import frechet_note_distance
+
+
+@dataclass(frozen=True)
+class Score:
+    """One metric.
+
+    Attributes
+    ----------
+    name : str
+        Stable identifier, the ``metric`` column of rows; a trailing ``*`` names a family.
+    unit : str
+        As rows and tables print it (``nats/row``, ``windows/s``, ...).
+    better : {"higher", "lower", "none"}
+        Which way is better; ``none``: a statistic to match, not to push (the gate fails a move either way).
+    margin : float or None
+        Default equivalence margin of the cross-framework verdict, in ``unit``: the smallest difference a user
+        would act on. None: not in the verdict.
+    gated : bool
+        Checked by the sample-quality gate against its baseline and against the reference framework.
+    shown : tuple of str
+        Report tables that show it: ``samples`` (beside music), ``sweep`` (over a sweep's grid).
+    needs : {"run", "samples", "params"}
+        ``samples``: ``compute(samples, music, spec)`` on generated windows against held-out windows;
+        ``params``: ``compute(params, music, spec)`` on trained parameters; ``run``: measured by the worker.
+    compute : callable or None
+        How to compute it, for ``needs`` other than ``run``; returns a float (NaN/inf become ``diverged``).
+    """
+
+    name: str
+    unit: str = ""
+    better: str = "none"
+    margin: float | None = None
+    gated: bool = False
+    shown: tuple[str, ...] = ()
+    needs: str = "run"
+    compute: Callable[..., float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.better not in ("higher", "lower", "none"):
+            raise ValueError(f"score {self.name}: better is {self.better!r}; use higher, lower or none")
+        if self.needs not in ("run", "samples", "params") or (self.needs == "run") != (self.compute is None):
+            raise ValueError(f"score {self.name}: needs {self.needs!r} goes with a compute function unless 'run'")
+        if self.margin is not None and not self.margin > 0:
+            raise ValueError(f"score {self.name}: margin {self.margin} must be positive")
+
+
+S = Score
+SCORES: tuple[Score, ...] = (
+    # pseudo-likelihood and reconstruction (exact, float64)
+    S("pl_per_unit", "nats/unit", "higher", margin=0.01, gated=True, shown=("sweep",)),
+    S("pl_per_window", "nats/window", "higher"),
+    S("valid_pl_per_unit", "nats/unit", "higher"),
+    S("pl_sklearn_one_bit_per_unit", "nats/unit", "higher"),
+    S("pl_theano_one_bit_per_unit", "nats/unit", "higher"),
+    S("valid_reconstruction_xent", "nats/window", "lower"),
+    S("reconstruction_xent", "nats/window", "lower"),
+    S("free_energy_gap", "nats", "lower"),
+    # the log-likelihood bracket: AIS (optimistic) and RAISE (conservative)
+    S("ais_ll_per_window", "nats/window", "higher"),
+    S("ais_ll_per_row", "nats/row", "higher", margin=1.0, gated=True, shown=("sweep",)),
+    S("ais_ll_stderr", "nats/window", "lower"),
+    S("raise_ll_per_window", "nats/window", "higher"),
+    S("raise_ll_per_row", "nats/row", "higher", margin=1.0, gated=True),
+    S("raise_ll_stderr", "nats/window", "lower"),
+    S("bracket_width", "nats/window", "lower"),
+    S("ais_log_z", "nats", "none"),
+    S("ais_log_z_stderr", "nats", "lower"),
+    S("ais_effective_runs", "runs", "higher"),
+    S("ais_base_gap", "nats", "lower"),
+    # samples: the two sample scores, computed from the catalogue
+    S("music_structure_js", "bits", "lower", margin=0.02, gated=True, shown=("samples",), needs="samples",
+      compute=music_structure_js),
+    S("frechet_note_distance", "", "lower", margin=5.0, gated=True, shown=("samples", "sweep"), needs="samples",
+      compute=frechet_note_distance),
+    # samples: note statistics (eval.scoring.notes) and set comparisons (eval.scoring.sets)
+    S("note_density", "fraction", "none", margin=0.005, gated=True, shown=("samples",)),
+    S("polyphony", "pitches", "none", margin=0.4, gated=True, shown=("samples",)),
+    S("polyphony_rate", "fraction", "none"),
+    S("empty_row_rate", "fraction", "none"),
+    S("pitch_range", "semitones", "none", margin=4.0, shown=("samples",)),
+    S("n_pitches_used", "pitches", "none", shown=("samples",)),
+    S("n_pitch_classes_used", "classes", "none"),
+    S("pitch_entropy", "bits", "none"),
+    S("pitch_class_entropy", "bits", "none"),
+    S("scale_consistency", "fraction", "higher", margin=0.03, gated=True, shown=("samples",)),
+    S("onset_rate", "notes/row", "none"),
+    S("mean_note_length", "rows", "none", shown=("samples",)),
+    S("invalid_onset_rate", "fraction", "lower", shown=("samples",)),
+    S("js_pitch", "bits", "lower"),
+    S("js_pitch_class", "bits", "lower", gated=True, shown=("samples",)),
+    S("mgeval_oa_*", "area", "higher"),
+    S("mgeval_kl_*", "nats", "lower"),
+    S("nearest_train_hamming", "bits", "none"),
+    S("copy_rate", "fraction", "lower", shown=("samples",)),
+    S("heldout_nearest_train_hamming", "bits", "none"),
+    S("heldout_copy_rate", "fraction", "none"),
+    S("n_samples_kept", "windows", "none"),
+    # training and timing
+    S("max_abs_param", "", "none"),
+    S("epoch_seconds", "s", "lower"),
+    S("ais_seconds", "s", "lower"),
+    S("raise_seconds", "s", "lower"),
+    S("train_windows_per_s", "windows/s", "higher", shown=("sweep",)),
+    S("compile_s", "s", "lower"),
+    S("gibbs_steps_per_s", "steps/s", "higher"),
+    S("peak_rss_mb", "MB", "lower"),
+    S("peak_device_mb", "MB", "lower"),
+    S("roofline_windows_per_s", "windows/s", "higher"),
+    S("sklearn_windows_per_s", "windows/s", "higher"),
+    S("five_products_ms", "ms", "lower"),
+    S("draw_ms", "ms", "lower"),
+    S("ratio_to_roofline", "ratio", "higher"),
+    S("ceiling_ratio", "ratio", "higher"),
+    S("ratio_to_ceiling", "ratio", "higher"),
+)  # fmt: skip
+del S
+
+
+def scores() -> tuple[Score, ...]:
+    """The catalogue (read at each call, so a test may extend it)."""
+    return SCORES
+
+
+def lookup(metric: str) -> Score | None:
+    """The catalogue entry of a metric (or of its family), None for an unknown one."""
+    for score in SCORES:
+        if score.name == metric or (score.name.endswith("*") and fnmatchcase(metric, score.name)):
+            return score
+    return None
+
+
+def describe(metric: str) -> tuple[str, str]:
+    """Unit and better-direction of a metric (``("", "none")`` for one the catalogue does not know)."""
+    score = lookup(metric)
+    return (score.unit, score.better) if score else ("", "none")
+
+
+def gated() -> tuple[str, ...]:
+    return tuple(s.name for s in SCORES if s.gated)
+
+
+def shown(table: str) -> tuple[str, ...]:
+    return tuple(s.name for s in SCORES if table in s.shown)
+
+
+def margins(overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """The verdict's margins: the catalogue's defaults, then a profile's overrides, in catalogue order."""
+    found = {s.name: s.margin for s in SCORES if s.margin is not None} | dict(overrides or {})
+    return {name: float(value) for name, value in found.items()}
+
+
+def headline() -> tuple[str, ...]:
+    """The scores flagged ``diverged`` when training diverged: everything the verdict or the gate reads."""
+    return tuple(s.name for s in SCORES if s.gated or s.margin is not None)
+
+
+def computed(needs: str, *args: Any) -> dict[str, float]:
+    """Every catalogue score that ``needs`` this input, computed on ``args`` (``samples, music, spec``)."""
+    return {s.name: s.compute(*args) for s in SCORES if s.needs == needs}
