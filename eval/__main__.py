@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.files import atomic_write_text
 from eval.bench.cli import add_bench_arguments, bench_main, main_guard
 from eval.bench.harness import run_bench
 from eval.bench.runfolder import RunFolder
 from eval.config import ConfigError, load_profile
 from eval.gates import quality
+from impls import frameworks
 
 
 def _names(text: str) -> list[str]:
@@ -50,11 +52,11 @@ def run_quality(args: argparse.Namespace) -> int:
                 old = quality.load_baseline(path)
             except quality.BaselineError:
                 old = None
-        from eval.bench.environment import describe_environment
+        from eval.environment import describe_environment
 
         new = quality.make_baseline(summary, versions, describe_environment())
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(new, indent=1) + "\n")
+        atomic_write_text(path, json.dumps(new, indent=1) + "\n")  # complete or absent: the old one stays on failure
         print(f"baseline rewritten: {path}")
         print("\n".join(quality.baseline_changes(old, new)))
         return 0
@@ -75,7 +77,7 @@ def run_quality(args: argparse.Namespace) -> int:
 def run_speed(args: argparse.Namespace) -> int:
     from eval.timing.speed import run_all, save, speed_table
 
-    names = args.impls or ["numpy", "torch", "tf", "jax"]
+    names = args.impls or list(frameworks())
     frame, roof = speed_table(run_all(names, args.threads, args.device))
     with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
         print(frame.to_string())

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from datasets.windows import WindowSpec
+from eval.scoring import catalogue
 from eval.scoring.notes import histograms
 from eval.scoring.stats import interval
-from reports.tables import NAMES, implementations
+from reports.tables import display_name, implementations
 
 
 def png(figure) -> str:
@@ -26,7 +27,7 @@ def png(figure) -> str:
 
 
 def learning_curves(frame: pd.DataFrame) -> plt.Figure:
-    figure, (by_epoch, by_time, gap) = plt.subplots(1, 3, figsize=(15, 3.6))
+    figure, (by_epoch, by_time, gap) = plt.subplots(1, 3, figsize=(15, 3.6), layout="constrained")
     curves = frame[(frame.metric == "valid_pl_per_unit") & (frame.status == "ok") & frame.epoch.notna()]
     seconds = frame[frame.metric == "epoch_seconds"]
     for (impl, seed), curve in curves.groupby(["impl", "seed"]):
@@ -41,7 +42,8 @@ def learning_curves(frame: pd.DataFrame) -> plt.Figure:
     by_epoch.set(xlabel="epoch", ylabel="validation PL (nats/unit)", title="Learning curves")
     by_time.set(xlabel="training wall time (s, parallel tasks)", ylabel="validation PL (nats/unit)",
                 title="Against wall time")  # fmt: skip
-    by_epoch.legend(fontsize=7, ncol=2)
+    if by_epoch.lines:  # one legend for the three panels (same colours), beside them: it covers no curve
+        figure.legend(*by_epoch.get_legend_handles_labels(), loc="outside right upper", fontsize=7)
     return figure
 
 
@@ -50,7 +52,7 @@ def throughput(frame: pd.DataFrame) -> plt.Figure:
     speeds = timing[timing.metric.isin(["train_windows_per_s", "sklearn_windows_per_s"])]
     means = speeds.groupby("impl").value.mean().sort_values()
     figure, axis = plt.subplots(figsize=(7, 3))
-    axis.barh([NAMES.get(i, i) for i in means.index], means.values, color="tab:blue")
+    axis.barh([display_name(i) for i in means.index], means.values, color="tab:blue")
     roofline = timing[timing.metric == "roofline_windows_per_s"].value.mean()
     if np.isfinite(roofline):
         axis.axvline(roofline, color="tab:red", linestyle="--", label=f"roofline {roofline:,.0f}")
@@ -60,7 +62,7 @@ def throughput(frame: pd.DataFrame) -> plt.Figure:
 
 
 def pitch_classes(samples: dict[str, np.ndarray], data: np.ndarray, spec: WindowSpec) -> plt.Figure:
-    figure, axis = plt.subplots(figsize=(9, 3))
+    figure, axis = plt.subplots(figsize=(9, 3), layout="constrained")
     names = ["music (test)", *samples]
     width = 0.8 / len(names)
     for index, name in enumerate(names):
@@ -68,7 +70,7 @@ def pitch_classes(samples: dict[str, np.ndarray], data: np.ndarray, spec: Window
         axis.bar(np.arange(12) + index * width, pitch_class, width, label=name)
     axis.set_xticks(np.arange(12) + 0.4, ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"])
     axis.set(ylabel="share of notes", title="Pitch-class histograms")
-    axis.legend(fontsize=6, ncol=2)
+    figure.legend(loc="outside right upper", fontsize=6)  # beside the axes, not over the bars
     return figure
 
 
@@ -84,21 +86,19 @@ def piano_rolls(samples: dict[str, np.ndarray], data: np.ndarray, spec: WindowSp
     return figure
 
 
-SWEEP_METRICS = ("ais_ll_per_row", "frechet_note_distance", "pl_per_unit", "train_windows_per_s")
-
-
 def sweep(frame: pd.DataFrame, key: str) -> plt.Figure:
     """Each score against one swept key, per framework, with 95 % intervals over seeds."""
-    figure, axes = plt.subplots(1, len(SWEEP_METRICS), figsize=(4 * len(SWEEP_METRICS), 3.2), squeeze=False)
+    metrics = catalogue.shown("sweep")
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
     final = frame[(frame.status == "ok") & frame.epoch.isna() & frame[key].notna()]
-    for axis, metric in zip(axes[0], SWEEP_METRICS):
+    for axis, metric in zip(axes[0], metrics):
         for impl in implementations(frame):
             rows = final[(final.impl == impl) & (final.metric == metric)]
             points = sorted(rows[key].unique())
             found = [interval(rows[rows[key] == p].value.tolist()) for p in points]
             means = [f.mean for f in found]
             errors = [0 if np.isnan(f.half_width) else f.half_width for f in found]
-            axis.errorbar([str(p) for p in points], means, yerr=errors, marker="o", capsize=3, label=NAMES[impl])
+            axis.errorbar([str(p) for p in points], means, yerr=errors, marker="o", capsize=3, label=display_name(impl))
         axis.set(xlabel=key, title=metric)
     axes[0, 0].legend(fontsize=7)
     return figure

@@ -8,18 +8,24 @@ then shows the raw tables. An unfinished or altered run is refused (see
 
 from __future__ import annotations
 
+import errno
 import html
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import datasets
+import impls
+from core.errors import UserError
+from core.files import atomic_write_bytes
 from eval.bench.runfolder import RunFolder
+from eval.config import EvalConfig, Profile, profile_from_dict
+from eval.scoring import catalogue
 from eval.scoring.notes import note_statistics
-from eval.scoring.quality import music_structure_js
-from eval.scoring.sets import frechet_note_distance
 from reports import figures, tables
 from reports.audio import write_audio
 
@@ -45,41 +51,39 @@ def _data_rows(test: np.ndarray, valid: np.ndarray, spec: datasets.WindowSpec, s
     for label, windows in (("music (test)", test), ("held-out music (valid)", valid), ("coin flips", flips)):
         if len(windows):
             stats = note_statistics(windows, spec)
-            stats["frechet_note_distance"] = frechet_note_distance(windows, test, spec)
-            stats["music_structure_js"] = music_structure_js(windows, test, spec)
+            stats |= catalogue.computed("samples", windows, test, spec)
             rows[label] = stats
     return rows
 
 
-def _sampling_sentence(evaluation: dict) -> str:
+def _sampling_sentence(evaluation: EvalConfig) -> str:
     start = {
         "persistent": "from the persistent chains of PCD",
         "random": "from fair coin flips",
         "zeros": "from an all-zero visible layer (the original)",
-    }[evaluation["sample_start"]]
-    return f"Samples: {evaluation['n_samples']} chains started {start}, then {evaluation['gibbs_steps']} Gibbs steps."
+    }[evaluation.sample_start]
+    return f"Samples: {evaluation.n_samples} chains started {start}, then {evaluation.gibbs_steps} Gibbs steps."
 
 
 def _sections(
-    frame: pd.DataFrame, spec: dict, manifest: dict, data_rows: dict
+    frame: pd.DataFrame, spec: Profile, manifest: dict, data_rows: dict
 ) -> list[tuple[str, list, pd.DataFrame | None]]:
     """(title, paragraphs, table) in reading order."""
-    verdict = spec.get("verdict", {})
-    margins, alpha = verdict.get("margins", {}), verdict.get("alpha", 0.05)
+    margins, alpha = spec.verdict.margins, spec.verdict.alpha
     out = [
         ("Verdict", [tables.equivalence_summary(frame, margins, alpha)], tables.verdict_table(frame, margins, alpha)),
         (
             "Log-likelihood bracket",
             [
                 "Test log-likelihood between RAISE (a conservative, lower estimate) and AIS (an optimistic, upper "
-                f"estimate) on {spec['eval']['ll_windows']} test windows; mean ± 95 % t interval over seeds.",
+                f"estimate) on {spec.eval.ll_windows} test windows; mean ± 95 % t interval over seeds.",
             ],
             tables.bracket_table(frame),
         ),
         (
             "Samples beside music",
             [
-                _sampling_sentence(spec["eval"]),
+                _sampling_sentence(spec.eval),
                 "music_structure_js, the sample-quality score: mean Jensen–Shannon divergence (bits, 0 = the same) "
                 "from the test music of five note-structure histograms — register, pitch class, harmony, note "
                 "length, sustain; density-free, so how many notes is judged by note density and polyphony. "
@@ -100,33 +104,34 @@ def render(run_dir: Path) -> Path:
     """Write report.md, report.html and the audio of a finished run folder; returns report.html."""
     folder = RunFolder.open(run_dir)
     frame = folder.results()
-    spec = folder.read_json(folder.spec)
+    spec = profile_from_dict(folder.read_json(folder.spec))  # read through the same types as the run
     manifest = folder.read_json(folder.dataset_manifest)
     environment = folder.read_json(folder.env)
     dataset = datasets.load(folder.dataset_dir)
     window_spec = dataset.spec
-    test, valid = dataset.subset(spec["eval"]["score_split"]), dataset.subset("valid")
+    test, valid = dataset.subset(spec.eval.score_split), dataset.subset("valid")
     samples = {p.stem: np.load(p) for p in sorted(folder.samples_dir.glob("*.npy"))}
     data_rows = _data_rows(test, valid, window_spec)
     sections = _sections(frame, spec, manifest, data_rows)
     audio = {
-        name: write_audio(windows[: spec["eval"]["audio_samples"]], window_spec, folder.samples_dir, name)
+        name: write_audio(windows[: spec.eval.audio_samples], window_spec, folder.samples_dir, name)
         for name, windows in samples.items()
         if len(windows)
     }
-    pictures = figures.all_figures(frame, samples, test, window_spec, spec.get("sweep", {}))
-    hashes = frame[frame.status.isin(["ok", "diverged"]) & frame.impl.isin(tables.FRAMEWORKS)]
+    pictures = figures.all_figures(frame, samples, test, window_spec, spec.sweep)
+    hashes = frame[frame.status.isin(["ok", "diverged"]) & frame.impl.isin(list(impls.frameworks()))]
     same = {
         c: bool(hashes.groupby("seed")[c].nunique().max() == 1) for c in ("dataset_hash", "init_hash", "order_hash")
     }
     sameness = ", ".join(f"{k.replace('_hash', '')} {'identical' if v else 'DIFFERENT'}" for k, v in same.items())
-    run = spec["run"]
+    run = spec.run
     intro = [
-        spec.get("description", ""),
-        f"Profile {spec['name']} · dataset {manifest['source']} (windows: "
+        spec.description,
+        f"Profile {spec.name} · model {impls.models()[spec.model.kind].display} · dataset {manifest['source']} "
+        "(windows: "
         + ", ".join(f"{k} {v:,}" for k, v in manifest["windows_per_split"].items())
-        + f") · seeds {', '.join(map(str, run['seeds']))} · {run['epochs']} epochs · {run['threads']} thread(s) per "
-        f"task · device {run['device']} · precision {spec['model']['precision']}.",
+        + f") · seeds {', '.join(map(str, run.seeds))} · {run.epochs} epochs · {run.threads} thread(s) per "
+        f"task · device {run.device} · precision {spec.model.precision}.",
         f"Inputs across implementations (per seed): {sameness}. Dataset sha256 {manifest['windows_sha256'][:16]}….",
     ]
     write_markdown(folder, intro, sections, environment)
@@ -156,7 +161,7 @@ def write_html(folder, intro, sections, pictures, audio, environment, manifest) 
         else:
             body += [f"<p>{html.escape(p)}</p>" for p in paragraphs]
         if table is not None and not table.empty:
-            body.append(table.to_html(escape=True))
+            body.append(f'<div class="wide">{table.to_html(escape=True)}</div>')  # scrolls in its box, not the page
     for title, png in pictures.items():
         body += [
             f"<h2>{html.escape(title)}</h2>",
@@ -173,14 +178,15 @@ def write_html(folder, intro, sections, pictures, audio, environment, manifest) 
     shown = {k: v for k, v in manifest.items() if k not in ("piece_ids", "inputs")}
     body += [
         "<h2>Environment</h2>",
-        pd.Series(environment).to_frame("value").to_html(),
+        f'<div class="wide">{pd.Series(environment).to_frame("value").to_html()}</div>',
         "<h2>Dataset manifest</h2>",
         f"<pre>{html.escape(json.dumps(shown, indent=1))}</pre>",
     ]
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>RBM Music Bench report</title><style>"
         "body{font-family:sans-serif;max-width:1150px;margin:auto;line-height:1.4}"
-        "table{border-collapse:collapse;font-size:13px;margin:8px 0}"
+        "table{border-collapse:collapse;font-size:13px;margin:0}.wide{overflow-x:auto;max-width:100%;margin:8px 0}"
+        "img{max-width:100%;height:auto}pre{white-space:pre-wrap;overflow-wrap:anywhere}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th:first-child,td:first-child{text-align:left}"
         "</style></head><body>"
         f"<h1>RBM Music Bench — {html.escape(folder.name)}</h1>{''.join(body)}</body></html>"
@@ -188,18 +194,62 @@ def write_html(folder, intro, sections, pictures, audio, environment, manifest) 
     folder.write_text(folder.report_html, page)
 
 
+PUBLISHED = ("report.md", "report.html", "results.csv", "results.parquet", "complete.json", "env.json", "spec.json",
+             "dataset_manifest.json")  # fmt: skip
+
+
+def _swap_folders(new: Path, old: Path) -> bool:
+    """Exchange two folders in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is unavailable."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(old), rename_exchange) == 0:
+        return True
+    number = ctypes.get_errno()
+    if number in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(number, os.strerror(number), str(old))
+
+
 def publish(run_dir: Path, dest: Path) -> Path:
-    """Copy what a reader needs (report, results, environment, audio) without the run's bulky inputs."""
+    """Copy what a reader needs (report, results, environment, audio) without the run's bulky inputs.
+
+    The copy is made in a hidden sibling folder and then put in place of ``dest`` in one rename: a failure or a
+    kill leaves the previous published copy or the new one, never a mix of both (nor stale files of the old).
+    """
     folder = RunFolder.open(run_dir)
     folder.check_complete()
     if not folder.report_html.exists():
         render(run_dir)
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("report.md", "report.html", "results.csv", "results.parquet", "complete.json", "env.json",
-                 "spec.json", "dataset_manifest.json"):  # fmt: skip
-        (dest / name).write_bytes((folder.path / name).read_bytes())
-    (dest / "samples").mkdir(exist_ok=True)
-    for path in folder.samples_dir.glob("*"):
-        if path.suffix in (".wav", ".mid"):
-            (dest / "samples" / path.name).write_bytes(path.read_bytes())
+    dest = Path(os.path.abspath(dest))
+    if dest.is_file() or (dest.is_dir() and any(p.name not in (*PUBLISHED, "samples") for p in dest.iterdir())):
+        raise UserError(f"{dest}: not a published report (it holds other files); publish to a new or empty folder")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        (staging / "samples").mkdir(parents=True)
+        for name in PUBLISHED:
+            atomic_write_bytes(staging / name, (folder.path / name).read_bytes())
+        for path in sorted(folder.samples_dir.glob("*")):
+            if path.suffix in (".wav", ".mid"):
+                atomic_write_bytes(staging / "samples" / path.name, path.read_bytes())
+        if not dest.exists():
+            os.rename(staging, dest)
+        elif _swap_folders(staging, dest):
+            shutil.rmtree(staging)  # now the previous copy
+        else:  # no atomic exchange here: a kill between these two renames leaves the old copy under a dot-name
+            previous = dest.with_name(f".{dest.name}.old{os.getpid()}")
+            os.rename(dest, previous)
+            os.rename(staging, dest)
+            shutil.rmtree(previous)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError) and str(error.filename or "").startswith(str(staging)):
+            error.filename = str(dest) + str(error.filename)[len(str(staging)) :]  # name the file the user asked for
+        raise
     return dest / "report.html"

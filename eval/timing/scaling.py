@@ -12,18 +12,19 @@ not assumed. Writes ``scaling.csv`` and a log-log ``scaling.png``.
 from __future__ import annotations
 
 import argparse
+import io
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from core.files import atomic_write_bytes, atomic_write_text
 from core.paths import ROOT
 from eval.config import load_profile
 from eval.timing.roofline import Speed, ratios, roofline
 from eval.timing.speed import run_one
-
-CUDA_FRAMEWORKS = ("torch", "tf", "jax")
+from impls import framework, frameworks
 
 
 def grid(profile, device: str) -> list[tuple[int, int]]:
@@ -43,8 +44,8 @@ def measure_grid(
         measured = []
         for name in impls:
             for where in devices:
-                if where == "cuda" and name not in CUDA_FRAMEWORKS:
-                    continue  # NumPy stays a CPU row
+                if where not in framework(name).devices:
+                    continue  # a CPU-only framework (the NumPy reference) stays a CPU row
                 result = run_one(name, threads, where, hidden, batch, timeout_s)
                 measured.append(result | {"impl": name, "device": where, "n_hidden": hidden, "batch": batch})
         for where in devices:
@@ -91,19 +92,23 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
             axis.loglog(roof.index, roof[device], linestyle="--", color="grey", label=f"roofline ({device})")
         axis.set(xlabel="hidden units", ylabel="training windows/s", title=f"batch {batch}")
     axes[0, 0].legend(fontsize=7)
-    figure.savefig(path, dpi=90, bbox_inches="tight")
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
+    atomic_write_bytes(path, image.getvalue())  # complete or absent
 
 
 def main(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
-    impls = args.impls or ["numpy", *CUDA_FRAMEWORKS]
+    impls = args.impls or list(frameworks())
     started = time.perf_counter()
     shapes = grid(profile, args.device)
     frame = measure_grid(impls, args.device, shapes, profile.scaling.timeout_s, profile.run.threads)
     out = args.out or ROOT / "reports" / "perf" / f"scaling-{time.strftime('%Y%m%d-%H%M%S')}-{args.device}"
     out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "scaling.csv", index=False)
+    table = io.StringIO()
+    frame.to_csv(table, index=False)
+    atomic_write_text(out / "scaling.csv", table.getvalue())  # complete or absent
     if "windows_per_s" in frame and frame.windows_per_s.notna().any():
         plot(frame, out / "scaling.png")
     columns = [c for c in ("n_hidden", "batch", "impl", "device", "windows_per_s", "ratio_to_roofline", "ceiling",

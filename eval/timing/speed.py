@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.files import atomic_write_text
 from core.paths import ROOT
 from core.process import run_module
 from eval.timing.roofline import Speed, ratios, roofline
@@ -32,12 +33,12 @@ def measure(impl: str, n_hidden: int = 50, batch: int = 100, device: str = "cpu"
     """
     import resource
 
-    from impls import RBMConfig, init_params, load
+    from impls import RBMConfig, framework, init_params, load
 
     cls = load(impl)
     if reason := cls.device_unavailable(device):
         return {"impl": impl, "error": reason}
-    config = RBMConfig(n_hidden=n_hidden, batch_size=batch, device="cpu" if impl == "numpy" else device)
+    config = RBMConfig(n_hidden=n_hidden, batch_size=batch, device=framework(impl).device_for(device))
     batches = batches or max(2, min(50, 20_000 // batch))
     rng = np.random.default_rng(seed)
     data = (rng.random((batches * batch, config.n_visible)) < 0.05).astype(np.uint8)
@@ -116,7 +117,7 @@ def speed_table(results: list[dict], batch: int = 100) -> tuple[pd.DataFrame, fl
 
 
 def save(frame: pd.DataFrame, roof: float, threads: int) -> Path:
-    from eval.bench.environment import describe_environment
+    from eval.environment import describe_environment
 
     out = ROOT / "reports" / "perf"
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +128,7 @@ def save(frame: pd.DataFrame, roof: float, threads: int) -> Path:
         "results": json.loads(frame.reset_index().to_json(orient="records")),
         "environment": describe_environment(),
     }
-    path.write_text(json.dumps(record, indent=1))
+    atomic_write_text(path, json.dumps(record, indent=1))  # complete or absent
     return path
 
 
