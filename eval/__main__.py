@@ -54,7 +54,8 @@ def run_quality(args: argparse.Namespace) -> int:
                 old = None
         from eval.environment import describe_environment
 
-        new = quality.make_baseline(summary, versions, describe_environment())
+        profiles = sorted(str(p) for p in frame.profile.dropna().unique()) if "profile" in frame else []
+        new = quality.make_baseline(summary, versions, describe_environment(), ", ".join(profiles) or "unknown")
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(new, indent=1) + "\n")  # complete or absent: the old one stays on failure
         print(f"baseline rewritten: {path}")

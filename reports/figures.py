@@ -33,11 +33,13 @@ def learning_curves(frame: pd.DataFrame) -> plt.Figure:
     for (impl, seed), curve in curves.groupby(["impl", "seed"]):
         wall = seconds[(seconds.impl == impl) & (seconds.seed == seed)].sort_values("epoch")
         elapsed = wall.drop_duplicates("epoch").set_index("epoch").value.cumsum()
-        by_epoch.plot(curve.epoch, curve.value, marker=".", label=f"{impl} s{seed}")
-        by_time.plot(elapsed.reindex(curve.epoch).values, curve.value, marker=".", label=f"{impl} s{seed}")
+        by_epoch.plot(curve.epoch, curve.value, marker=".", label=f"{display_name(impl)} s{seed}")
+        by_time.plot(
+            elapsed.reindex(curve.epoch).values, curve.value, marker=".", label=f"{display_name(impl)} s{seed}"
+        )
     gaps = frame[(frame.metric == "free_energy_gap") & frame.epoch.notna() & (frame.status == "ok")]
     for (impl, seed), curve in gaps.groupby(["impl", "seed"]):
-        gap.plot(curve.epoch, curve.value, marker=".", label=f"{impl} s{seed}")
+        gap.plot(curve.epoch, curve.value, marker=".", label=f"{display_name(impl)} s{seed}")
     gap.set(xlabel="epoch", ylabel="F(valid) - F(train) (nats)", title="Free-energy gap (rising = overfitting)")
     by_epoch.set(xlabel="epoch", ylabel="validation PL (nats/unit)", title="Learning curves")
     by_time.set(xlabel="training wall time (s, parallel tasks)", ylabel="validation PL (nats/unit)",

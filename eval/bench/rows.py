@@ -14,6 +14,7 @@ from eval.scoring.catalogue import describe
 COLUMNS = (
     "run_id",
     "impl",
+    "model",
     "seed",
     "profile",
     "dataset",

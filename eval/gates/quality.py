@@ -106,7 +106,8 @@ def load_baseline(path: Path) -> dict:
     return baseline
 
 
-def make_baseline(summary: dict, versions: dict[str, str], environment: dict) -> dict:
+def make_baseline(summary: dict, versions: dict[str, str], environment: dict, profile: str = "quick") -> dict:
+    """The baseline of a run as it really was: its profile, the seeds that produced values, every metric gated."""
     metrics = {
         impl: {
             m: {k: e[k] for k in ("mean", "std", "better", "n")} for m, e in entries.items() if e["mean"] is not None
@@ -115,8 +116,8 @@ def make_baseline(summary: dict, versions: dict[str, str], environment: dict) ->
     }
     return {
         "schema": SCHEMA,
-        "profile": "quick",
-        "seeds": list(SEEDS),
+        "profile": profile,
+        "seeds": sorted({s for entries in summary.values() for e in entries.values() for s in e["seeds"]}),
         "metrics": metrics,
         "versions": versions,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
