@@ -38,7 +38,8 @@ class FakeRBM(NumpyRBM):
 '''
 FRAMEWORK_ENTRY = """
 FRAMEWORKS += (
-    Framework("fake", "Fake Framework", "numpy", ("numpy",), devices=("cpu",), models={"rbm": "impls.fake_rbm:FakeRBM"}),
+    Framework("fake", "Fake Framework", "numpy", ("numpy",), devices=("cpu",),
+              models={"rbm": "impls.fake_rbm:FakeRBM"}),
 )
 """
 SCORE_ENTRY = """
