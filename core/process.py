@@ -10,6 +10,7 @@ killed when its parent dies (``PR_SET_PDEATHSIG``), so a lost Dask worker leaves
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -49,12 +50,18 @@ def child_environment(threads: int, extra: Mapping[str, str] | None = None) -> d
     return {**inherited, **thread_environment(threads), "PYTHONPATH": str(ROOT), **(extra or {})}
 
 
-def die_with_parent() -> None:
-    """In the child (Linux): be killed when the process that started it dies. A no-op elsewhere."""
+def die_with_parent(parent: int | None = None) -> None:
+    """In the child (Linux): be killed when the process that started it dies. A no-op elsewhere.
+
+    ``parent`` closes the race of a parent that died before the hook was installed: the child then has another
+    parent already, and exits at once.
+    """
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def start_module(module: str, args: list[str], threads: int, **popen) -> subprocess.Popen:
@@ -63,7 +70,7 @@ def start_module(module: str, args: list[str], threads: int, **popen) -> subproc
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=child_environment(threads),
-        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=functools.partial(die_with_parent, os.getpid()) if sys.platform.startswith("linux") else None,
         **popen,
     )
 
