@@ -14,9 +14,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from datasets.sources import source_help
 from eval.bench.harness import BenchResult, run_bench
 from eval.bench.runfolder import RunFolder
-from eval.config import ConfigError, load_profile
+from eval.config import PROFILES, ConfigError, load_profile
+from impls import frameworks
 
 
 def _ints(text: str) -> list[int]:
@@ -34,14 +36,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         default="default",
-        help="a profile in eval/profiles (default, cd1, pcd, seed, quick, full, sweep) or a path to a .toml file",
+        help=f"a profile in eval/profiles ({', '.join(sorted(p.stem for p in PROFILES.glob('*.toml')))}) or a path",
     )
-    parser.add_argument("--impls", type=_names, default=None, help="comma-separated: numpy,torch,tf,jax")
-    parser.add_argument("--dataset", default=None, help=__import__("datasets.sources").sources.source_help())
+    parser.add_argument("--impls", type=_names, default=None, help=f"comma-separated: {','.join(frameworks())}")
+    parser.add_argument("--dataset", default=None, help=source_help())
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seeds", type=_ints, default=None)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default=None, help="cpu | cuda (NumPy always runs on the CPU)")
+    parser.add_argument("--device", default=None, help="cpu | cuda (a CPU-only framework stays on the CPU)")
     parser.add_argument("--executor", default=None, help="serial | local[:N] | dask:local:N | dask:<scheduler address>")
     parser.add_argument("--max-rows-per-piece", type=int, default=None)
     parser.add_argument("--max-ticks", type=int, default=None)

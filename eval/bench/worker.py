@@ -158,16 +158,16 @@ def score(params: Params, task: Task, dataset: datasets.Dataset, record: Recorde
     record.add("eval", "pl_sklearn_one_bit_per_unit", sklearn_style.mean() / spec.n_visible)
     record.add("eval", "pl_theano_one_bit_per_unit", theano_style.mean() / spec.n_visible)
     ll_windows = held_out[: evaluation.ll_windows]
-    ais_betas = paper_schedule() if evaluation.ais_schedule == "paper" else schedule(evaluation.ais_betas)
-    raise_betas = schedule(evaluation.raise_betas) if evaluation.raise_betas else None
+    forward = paper_schedule() if evaluation.ais_schedule == "paper" else schedule(evaluation.ais_betas)
+    backward = schedule(evaluation.raise_betas) if evaluation.raise_betas else None  # inverse temperatures
     bases = ais_bases(dataset.subset("train"))
     bracket = likelihood_bracket(
         params,
         ll_windows,
         bases,
-        ais_betas,
+        forward,
         evaluation.ais_runs,
-        raise_betas,
+        backward,
         rng,
         sweep_every=evaluation.ais_sweep_every,
     )
