@@ -26,6 +26,8 @@ from impls import RBMConfig
 
 PROFILES = Path(__file__).with_name("profiles")
 PAPER_BETAS = len(paper_schedule())  # Salakhutdinov & Murray's schedule
+PER_POINT_DATA_KEYS = ("order", "train_on")  # [data] keys a grid point applies to the one dataset of a run
+MAX_SEED = 2**32 - 1  # SeedSequence takes more, but a seed is a column of int64 results and a folder name
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ class RunConfig:
     """Which implementations, seeds and resources; how tasks are placed."""
 
     impls: tuple[str, ...] = field(default_factory=lambda: tuple(impls.frameworks()))  # the framework catalogue
-    seeds: tuple[int, ...] = (0,)
-    epochs: int = field(default=200, metadata=_at_least(1))
+    seeds: tuple[int, ...] = field(default=(0,), metadata={"low": 0, "high": MAX_SEED})
+    epochs: int = field(default=200, metadata={"low": 1, "high": 100_000})  # the batch order is built up front
     threads: int = field(default=1, metadata=_at_least(1))
     timeout_s: float = field(default=900.0, metadata=_at_least(0, strict=True))
     device: Literal["cpu", "cuda"] = "cpu"
@@ -195,6 +197,22 @@ def parse_executor(text: str, origin: str = "--executor") -> ExecutorSpec:
     )
 
 
+def _check_memory(profile: Profile, origin: str) -> None:
+    """Refuse a model that cannot fit in this machine's memory before anything is built (one line)."""
+    import psutil
+
+    n_visible = profile.data.window_spec().n_visible
+    # float64 initial weights, their float32 copy, velocity and gradient, plus the scorer's float64 copy
+    needed = n_visible * profile.model.n_hidden * (8 + 4 + 4 + 4 + 8)
+    total = psutil.virtual_memory().total
+    if needed > total / 2:
+        raise ConfigError(
+            f"{origin}: [model] n_hidden {profile.model.n_hidden:,} needs about {needed / 2**30:,.1f} GiB for "
+            f"{n_visible:,} x {profile.model.n_hidden:,} weights, more than half this machine's "
+            f"{total / 2**30:,.0f} GiB; choose fewer hidden units"
+        )
+
+
 def _table(section: Any) -> dict:
     """A section's chosen values (derived model fields left out), as a TOML table would give them."""
     derived = getattr(section, "DERIVED", ())
@@ -216,8 +234,7 @@ def _check_profile(profile: Profile, origin: str) -> None:
             raise ConfigError(f"{origin}: [run] impls names {name!r}; {suggest(name, known)}")
     if model.kind not in impls.models():
         raise ConfigError(f"{origin}: [model] kind {model.kind!r}; {suggest(model.kind, list(impls.models()))}")
-    if any(seed < 0 for seed in run.seeds):
-        raise ConfigError(f"{origin}: [run] seeds {list(run.seeds)}; seeds must be >= 0")
+    _check_memory(profile, origin)
     scores = [s.name for s in catalogue.scores()]
     for metric in profile.verdict.margins:
         if catalogue.lookup(metric) is None:
@@ -315,6 +332,11 @@ def check_sweep(profile: Profile, sweep: dict, origin: str) -> dict[str, tuple]:
             raise ConfigError(f"{origin}: [sweep] {key} is {describe(values)}; give a non-empty list of values")
         if key in ("run.seeds", "run.impls"):
             raise ConfigError(f"{origin}: [sweep] {key}: list them in [run] instead; every grid point runs them all")
+        if section == "data" and name not in PER_POINT_DATA_KEYS:
+            raise ConfigError(
+                f"{origin}: [sweep] {key}: a run builds one dataset, so a grid point cannot change it; sweep "
+                f"{' or '.join(f'data.{k}' for k in PER_POINT_DATA_KEYS)} only, or run one profile per {name}"
+            )
         for value in values:
             profile.override(f"{origin}: [sweep] {key}", **{section: {name: value}})
         checked[key] = tuple(values)

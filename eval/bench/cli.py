@@ -2,9 +2,10 @@
 
 Exit codes a CI can trust: 0 every requested task ran (``skipped: not
 installed`` is reported, and fails only under ``--strict``); 1 a task failed,
-every task was skipped (nothing ran), or one was skipped under ``--strict``; 2 bad input, an incomplete run or an OS
-error (one line, no traceback, nothing computed is lost); 130 interrupted
-(the run folder stays resumable).
+every task was skipped (nothing ran) or diverged (nothing scored), or one was
+skipped under ``--strict``; 2 bad input, an incomplete run or an OS error (one
+line, no traceback, nothing computed is lost); 130 interrupted (the run folder
+stays resumable).
 """
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ def report_outcome(result: BenchResult, strict: bool) -> int:
     for line in result.failed:
         print(f"FAILED {line}", file=sys.stderr)
     nothing_ran = result.ran == 0
-    if result.failed or (strict and result.skipped) or nothing_ran:
-        what = "nothing ran: " if nothing_ran else ""
+    diverged_tasks = {line.split(":", 1)[0] for line in result.diverged}
+    all_diverged = not nothing_ran and len(diverged_tasks) >= result.ran  # no task produced a score
+    if result.failed or (strict and result.skipped) or nothing_ran or all_diverged:
+        what = "nothing ran: " if nothing_ran else "every task diverged: " if all_diverged else ""
         print(
             f"error: {what}{len(result.failed)} failed, {len(result.skipped)} skipped; see {result.folder.path}",
             file=sys.stderr,

@@ -140,7 +140,6 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
     """Build the shared inputs into ``folder/inputs``; return the dataset, the training tasks and the timing tasks."""
     spec = window_spec(profile)
     dataset = datasets.build(profile.data.source, spec, log=log)
-    train_split = "train" if profile.data.train_on == "train" else None
     if not len(dataset.indices("train")) or not len(dataset.indices(profile.eval.score_split)):
         raise ConfigError(
             f"{profile.data.source}: the dataset has no training or no {profile.eval.score_split} windows"
@@ -170,8 +169,13 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
             init_seed, order_seed, impl_seed, eval_seed = np.random.SeedSequence(seed).spawn(4)
             key = f"s{seed}{'-' + suffix if suffix else ''}"
             params = init_params(config, init_seed, at.model.init)
-            order = datasets.batch_order(
-                dataset, order_seed, config.batch_size, at.run.epochs, at.data.order, split=train_split
+            order = datasets.batch_order(  # the point's own order and training split (a sweep may set them)
+                dataset,
+                order_seed,
+                config.batch_size,
+                at.run.epochs,
+                at.data.order,
+                split="train" if at.data.train_on == "train" else None,
             )
             if not all(len(epoch) for epoch in order):
                 raise ConfigError(f"fewer training windows than one batch ({config.batch_size}); lower batch_size")

@@ -56,9 +56,20 @@ def structure_histograms(windows: np.ndarray, spec: WindowSpec) -> dict[str, np.
 
 
 def structure_divergences(samples: np.ndarray, reference: np.ndarray, spec: WindowSpec) -> dict[str, float]:
-    """JS divergence (bits) of each structure histogram, samples against reference."""
+    """JS divergence (bits) of each structure histogram, samples against reference.
+
+    A histogram with no events at all (no two notes ever sound together: a melody has no harmony) is a
+    structure of its own: two sets that both lack it agree (0 bits), one that lacks it and one that has it
+    are disjoint (1 bit). Only a set with no notes at all has no structure to compare (NaN).
+    """
     ours, theirs = structure_histograms(samples, spec), structure_histograms(reference, spec)
-    return {name: js_divergence(ours[name], theirs[name]) for name in STRUCTURE}
+    if ours["register"].sum() <= 0 or theirs["register"].sum() <= 0:
+        return dict.fromkeys(STRUCTURE, float("nan"))
+    out = {}
+    for name in STRUCTURE:
+        empty = (ours[name].sum() <= 0, theirs[name].sum() <= 0)
+        out[name] = js_divergence(ours[name], theirs[name]) if not any(empty) else float(empty[0] != empty[1])
+    return out
 
 
 def music_structure_js(samples: np.ndarray, reference: np.ndarray, spec: WindowSpec) -> float:

@@ -1,0 +1,104 @@
+"""Paths that used to accept wrong results or crash late: each is refused up front or flagged, in one line."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import os_error_line
+from core.paths import runs_dir
+from datasets import WindowSpec
+from eval.bench.runfolder import RunFolder
+from eval.bench.tasks import prepare
+from eval.config import ConfigError, load_profile
+from eval.scoring.quality import music_structure_js
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def profile(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mine.toml"
+    path.write_text('extends = "quick"\n' + text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[sweep]\n"data.num_timesteps" = [15, 8]', "[sweep] data.num_timesteps: a run builds one dataset"),
+        ('[sweep]\n"data.source" = ["bach", "synthetic"]', "sweep data.order or data.train_on only"),
+        ("[model]\nn_hidden = 10000000", "n_hidden 10,000,000 needs about"),
+        ("[run]\nseeds = [340282366920938463463374607431768211457]", "must be <= 4.29497e+09"),
+        ("[run]\nepochs = 1000000", "epochs is 1e+06; it must be <= 100000"),
+    ],
+)
+def test_what_cannot_run_is_refused_before_a_run_folder_exists(tmp_path, text, expected):
+    before = set(runs_dir().glob("*"))
+    with pytest.raises(ConfigError) as caught:
+        load_profile(str(profile(tmp_path, text)))
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+    assert set(runs_dir().glob("*")) == before
+
+
+def test_a_sweep_over_train_on_gives_each_point_its_own_batch_order(tmp_path):
+    swept = load_profile(
+        str(profile(tmp_path, '[data]\nsource = "synthetic"\n[sweep]\n"data.train_on" = ["train", "all"]'))
+    )
+    swept = swept.override(run={"impls": ["numpy"], "epochs": 2})
+    _, tasks, _ = prepare(swept, RunFolder.create("sweep", parent=tmp_path), log=False)
+    orders = {task.point["data.train_on"]: task.context.order_hash for task in tasks}
+    assert set(orders) == {"train", "all"} and orders["train"] != orders["all"]  # the point's own split, not the base's
+
+
+def test_music_without_harmony_has_a_score_and_melodies_are_told_from_chords():
+    spec = WindowSpec(num_timesteps=4, low=60, high=72)
+    rng = np.random.default_rng(0)
+
+    def windows(voices: int) -> np.ndarray:
+        out = np.zeros((20, spec.num_timesteps, 2 * spec.n_pitches), np.uint8)
+        for window in out:
+            for row in window:
+                for pitch in rng.choice(spec.n_pitches, voices, replace=False):
+                    row[pitch] = row[spec.n_pitches + pitch] = 1  # play and articulate
+        return out.reshape(len(out), -1)
+
+    melody, other_melody, chords = windows(1), windows(1), windows(3)
+    assert music_structure_js(melody, melody, spec) == 0.0  # no harmony on either side: they agree there
+    alike, unlike = music_structure_js(other_melody, melody, spec), music_structure_js(chords, melody, spec)
+    assert np.isfinite(alike) and np.isfinite(unlike) and unlike > alike + 0.15  # harmony where the music has none
+    assert np.isnan(music_structure_js(np.zeros_like(melody), melody, spec))  # no notes at all: nothing to compare
+
+
+@pytest.mark.slow
+def test_a_run_in_which_every_task_diverged_is_a_failure(tmp_path):
+    path = profile(tmp_path, '[data]\nsource = "synthetic"\n[model]\nlearning_rate = 1e9\n[run]\nepochs = 2\n'
+                   'executor = "serial"\nimpls = ["numpy"]\n')  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "eval", "bench", "--profile", str(path)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "error: every task diverged" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "connection: Connection refused; nothing"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/x/results.csv"),
+            "/x/results.csv: No space left on device;",
+        ),
+        (OSError(errno.EROFS, "Read-only file system", "/x/a"), "the file system is read-only"),
+        (PermissionError(errno.EACCES, "Permission denied", "/x/a"), "choose a folder you can write"),
+    ],
+)
+def test_an_os_error_says_what_failed_where_and_what_to_do_for_its_cause(error, expected):
+    line = os_error_line(error)
+    assert line.startswith(f"{error.filename or 'connection'}: ") and expected in line and "unknown file" not in line
+    assert ("free some space" in line) == (error.errno == errno.ENOSPC)
