@@ -102,3 +102,35 @@ def test_an_os_error_says_what_failed_where_and_what_to_do_for_its_cause(error, 
     line = os_error_line(error)
     assert line.startswith(f"{error.filename or 'connection'}: ") and expected in line and "unknown file" not in line
     assert ("free some space" in line) == (error.errno == errno.ENOSPC)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's (prctl)")
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_no_task_process_outlives_a_killed_client(tmp_path, signal_name):
+    """A CI cancel (SIGTERM) or a kill of the client leaves no training process behind."""
+    import signal
+    import time
+
+    import psutil
+
+    path = profile(tmp_path, '[data]\nsource = "synthetic"\n[run]\nepochs = 400\nexecutor = "serial"\n'
+                   'impls = ["numpy"]\n')  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    client = subprocess.Popen([sys.executable, "-m", "eval", "bench", "--profile", str(path)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline, workers = time.monotonic() + 120, []
+        while not workers and time.monotonic() < deadline and client.poll() is None:
+            time.sleep(0.2)
+            with_worker = psutil.Process(client.pid).children(recursive=True)
+            workers = [p for p in with_worker if "eval.bench.worker" in " ".join(p.cmdline())]
+        assert workers, "no task process started"
+        client.send_signal(getattr(signal, signal_name))
+        client.wait(timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, f"task processes outlived the client: {[p.pid for p in alive]}"
+    finally:
+        if client.poll() is None:
+            client.kill()
