@@ -34,13 +34,19 @@ def run_quality(args: argparse.Namespace) -> int:
     path = args.baseline
     baseline = None if args.update_baseline else quality.load_baseline(path)  # fail fast: before any training
     if args.results:
-        frame = RunFolder.open(args.results).results()
+        folder = RunFolder.open(args.results)
+        frame = folder.results()
     else:
         wanted = args.impls or (list(baseline["metrics"]) if baseline else None)
-        profile = load_profile("quick").override("quality gate", run={"seeds": list(quality.SEEDS), "impls": wanted})
+        seeds = quality.recipe(baseline["spec"])["run.seeds"] if baseline else list(quality.SEEDS)  # the baseline's
+        profile = load_profile("quick").override("quality gate", run={"seeds": seeds, "impls": wanted})
+        if baseline:  # fail fast: a quick profile changed since the baseline was made trains for nothing
+            quality.check_run(profile.to_dict(), None, baseline, where="the quick profile")
         result = run_bench(profile)
-        frame = result.frame
+        folder, frame = result.folder, result.frame
         print(f"run folder: {result.folder.path}")
+    spec = folder.read_json(folder.spec)  # the profile as run (one line, exit 2, when missing or corrupt)
+    data_hash = quality.dataset_hash(frame)
     versions = {
         i: str(v) for i, v in frame.groupby("impl").framework_version.first().items() if str(v) not in ("", "nan")
     }
@@ -55,13 +61,21 @@ def run_quality(args: argparse.Namespace) -> int:
         from eval.environment import describe_environment
 
         profiles = sorted(str(p) for p in frame.profile.dropna().unique()) if "profile" in frame else []
-        new = quality.make_baseline(summary, versions, describe_environment(), ", ".join(profiles) or "unknown")
+        try:
+            as_run = quality.profile_from_dict(spec).to_dict()  # validated, defaults filled
+        except (ConfigError, KeyError, TypeError, ValueError) as error:
+            raise quality.BaselineError(f"{folder.spec}: not a profile ({error}); give a complete run folder") from None
+        new = quality.make_baseline(
+            summary, versions, describe_environment(), ", ".join(profiles) or "unknown", as_run, data_hash
+        )
+        if problem := quality.baseline_problem(new):  # never write a baseline the gate would refuse to read
+            raise quality.BaselineError(f"{folder.path}: cannot make a baseline of this run: {problem}")
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(new, indent=1) + "\n")  # complete or absent: the old one stays on failure
         print(f"baseline rewritten: {path}")
         print("\n".join(quality.baseline_changes(old, new)))
         return 0
-    table = quality.gate(summary, baseline, expected=args.impls)
+    table = quality.gate(summary, baseline, expected=args.impls, spec=spec, data_hash=data_hash)
     for note in quality.version_notes(baseline, versions):
         print(note)
     with pd.option_context("display.width", 200, "display.max_rows", 500, "display.float_format", "{:.5g}".format):

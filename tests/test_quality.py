@@ -174,3 +174,149 @@ def test_gate_catches_injected_regressions_and_passes_unchanged_code(fault, metr
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"FAIL {impl} {metric}" in result.stdout
     assert f"FAIL {impl} ais_ll_per_row" in result.stdout
+
+
+# ------------------------------------------------------------------ the recorded run and a baseline to trust
+
+
+def quick_spec(**run) -> dict:
+    """The quick profile as the gate trains it (the baseline's seeds), as a run's spec.json records it."""
+    from eval.config import load_profile
+
+    return json.loads(json.dumps(load_profile("quick").override(run={"seeds": [0, 1, 2], **run}).to_dict()))
+
+
+def recorded_baseline(spec: dict | None = None, data_hash: str = "a" * 64) -> dict:
+    """A baseline as --update-baseline writes it: the run's spec and dataset, seeds, one entry per direction."""
+    summary = {
+        "numpy": {
+            "pl_per_unit": entry(-0.1, 0.001) | {"seeds": [0, 1, 2]},
+            "js_pitch_class": entry(0.01, 0.001, "lower") | {"seeds": [0, 1, 2]},
+            "polyphony": entry(4.0, 0.1, "none") | {"seeds": [0, 1, 2]},
+        }
+    }
+    return quality.make_baseline(summary, {"numpy": "2"}, {}, "quick", spec or quick_spec(), data_hash)
+
+
+def current_of(baseline: dict) -> dict:
+    return {
+        impl: {m: entry(e["mean"], e["std"], e["better"]) | {"seeds": baseline["seeds"]} for m, e in metrics.items()}
+        for impl, metrics in baseline["metrics"].items()
+    }
+
+
+def test_a_run_of_another_recipe_is_refused_naming_the_first_differing_keys():
+    baseline = recorded_baseline()
+    assert quality.baseline_problem(baseline) is None
+    current = current_of(baseline)
+    same = quality.gate(current, baseline, spec=quick_spec(), data_hash=baseline["dataset_hash"])
+    assert not len(quality.failures(same))
+    # what does not change a number: placement, threads, the time limit, the implementations asked for
+    placed = quick_spec(executor="local:2", threads=4, timeout_s=60, impls=["numpy"])
+    assert not len(quality.failures(quality.gate(current, baseline, spec=placed, data_hash=baseline["dataset_hash"])))
+    with pytest.raises(quality.BaselineError) as refused:  # the same numbers, but of 14 epochs
+        quality.gate(current, baseline, spec=quick_spec(epochs=14), data_hash=baseline["dataset_hash"])
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1
+    assert "run.epochs 14 vs the baseline's 12" in message and "--update-baseline" in message
+    other = quick_spec()
+    other["model"]["n_hidden"] += 1
+    other["eval"]["gibbs_steps"] = 7
+    with pytest.raises(quality.BaselineError, match=r"model.n_hidden .* eval.gibbs_steps 7 vs the baseline's 100"):
+        quality.gate(current, baseline, spec=other)
+    with pytest.raises(quality.BaselineError, match=r"run.seeds \[0, 1\] vs the baseline's \[0, 1, 2\]"):
+        quality.gate(current, baseline, spec=quick_spec(seeds=[0, 1]))
+    with pytest.raises(quality.BaselineError, match="dataset_hash bbbbbbbbbbbb vs the baseline's aaaaaaaaaaaa"):
+        quality.gate(current, baseline, spec=quick_spec(), data_hash="b" * 64)
+    with pytest.raises(quality.BaselineError, match="no recorded spec"):  # a baseline that cannot say what it was
+        quality.gate(current, {k: v for k, v in baseline.items() if k != "spec"}, spec=quick_spec())
+
+
+def tiny_profile():
+    """The quick profile on synthetic data, NumPy only, two epochs: a run folder in seconds."""
+    from eval.config import load_profile
+
+    profile = load_profile("quick").override(data={"source": "synthetic"})
+    return profile.override(
+        run={"epochs": 2, "executor": "serial", "impls": ["numpy"], "seeds": [0]},
+        eval={"ais_betas": 200, "gibbs_steps": 10, "raise_betas": 100, "ll_windows": 30},
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from eval.bench.harness import run_bench
+    from eval.bench.runfolder import RunFolder
+
+    return run_bench(tiny_profile(), RunFolder(tmp_path_factory.mktemp("runs") / "tiny"), log=False).folder.path
+
+
+@pytest.mark.slow
+def test_the_command_refuses_a_run_of_another_recipe_with_one_line(tiny_run, tmp_path):
+    path = tmp_path / "quality.json"
+    made = run_gate("--results", str(tiny_run), "--baseline", str(path), "--update-baseline")
+    assert made.returncode == 0, made.stdout + made.stderr
+    recorded = json.loads(path.read_text())
+    assert recorded["spec"]["run"]["epochs"] == 2 and recorded["spec"]["data"]["source"] == "synthetic"
+    assert recorded["seeds"] == [0] and list(recorded["metrics"]) == ["numpy"] and len(recorded["dataset_hash"]) == 64
+    passed = run_gate("--results", str(tiny_run), "--baseline", str(path))
+    assert passed.returncode == 0 and "quality gate passed" in passed.stdout, passed.stdout + passed.stderr
+    recorded["spec"]["run"]["epochs"] = 14
+    path.write_text(json.dumps(recorded))
+    refused = run_gate("--results", str(tiny_run), "--baseline", str(path))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stdout + refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "run.epochs 2 vs the baseline's 14" in refused.stderr and "--update-baseline" in refused.stderr
+    # training itself, the gate runs the quick profile: a baseline of another recipe is refused before any training
+    recorded["spec"]["run"]["epochs"] = 2
+    path.write_text(json.dumps(recorded))
+    early = run_gate("--baseline", str(path))
+    assert early.returncode == 2 and "the quick profile is not the baseline's recipe" in early.stderr, early.stderr
+    assert "run folder:" not in early.stdout
+
+
+def corrupt(change) -> str:
+    baseline = recorded_baseline()
+    change(baseline)
+    return json.dumps(baseline, allow_nan=True)
+
+
+def _set(impl: str, metric: str, key: str, value):
+    return lambda b: b["metrics"][impl][metric].__setitem__(key, value)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (_set("numpy", "pl_per_unit", "mean", float("nan")), "mean nan is not a finite number"),
+        (_set("numpy", "pl_per_unit", "mean", "-0.1"), "mean '-0.1' is not a finite number"),
+        (_set("numpy", "pl_per_unit", "std", 1e9), "std 1e+09 is absurd"),
+        (_set("numpy", "pl_per_unit", "std", -0.1), "std -0.1 is not a finite number >= 0"),
+        (lambda b: b.__setitem__("seeds", []), "seeds [] are not a non-empty list"),
+        (lambda b: b.__setitem__("seeds", [0, 0, 1]), "repeat a seed"),
+        (_set("numpy", "pl_per_unit", "better", "up"), "better 'up' is not one of higher, lower, none"),
+        (_set("numpy", "pl_per_unit", "better", "lower"), "contradicts the score catalogue's 'higher'"),
+        (_set("numpy", "pl_per_unit", "n", 0), "n 0 is not an integer >= 1"),
+        (lambda b: b["metrics"]["numpy"].__setitem__("pl_per_units", entry(1.0)), "'pl_per_units' of numpy is not"),
+        (lambda b: b["metrics"].__setitem__("numpyy", b["metrics"]["numpy"]), "'numpyy' is not in the framework"),
+        (lambda b: b.pop("spec"), "no recorded spec"),
+        (lambda b: b.__setitem__("spec", ["quick"]), "no recorded spec"),
+        (lambda b: b.__setitem__("schema", 1), "found schema 1"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_a_baseline_that_cannot_be_trusted_exits_2_with_one_line(tmp_path, change, said):
+    path = tmp_path / "quality.json"
+    path.write_text(corrupt(change))
+    with pytest.raises(quality.BaselineError) as refused:
+        quality.load_baseline(path)
+    assert said in str(refused.value) and len(str(refused.value).splitlines()) == 1
+    result = run_gate("--baseline", str(path))  # refused before any training
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr
+
+
+def test_the_committed_baseline_records_the_quick_profile_as_the_gate_trains_it():
+    baseline = quality.load_baseline(quality.BASELINE)
+    assert baseline["profile"] == "quick" and baseline["seeds"] == list(quality.SEEDS)
+    quality.check_run(quick_spec(seeds=baseline["seeds"]), None, baseline)  # the gate's own run is not refused

@@ -81,13 +81,33 @@ def resume_profile(folder: RunFolder, overrides: dict[str, dict]) -> Profile:
 
 
 def _result_rows(folder: RunFolder, task: Task) -> dict | None:
+    """A task's stored result, if it may be kept; None when it must be computed (again).
+
+    A result with a failed row is returned to be retried (nothing in it is kept). Any other is kept only when it,
+    its parameters and its samples match the sha256 the run recorded as it wrote them: an edited file is refused
+    (`IncompleteRun`, never re-blessed), and one never recorded (a kill between writing and recording) is recomputed.
+    """
     path = folder.result_path(task.task_id)
-    return folder.read_json(path) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        stored = None
+    if isinstance(stored, dict) and any(r.get("status") == "failed" for r in stored.get("rows", [])):
+        return stored
+    if not folder.check_recorded(path, f"delete it to recompute {task.task_id}, or start a new run"):
+        return None
+    for other in (folder.params_path(task.task_id), folder.samples_path(task.task_id)):
+        folder.check_recorded(other, f"delete {path} to recompute {task.task_id}, or start a new run")
+    return folder.read_json(path)
 
 
 def _store(folder: RunFolder, outcome: Outcome) -> dict:
-    """Write one outcome into the run folder (atomically); a failure becomes a ``failed`` row."""
+    """Write one outcome into the run folder (atomically) and record its files' hashes; a failure becomes a
+    ``failed`` row."""
     task = outcome.task
+    written = []
     if outcome.failure:
         row = make_row(
             task.context.columns(), "train", "train_windows_per_s", None, status="failed", reason=outcome.failure
@@ -97,9 +117,12 @@ def _store(folder: RunFolder, outcome: Outcome) -> dict:
         result = json.loads(outcome.files["result.json"])
         if "samples.npy" in outcome.files:
             folder.write_bytes(folder.samples_path(task.task_id), outcome.files["samples.npy"])
+            written.append(folder.samples_path(task.task_id))
         if "params.npz" in outcome.files:
             folder.write_bytes(folder.params_path(task.task_id), outcome.files["params.npz"])
+            written.append(folder.params_path(task.task_id))
     folder.write_json(folder.result_path(task.task_id), result | {"attempts": task.attempt})
+    folder.record(*written, folder.result_path(task.task_id))
     return result
 
 
@@ -163,21 +186,33 @@ def run_bench(
     log: bool = True,
     overrides: dict[str, dict] | None = None,
 ) -> BenchResult:
-    """Run (or, given an existing ``folder``, resume) every task of a profile; returns the run and its rows."""
+    """Run (or, given an existing ``folder``, resume) every task of a profile; returns the run and its rows.
+
+    One process writes a run at a time (`RunFolder.lock`, held throughout). A resume checks every stored file it
+    keeps against the run's recorded hashes, and un-finishes a finished run (removes complete.json) only after
+    those checks, once it is about to write: a resume that fails before then leaves the run as it was.
+    """
     if folder is not None and folder.spec.exists():
-        profile = resume_profile(folder, overrides or {})
-    else:
-        folder = RunFolder.create(profile.name, path=folder.path if folder else None)
+        with folder.lock():
+            folder.check_recorded(folder.spec, "start a new run")
+            return _bench(resume_profile(folder, overrides or {}), folder, log)
+    folder = RunFolder.create(profile.name, path=folder.path if folder else None)
+    with folder.lock():
         folder.write_json(folder.spec, profile.to_dict())
-    folder.invalidate()
+        folder.record(folder.spec)
+        return _bench(profile, folder, log)
+
+
+def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
+    """`run_bench` under the run's lock: check what is stored, then (and only then) change the run."""
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if log else (lambda message: None)
     dataset, tasks, timing_tasks = prepare(profile, folder, log)
-    own_copy = relative(folder.dataset_dir / "dataset.npz", folder.path)  # not the cache's absolute path
-    folder.write_json(folder.dataset_manifest, dataset.manifest | {"artifact_path": own_copy})
     environment = describe_environment()
-    folder.write_json(folder.env, environment)
     result = BenchResult(folder, pd.DataFrame())
     todo, results = [], {}
+    timed = {task.task_id: _result_rows(folder, task) for task in timing_tasks}
+    sklearn = folder.path / "runs" / "sklearn.json"
+    keep_reference = sklearn.exists() and folder.check_recorded(sklearn, "delete it to measure again")
     for task in tasks:
         stored = _result_rows(folder, task)
         if stored and not any(r["status"] == "failed" for r in stored["rows"]):
@@ -186,6 +221,10 @@ def run_bench(
         if stored:
             result.retried.append(task.task_id)
         todo.append(task)
+    folder.invalidate()  # every stored file is checked: from here on the run changes
+    own_copy = relative(folder.dataset_dir / "dataset.npz", folder.path)  # not the cache's absolute path
+    folder.write_json(folder.dataset_manifest, dataset.manifest | {"artifact_path": own_copy})
+    folder.write_json(folder.env, environment)
     if result.retried:
         say(f"retrying {len(result.retried)} failed task(s): {', '.join(result.retried)}")
     executor = parse_executor(profile.run.executor)
@@ -196,7 +235,7 @@ def run_bench(
             progress.done(outcome.task.task_id)
     with Progress(len(timing_tasks), "timing (quiet)", log) as progress:
         for task in timing_tasks:
-            stored = _result_rows(folder, task)
+            stored = timed[task.task_id]
             if not stored or any(r["status"] == "failed" for r in stored["rows"]):
                 (outcome,) = run_local([task], folder.path, 1)  # one at a time: nothing else runs while it measures
                 stored = _store(folder, outcome)
@@ -204,12 +243,12 @@ def run_bench(
             progress.done(task.task_id)
     rows = [row for stored in results.values() for row in stored["rows"]]
     references = {json.dumps(t.point, sort_keys=True): t for t in timing_tasks}
-    sklearn = folder.path / "runs" / "sklearn.json"
-    if sklearn.exists():
+    if keep_reference:
         reference = folder.read_json(sklearn)["rows"]
     else:
         reference = [row for task in references.values() for row in reference_rows(folder, task)]
         folder.write_json(sklearn, {"rows": reference})
+        folder.record(sklearn)
     rows += reference
     frame = pd.DataFrame(rows)
     frame = frame.reindex(columns=[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]])
@@ -219,6 +258,7 @@ def run_bench(
     for key in ("python", "cpu", "cores", "blas", "git_commit", "gpu", "gpu_driver"):
         frame[key] = environment.get(key, "")
     frame["threads"] = profile.run.threads
+    folder.check_all_recorded("delete the task's runs/<task>.json to recompute it, or start a new run")
     folder.write_results(frame)
     result.frame = frame
     for task in tasks:

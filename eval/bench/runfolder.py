@@ -9,6 +9,7 @@
         inputs/                 dataset artifact, initial weights and batch orders (shared by every framework)
         runs/<task>.json        one per training task or timing task, written as each finishes
         runs/<task>-params.npz  trained parameters (re-score without retraining)
+        runs/index.json         sha256 of every file above a result is derived from (spec, task files, samples)
         samples/<task>.npy      generated windows; report.html adds .mid and .wav
         results.csv, results.parquet
         complete.json           written last: row counts and sha256 of the results
@@ -18,12 +19,20 @@ A run is complete only when ``complete.json`` exists and the results files
 still match the row counts and hashes it records; readers (`compare`, the
 gate, `render`) call `RunFolder.results` and get a one-line `IncompleteRun`
 otherwise, so a half-written ``results.csv`` can never pass for a finished run.
+
+Every file a result is derived from is recorded in ``runs/index.json`` as it is written (`RunFolder.record`);
+``--resume`` checks each stored file against it before keeping it (`RunFolder.check_recorded`), so an edited
+score is refused, never carried into new results. One process writes a run at a time (`RunFolder.lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
+import os
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -35,10 +44,15 @@ from core.files import atomic_write, atomic_write_bytes, atomic_write_text, sha2
 from core.paths import runs_dir
 
 RESULT_FILES = ("results.csv", "results.parquet")
+LOCK_FILE = ".writer.lock"  # a dot-name: no reader opens it, and copying a run folder copies no lock (flock is not)
 
 
 class IncompleteRun(UserError):
     """A run folder that is missing, unfinished or altered (one line, exit 2)."""
+
+
+class RunLocked(IncompleteRun):
+    """Another process is writing this run folder (one line, exit 2)."""
 
 
 class RunFolder:
@@ -106,6 +120,10 @@ class RunFolder:
         return self.path / "samples" / f"{task_id}.npy"
 
     @property
+    def index(self) -> Path:
+        return self.path / "runs" / "index.json"
+
+    @property
     def samples_dir(self) -> Path:
         return self.path / "samples"
 
@@ -168,6 +186,68 @@ class RunFolder:
     def invalidate(self) -> None:
         """Mark the run unfinished (before results are rewritten, e.g. on resume)."""
         self.complete_marker.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ one writer
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's writer lock (``flock`` on a file in the folder) or raise `RunLocked` at once.
+
+        The kernel releases it when the process ends, however it ends, so a killed writer leaves no stale lock.
+        """
+        path = self.path / LOCK_FILE
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes (PEP 446)
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise RunLocked(
+                    f"{self.path}: another process is writing this run (pid {holder}); wait for it or resume later"
+                ) from None
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(handle)
+
+    # ------------------------------------------------------------------ the hashes of stored files
+    def _key(self, path: Path) -> str:
+        return Path(path).relative_to(self.path).as_posix()
+
+    def recorded(self) -> dict[str, str]:
+        """``{path relative to the run: sha256}`` of every file recorded so far."""
+        if not self.index.is_file():
+            return {}
+        try:
+            index = json.loads(self.index.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            index = None
+        if not isinstance(index, dict):
+            raise IncompleteRun(f"{self.index}: corrupt; delete it to recompute every task, or start a new run")
+        return index
+
+    def record(self, *paths: Path) -> None:
+        """Add the sha256 of each (just written) file to the run's index."""
+        index = self.recorded()
+        for path in paths:
+            index[self._key(path)] = sha256_file(path)
+        self.write_json(self.index, index)
+
+    def check_recorded(self, path: Path, what_to_do: str) -> bool:
+        """True when ``path`` matches its recorded sha256, False when it was never recorded (not to be trusted:
+        compute it again); `IncompleteRun` naming the file and ``what_to_do`` when it is missing or changed."""
+        digest = self.recorded().get(self._key(path))
+        if digest is None:
+            return False
+        if not path.is_file() or sha256_file(path) != digest:
+            state = "changed since the run wrote it" if path.exists() else "missing, though the run wrote it"
+            raise IncompleteRun(f"{path}: {state} (runs/index.json); {what_to_do}")
+        return True
+
+    def check_all_recorded(self, what_to_do: str = "start a new run") -> None:
+        """Every recorded file still as written (before results are derived from them)."""
+        for key in self.recorded():
+            self.check_recorded(self.path / key, what_to_do)
 
     # ------------------------------------------------------------------ reading
     def read_json(self, path: Path) -> dict:
