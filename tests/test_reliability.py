@@ -134,3 +134,17 @@ def test_no_task_process_outlives_a_killed_client(tmp_path, signal_name):
     finally:
         if client.poll() is None:
             client.kill()
+
+
+def test_a_resume_may_move_the_run_to_another_executor_but_not_change_what_it_computes(tmp_path):
+    from eval.bench.harness import resume_profile
+
+    folder = RunFolder.create("moved", parent=tmp_path)
+    gone = load_profile("quick").override(run={"executor": "dask:tcp://127.0.0.1:1"})  # a scheduler that is gone
+    folder.write_json(folder.spec, gone.to_dict())
+    moved = resume_profile(folder, {"run": {"executor": "local:2", "epochs": None}})
+    assert moved.run.executor == "local:2" and moved.run.epochs == gone.run.epochs
+    with pytest.raises(ConfigError, match="--epochs 99 contradicts the run's epochs 12"):
+        resume_profile(folder, {"run": {"executor": "serial", "epochs": 99}})
+    with pytest.raises(ConfigError, match="executor 'nonsense'"):
+        resume_profile(folder, {"run": {"executor": "nonsense"}})

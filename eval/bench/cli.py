@@ -75,9 +75,7 @@ def execute(args: argparse.Namespace) -> BenchResult:
     """Validate everything, then run or resume; raises `ConfigError` before any folder exists."""
     if args.resume:
         folder = RunFolder.open(args.resume)
-        changed = overrides(args)
-        changed["run"].pop("executor")  # where tasks run may change between attempts; what they compute may not
-        return run_bench(None, folder, overrides=changed)
+        return run_bench(None, folder, overrides=overrides(args))  # --executor may change; the rest must agree
     profile = load_profile(args.profile).override("option", **overrides(args))
     return run_bench(profile)
 

@@ -62,12 +62,22 @@ class BenchResult:
     ran: int = 0  # tasks that ran (not skipped): 0 means the run measured nothing
 
 
+PLACEMENT = ("executor",)  # [run] keys that say where tasks run, not what they compute: a resume may change them
+
+
 def resume_profile(folder: RunFolder, overrides: dict[str, dict]) -> Profile:
-    """The profile a run was started with; options that contradict it are refused (start a new run instead)."""
+    """The profile a run was started with; options that contradict it are refused (start a new run instead).
+
+    Where tasks run may change between attempts (``--executor``: a scheduler that is gone can be replaced); what
+    they compute may not.
+    """
     profile = profile_from_dict(folder.read_json(folder.spec))
+    placement = {k: v for k, v in overrides.get("run", {}).items() if k in PLACEMENT and v is not None}
+    if placement:
+        profile = profile.override(f"{folder.spec}: --resume", run=placement)
     for section, values in overrides.items():
         for key, value in values.items():
-            if value is None:
+            if value is None or (section == "run" and key in PLACEMENT):
                 continue
             recorded = getattr(getattr(profile, section), key)
             wanted = tuple(value) if isinstance(value, list) else value
