@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from eval.bench.cli import add_bench_arguments, bench_main, main_guard
-from reports.compare import compare, write_html
+from reports.compare import compare, differences, write_html
 from reports.render import publish, render
 
 
@@ -32,7 +32,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    table = compare(args.run_a, args.run_b)
+    table = compare(args.run_a, args.run_b, allow_different=args.different)
+    for line in differences(args.run_a, args.run_b):
+        print(f"different experiments: {line}")
     with pd.option_context("display.width", 180, "display.max_rows", 500, "display.float_format", "{:.4g}".format):
         print(table.to_string())
     print(f"\npage: {write_html(table, args.run_a, args.run_b, args.out or args.run_b / 'compare.html')}")
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("run_a", type=Path)
     c.add_argument("run_b", type=Path)
     c.add_argument("--out", type=Path, default=None, help="HTML page (default: RUN_B/compare.html)")
+    c.add_argument("--different", action="store_true", help="compare runs of different experiments, labelled so")
     r = commands.add_parser("render", help="re-render a finished run folder's report")
     r.add_argument("run", type=Path)
     p = commands.add_parser("publish", help="copy a run's report, results and audio (not its inputs) to a folder")

@@ -264,7 +264,8 @@ def test_compare_two_runs(quick_run, tmp_path):
 
     table = compare(run_dir, copy)
     moved = [("numpy", metric) for metric in shifts]
-    for key, shift, verdict in zip(moved, shifts.values(), ("better", "worse")):
+    one_seed = " (one seed: no interval, not a finding)"  # the quick run has one seed
+    for key, shift, verdict in zip(moved, shifts.values(), ("better" + one_seed, "worse" + one_seed)):
         before = frame.loc[final & (frame.metric == key[1]), "value"].iloc[0] - shift
         row = table.loc[key]
         assert (row["A"], row["B"], row["change"]) == pytest.approx((before, before + shift, shift)), key
@@ -273,7 +274,7 @@ def test_compare_two_runs(quick_run, tmp_path):
     assert len(rest) > 10 and (rest.change == 0).all(), rest[rest.change != 0]
     assert set(rest.verdict) <= {"same", ""} and table.loc[("numpy", "ais_ll_per_row"), "verdict"] == "same"
     backwards = compare(copy, run_dir)  # B -> A: each change reverses
-    assert [backwards.loc[key, "verdict"] for key in moved] == ["worse", "better"]
+    assert [backwards.loc[key, "verdict"] for key in moved] == ["worse" + one_seed, "better" + one_seed]
     assert backwards.loc[moved[0], "change"] == pytest.approx(-0.5)
 
 
@@ -306,3 +307,22 @@ def test_speed_table_measures_roofline_and_scikit_learn_in_the_same_run():
     frame, roofline = speed_table(run_all(["numpy"], threads=1))
     assert roofline > 0 and 0 < frame.loc["numpy", "ratio_to_roofline"] < 1
     assert frame.loc["numpy", "ratio_to_sklearn"] > 0 and frame.loc["sklearn", "windows_per_s"] > 0
+
+
+def test_compare_refuses_runs_of_different_experiments_or_labels_them(quick_run, tmp_path):
+    """B's spec says another learning rate: the change of every score would be the recipe's, not the code's."""
+    from reports.compare import DifferentExperiments
+
+    run_dir, _, _ = quick_run
+    other = tmp_path / "other-recipe"
+    shutil.copytree(run_dir, other)
+    spec = json.loads((other / "spec.json").read_text())
+    spec["model"]["learning_rate"] = 0.5
+    (other / "spec.json").write_text(json.dumps(spec))
+    with pytest.raises(DifferentExperiments, match=r"model.learning_rate 0.02 vs 0.5"):
+        compare(run_dir, other)
+    labelled = compare(run_dir, other, allow_different=True)
+    assert (labelled.loc[("numpy", "ais_ll_per_row"), "verdict"]).endswith("(different experiments)")
+    cli = subprocess.run([sys.executable, "-m", "reports", "compare", str(run_dir), str(other)], cwd=ROOT,
+                         capture_output=True, text=True)  # fmt: skip
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1 and "--different" in cli.stderr
