@@ -96,7 +96,10 @@ def verdict_table(frame: pd.DataFrame, margins: dict[str, float], alpha: float) 
             test = equivalence(mine[seeds].tolist(), reference[seeds].tolist(), margin, alpha)
             detail = f"Δ {number(test.mean_difference, metric)}"
             if test.n >= 2:
-                detail += f" [{number(test.low, metric)}, {number(test.high, metric)}], p {test.p_value:.2g}"
+                confidence = round(100 * (1 - 2 * alpha))  # the TOST's interval: 90 % at alpha 0.05
+                detail += (
+                    f", {confidence} % [{number(test.low, metric)}, {number(test.high, metric)}], p {test.p_value:.2g}"
+                )
             row[label(frame, name)] = f"{test.verdict} {detail}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("metric") if rows else pd.DataFrame()

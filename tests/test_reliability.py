@@ -148,3 +148,18 @@ def test_a_resume_may_move_the_run_to_another_executor_but_not_change_what_it_co
         resume_profile(folder, {"run": {"executor": "serial", "epochs": 99}})
     with pytest.raises(ConfigError, match="executor 'nonsense'"):
         resume_profile(folder, {"run": {"executor": "nonsense"}})
+
+
+def test_the_verdict_table_names_the_confidence_of_the_interval_it_prints():
+    import pandas as pd
+
+    from reports.tables import verdict_table
+
+    rows = [
+        {"impl": impl, "seed": seed, "metric": "pl_per_unit", "value": value, "status": "ok", "epoch": None}
+        for impl, values in (("numpy", (-0.100, -0.101, -0.102)), ("jax", (-0.1001, -0.1012, -0.1019)))
+        for seed, value in enumerate(values)
+    ]
+    cell = verdict_table(pd.DataFrame(rows), {}, 0.05).loc["pl_per_unit", "JAX"]
+    assert ", 90 % [" in cell  # the TOST's (1 - 2 alpha) interval, not the 95 % of every other table
+    assert ", 80 % [" in verdict_table(pd.DataFrame(rows), {}, 0.1).loc["pl_per_unit", "JAX"]
