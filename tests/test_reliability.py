@@ -163,3 +163,14 @@ def test_the_verdict_table_names_the_confidence_of_the_interval_it_prints():
     cell = verdict_table(pd.DataFrame(rows), {}, 0.05).loc["pl_per_unit", "JAX"]
     assert ", 90 % [" in cell  # the TOST's (1 - 2 alpha) interval, not the 95 % of every other table
     assert ", 80 % [" in verdict_table(pd.DataFrame(rows), {}, 0.1).loc["pl_per_unit", "JAX"]
+
+
+def test_a_tls_scheduler_without_certificates_is_one_line_not_a_traceback(tmp_path):
+    pytest.importorskip("distributed")
+    path = profile(tmp_path, '[data]\nsource = "synthetic"\n[run]\nepochs = 2\nimpls = ["numpy"]\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")} | {"PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "eval", "bench", "--profile", str(path), "--executor",
+                             "dask:tls://127.0.0.1:9"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "TLS needs this client's certificate" in result.stderr

@@ -24,6 +24,7 @@ from pathlib import Path
 from core.files import atomic_write_bytes, sha256_bytes, sha256_file
 from eval.bench.executors import ExecutorSpec, Outcome, run_task_process
 from eval.bench.tasks import Task
+from eval.config import ConfigError
 
 RESOURCE = "rbm_task"
 
@@ -60,6 +61,11 @@ def _client(spec: ExecutorSpec):
         cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
                                resources={RESOURCE: 1}, dashboard_address=":0")  # fmt: skip
         return Client(cluster), cluster
+    if spec.address.startswith("tls://") and not dask.config.get("distributed.comm.tls.client.cert", None):
+        raise ConfigError(
+            f"dask:{spec.address}: TLS needs this client's certificate; set distributed.comm.tls.ca-file, "
+            "distributed.comm.tls.client.cert and .key in Dask's configuration (README: a remote scheduler)"
+        )
     return Client(spec.address, timeout="30s"), None
 
 
@@ -83,6 +89,8 @@ def run_dask(tasks: list[Task], root: Path, spec: ExecutorSpec) -> Iterator[Outc
 
         def submit(task: Task):
             needed = {item.sha256: scattered[item.sha256] for item in task.inputs.values()}
+            if task.attempt > 1:  # the worker that died may have held the inputs' last copy: send them again
+                needed = client.scatter({key: blobs[key] for key in needed}, hash=False)
             key = f"{task.task_id}-attempt{task.attempt}-{task.context.run_id}"
             future = client.submit(remote_task, task.to_json(), needed, key=key, resources=resources, pure=False)
             futures[future] = task
