@@ -320,3 +320,21 @@ def test_the_committed_baseline_records_the_quick_profile_as_the_gate_trains_it(
     baseline = quality.load_baseline(quality.BASELINE)
     assert baseline["profile"] == "quick" and baseline["seeds"] == list(quality.SEEDS)
     quality.check_run(quick_spec(seeds=baseline["seeds"]), None, baseline)  # the gate's own run is not refused
+
+
+def test_the_summary_does_not_depend_on_the_order_tasks_finished_in():
+    import pandas as pd
+
+    def frame(order: list[int]) -> pd.DataFrame:
+        values = {0: 0.1, 1: 0.2, 2: 0.3}  # (0.1 + 0.2) + 0.3 != (0.3 + 0.2) + 0.1 in binary
+        return pd.DataFrame(
+            [
+                {"impl": "numpy", "epoch": None, "metric": "pl_per_unit", "status": "ok", "reason": "",
+                 "value": values[seed], "better": "higher", "seed": seed}
+                for seed in order
+            ]
+        )  # fmt: skip
+
+    assert (0.1 + 0.2) + 0.3 != (0.3 + 0.2) + 0.1
+    one, other = quality.summarise(frame([0, 1, 2])), quality.summarise(frame([2, 1, 0]))
+    assert one["numpy"]["pl_per_unit"] == other["numpy"]["pl_per_unit"]  # bit for bit

@@ -58,6 +58,9 @@ def summarise(frame: pd.DataFrame) -> dict[str, dict[str, dict]]:
     """Per implementation and gated metric: mean, std over seeds, direction, seeds seen, problems."""
     out: dict[str, dict[str, dict]] = {}
     runs = frame[~frame.impl.isin(["sklearn", "roofline"]) & frame.epoch.isna()]  # final scores, not curves
+    # In seed order: a parallel executor writes tasks as they finish, and a sum in another order differs in the last
+    # bit (the same per-seed values gave a mean 1 ulp apart), so a baseline would change with nothing changed.
+    runs = runs.sort_values("seed", kind="stable")
     for impl, group in runs.groupby("impl"):
         out[impl] = {}
         for metric in catalogue.gated():
