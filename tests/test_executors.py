@@ -163,7 +163,11 @@ def test_an_interrupted_dask_sweep_resumes(tmp_path):
         )
     )
     command = [sys.executable, "-m", "eval", "bench", "--profile", str(profile_file), "--executor", "dask:local:1"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal sends it, also where the test itself runs in the background (a shell's `&` ignores SIGINT
+    # in its children, and an ignored SIGINT is inherited: Python would then never raise KeyboardInterrupt)
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=restore)  # fmt: skip
     runs = runs_dir()  # the child inherits $RBM_BENCH_RUNS (conftest.py): its run folder goes there
     deadline = time.time() + 300
     folder = None
