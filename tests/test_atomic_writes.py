@@ -94,6 +94,7 @@ def fake_run(path: Path, rows: int = 3, filler: int = 0) -> Path:
             "status": ["ok"] * rows,
             "reason": [""] * rows,
             "framework_version": ["1.0"] * rows,
+            "dataset_hash": ["ab" * 32] * rows,  # the gate's baseline records the dataset it was made on
         }
     )
     folder.write_results(frame)
