@@ -233,10 +233,10 @@ class RunFolder:
             index[self._key(path)] = sha256_file(path)
         self.write_json(self.index, index)
 
-    def check_recorded(self, path: Path, what_to_do: str) -> bool:
+    def check_recorded(self, path: Path, what_to_do: str, index: dict[str, str] | None = None) -> bool:
         """True when ``path`` matches its recorded sha256, False when it was never recorded (not to be trusted:
         compute it again); `IncompleteRun` naming the file and ``what_to_do`` when it is missing or changed."""
-        digest = self.recorded().get(self._key(path))
+        digest = (self.recorded() if index is None else index).get(self._key(path))
         if digest is None:
             return False
         if not path.is_file() or sha256_file(path) != digest:
@@ -246,8 +246,9 @@ class RunFolder:
 
     def check_all_recorded(self, what_to_do: str = "start a new run") -> None:
         """Every recorded file still as written (before results are derived from them)."""
-        for key in self.recorded():
-            self.check_recorded(self.path / key, what_to_do)
+        index = self.recorded()  # read once, not once per file
+        for key in index:
+            self.check_recorded(self.path / key, what_to_do, index)
 
     # ------------------------------------------------------------------ reading
     def read_json(self, path: Path) -> dict:
