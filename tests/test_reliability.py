@@ -52,7 +52,7 @@ def test_a_sweep_over_train_on_gives_each_point_its_own_batch_order(tmp_path):
     )
     swept = swept.override(run={"impls": ["numpy"], "epochs": 2})
     _, tasks, _ = prepare(swept, RunFolder.create("sweep", parent=tmp_path), log=False)
-    orders = {task.point["data.train_on"]: task.context.order_hash for task in tasks}
+    orders = {task.context.point["data.train_on"]: task.context.order_hash for task in tasks}
     assert set(orders) == {"train", "all"} and orders["train"] != orders["all"]  # the point's own split, not the base's
 
 

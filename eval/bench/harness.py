@@ -110,7 +110,7 @@ def _result_rows(folder: RunFolder, task: Task) -> dict | None:
         return None
     for other in (folder.params_path(task.task_id), folder.samples_path(task.task_id)):
         folder.check_recorded(other, f"delete {path} to recompute {task.task_id}, or start a new run")
-    return folder.read_json(path)
+    return stored if isinstance(stored, dict) else folder.read_json(path)  # read once; a bad file says why
 
 
 def _store(folder: RunFolder, outcome: Outcome) -> dict:
@@ -157,12 +157,12 @@ def derived_rows(frame: pd.DataFrame, timing_tasks: list[Task]) -> list[dict]:
     rows = []
     by_point: dict[str, list[Task]] = {}
     for task in timing_tasks:
-        by_point.setdefault(json.dumps(task.point, sort_keys=True), []).append(task)
+        by_point.setdefault(json.dumps(task.context.point, sort_keys=True), []).append(task)
     for tasks in by_point.values():
         speeds = []
         for task in tasks:
             mine = ok[(ok.impl == task.impl) & (ok.run_id == task.context.run_id)]
-            for key, value in task.point.items():
+            for key, value in task.context.point.items():
                 mine = mine[mine[key] == value] if key in mine else mine
             values = {m: float(g.value.iloc[0]) for m, g in mine.groupby("metric")}
             speeds.append(
@@ -252,7 +252,7 @@ def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
             results[task.task_id] = stored
             progress.done(task.task_id)
     rows = [row for stored in results.values() for row in stored["rows"]]
-    references = {json.dumps(t.point, sort_keys=True): t for t in timing_tasks}
+    references = {json.dumps(t.context.point, sort_keys=True): t for t in timing_tasks}
     if keep_reference:
         reference = folder.read_json(sklearn)["rows"]
     else:

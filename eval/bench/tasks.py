@@ -10,7 +10,6 @@ trains, so no framework ever trains on other bytes than the ones recorded.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -74,14 +73,12 @@ class Task:
     epochs: int
     lr_schedule: Literal["constant", "linear"]
     inputs: dict[str, InputFile]
-    dataset_hash: str
     impl_seed: int
     eval_seed: int
     threads: int
     timeout_s: float
     timing_epochs: int = 5
     train_on: Literal["train", "all"] = "train"
-    point: dict[str, Any] = field(default_factory=dict)
     retries: int = 1
     attempt: int = 1
 
@@ -148,11 +145,7 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
     folder.dataset_dir.mkdir(parents=True, exist_ok=True)
     for name in ("dataset.npz", "manifest.json"):  # the run keeps its own copy: render and resume need no cache
         if not (folder.dataset_dir / name).exists():
-            data = (source_dir / name).read_bytes()
-            if name == "manifest.json" and b'"artifact_path"' in data:  # no absolute path of this machine's cache
-                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "artifact_path"}, indent=1)
-                data = data.encode()
-            folder.write_bytes(folder.dataset_dir / name, data)
+            folder.write_bytes(folder.dataset_dir / name, (source_dir / name).read_bytes())
     rel = lambda p: str(p.relative_to(folder.path))
     dataset_input = {
         "dataset": InputFile(rel(folder.dataset_dir / "dataset.npz"), sha256_file(folder.dataset_dir / "dataset.npz")),
@@ -213,14 +206,12 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
                     "epochs": at.run.epochs,
                     "lr_schedule": at.model.lr_schedule,
                     "inputs": inputs,
-                    "dataset_hash": dataset.hash,
                     "impl_seed": int(impl_seed.generate_state(1)[0]),
                     "eval_seed": int(eval_seed.generate_state(1)[0]),
                     "threads": at.run.threads,
                     "timeout_s": at.run.timeout_s,
                     "timing_epochs": at.run.timing_epochs,
                     "train_on": at.data.train_on,
-                    "point": point,
                     "retries": at.run.retries,
                 }
                 tasks.append(Task(task_id=f"{impl}-{key}", kind="train", **common))

@@ -74,7 +74,7 @@ def load_inputs(task: Task, root: Path) -> tuple[datasets.Dataset, Params, list[
             raise InputMismatch(
                 f"input {name} ({item.path}) has sha256 {sha256_file(path)[:12]}, not {item.sha256[:12]}"
             )
-    dataset = datasets.load(root / task.inputs["dataset"].path, expected_hash=task.dataset_hash)
+    dataset = datasets.load(root / task.inputs["dataset"].path, expected_hash=task.context.dataset_hash)
     with np.load(root / task.inputs["init"].path, allow_pickle=False) as data:
         params = Params(data["W"], data["b_v"], data["b_h"])
     order = load_order(root / task.inputs["order"].path)
