@@ -89,7 +89,7 @@ def test_a_new_source_is_one_file(tmp_path):
 
 def test_every_kind_in_the_folder_declares_its_fields():
     names = kind_names()
-    assert {"bach", "midi", "polyphonic", "synthetic"} <= set(names)
+    assert {"bach", "midi", "polyphonic", "synthetic", "jsb", "nottingham", "musedata", "pianomidi"} <= set(names)
     for name in names:
         kind = source_kind(name)
         assert isinstance(kind, SourceKind) and kind.name == name
@@ -97,7 +97,10 @@ def test_every_kind_in_the_folder_declares_its_fields():
         assert kind.help and "\n" not in kind.help
         assert callable(kind.check) and callable(kind.parse)
     assert source_help() == " | ".join(source_kind(name).syntax for name in names)
-    assert source_help() == "bach | midi:<folder> | polyphonic:<file> | synthetic[:seed]"
+    assert source_help() == (
+        "bach | jsb[:file.mat] | midi:<folder> | musedata[:file.mat] | nottingham[:file.mat] | pianomidi[:file.mat] "
+        "| polyphonic:<file> | synthetic[:seed]"
+    )
 
 
 @pytest.mark.parametrize("spec", ["wav:foo", "wav", "", "../bach", "_private"])
