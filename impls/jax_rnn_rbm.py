@@ -1,0 +1,207 @@
+"""JAX RNN-RBM: the reference (`impls.numpy_rnn_rbm`) line for line as pure functions; jax.grad, lax.scan, jit.
+
+The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* under ``stop_gradient``, so
+``jax.grad`` gives the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012,
+sec. 3). The RNN runs as a ``lax.scan`` over time, an epoch as a ``lax.scan`` over updates.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
+
+jax.config.update("jax_enable_x64", True)  # float64 on request; every array here names its dtype
+jax.config.update("jax_threefry_partitionable", False)  # as impls.jax_rbm: one device, the faster stream
+
+
+def recurrence(w: Weights, v: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(u(t-1), u(t))`` for every frame of ``v`` (batch, T, n_visible): the RNN over the true frames."""
+    batch, R = v.shape[0], w.u0.shape[0]
+    drive = v @ w.W_vu + w.b_u  # the part of every step that does not depend on u: one product
+
+    def step(previous: jax.Array, drive_t: jax.Array) -> tuple[jax.Array, jax.Array]:
+        u_t = jnp.tanh(drive_t + previous @ w.W_uu)
+        return u_t, u_t
+
+    _, u = jax.lax.scan(step, jnp.broadcast_to(w.u0, (batch, R)), jnp.swapaxes(drive, 0, 1))
+    u = jnp.swapaxes(u, 0, 1)
+    u_previous = jnp.concatenate([jnp.broadcast_to(w.u0, (batch, 1, R)), u[:, :-1]], 1)
+    return u_previous, u
+
+
+def biases(w: Weights, u_previous: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``b_v(t) = b_v + u(t-1) W_uv`` and ``b_h(t) = b_h + u(t-1) W_uh``."""
+    return w.b_v + u_previous @ w.W_uv, w.b_h + u_previous @ w.W_uh
+
+
+def gibbs(w: Weights, v: jax.Array, b_v: jax.Array, b_h: jax.Array, u_h: jax.Array, u_v: jax.Array) -> jax.Array:
+    """``len(u_h)`` block-Gibbs steps v -> h -> v of the conditional RBMs, step s drawing with ``u_h[s], u_v[s]``."""
+    dt = v.dtype
+    for step in range(u_h.shape[0]):
+        h = (u_h[step] < jax.nn.sigmoid(v @ w.W + b_h)).astype(dt)
+        v = (u_v[step] < jax.nn.sigmoid(h @ w.W.T + b_v)).astype(dt)
+    return v
+
+
+def free_energy(w: Weights, v: jax.Array, b_v: jax.Array, b_h: jax.Array) -> jax.Array:
+    """``F_t(v) = -v b_v(t) - sum_j softplus(v W + b_h(t))_j`` per frame."""
+    return -(v * b_v).sum(-1) - jnp.logaddexp(0, v @ w.W + b_h).sum(-1)
+
+
+def cost(w: Weights, v: jax.Array, noise: RNNRBMNoise) -> jax.Array:
+    """``mean_{b,t} F_t(v(t)) - F_t(v*(t))`` with v* under stop_gradient: its gradient is CD-k + BPTT."""
+    u_previous, _ = recurrence(w, v)
+    b_v, b_h = biases(w, u_previous)
+    v_star = jax.lax.stop_gradient(gibbs(w, v, b_v, b_h, noise.h, noise.v))
+    return jnp.mean(free_energy(w, v, b_v, b_h) - free_energy(w, v_star, b_v, b_h))
+
+
+def clip(grads: Weights, clip_norm: float) -> Weights:
+    """``grads`` scaled to global norm ``clip_norm`` if larger (0: unchanged)."""
+    if not clip_norm:
+        return grads
+    norm = jnp.sqrt(sum((g**2).sum() for g in grads))
+    return Weights(*(g * jnp.minimum(1, clip_norm / norm) for g in grads))
+
+
+def cd_update(config: RNNRBMConfig, w: Weights, v: jax.Array, noise: RNNRBMNoise, rate: jax.Array):
+    """One CD-k + BPTT step of plain SGD: ``(new weights, cost before the step)``."""
+    loss, grads = jax.value_and_grad(cost)(w, v, noise)
+    return Weights(*(p - rate * g for p, g in zip(w, clip(grads, config.clip_norm)))), loss
+
+
+def draw_noise(config: RNNRBMConfig, key: jax.Array, batch: int, n_frames: int, k: int, dtype) -> RNNRBMNoise:
+    k_h, k_v = jax.random.split(key)
+    h = jax.random.uniform(k_h, (k, batch, n_frames, config.n_hidden), dtype)
+    return RNNRBMNoise(h, jax.random.uniform(k_v, (k, batch, n_frames, config.n_visible), dtype))
+
+
+@partial(jax.jit, static_argnums=0, donate_argnums=1)
+def train_scan(config: RNNRBMConfig, w: Weights, batches: jax.Array, sources, rate: jax.Array):
+    """Updates over equal-shaped batches in one compiled ``lax.scan``; ``sources``: stacked noise or keys."""
+
+    def body(w: Weights, inputs) -> tuple[Weights, jax.Array]:
+        v, source = inputs
+        if isinstance(source, RNNRBMNoise):
+            noise = source
+        else:
+            noise = draw_noise(config, source, v.shape[0], v.shape[1], config.cd_k, v.dtype)
+        return cd_update(config, w, v, noise, rate)
+
+    return jax.lax.scan(body, w, (batches, sources))
+
+
+@partial(jax.jit, static_argnums=(0, 4))
+def generate_scan(config: RNNRBMConfig, w: Weights, start: jax.Array, sources, k: int) -> jax.Array:
+    """Frames one after the other in a ``lax.scan``; ``sources``: per-frame noise (time first) or keys."""
+
+    def step(u: jax.Array, inputs) -> tuple[jax.Array, jax.Array]:
+        start_t, source = inputs
+        if isinstance(source, tuple):
+            u_h, u_v = source
+        else:  # the model's own draws, one frame at a time
+            u_h, u_v = (x[:, :, 0] for x in draw_noise(config, source, start_t.shape[0], 1, k, start_t.dtype))
+        b_v, b_h = biases(w, u)
+        v = gibbs(w, start_t, b_v, b_h, u_h, u_v)
+        return jnp.tanh(v @ w.W_vu + w.b_u + u @ w.W_uu), v  # the RNN is fed the sampled frame
+
+    u0 = jnp.broadcast_to(w.u0, (start.shape[0], w.u0.shape[0]))  # u(0)
+    _, frames = jax.lax.scan(step, u0, (jnp.swapaxes(start, 0, 1), sources))
+    return jnp.swapaxes(frames, 0, 1)
+
+
+_conditional_biases = jax.jit(lambda w, v: biases(w, recurrence(w, v)[0]))
+_frame_free_energies = jax.jit(lambda w, v: free_energy(w, v, *biases(w, recurrence(w, v)[0])))
+
+
+class JaxRNNRBM(RNNRBM):
+    """RNN-RBM trained by CD-k and BPTT with JAX (explicit keys, jax.grad, jit, scan over time and updates)."""
+
+    name = "jax"
+
+    def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
+        super().__init__(config, params, seed)
+        jax.config.update("jax_default_matmul_precision", "highest")  # strict float32 products (no TF32)
+        self.dtype = jnp.dtype(config.dtype)
+        self.device = jax.devices("gpu" if config.device == "cuda" else "cpu")[0]
+        self.weights = Weights(*(self._array(a) for a in params.arrays()))
+        self.key = jax.device_put(jax.random.key(int(seed)), self.device)
+
+    @staticmethod
+    def framework_version() -> str:
+        return jax.__version__
+
+    @staticmethod
+    def device_unavailable(device: str) -> str | None:
+        if device == "cuda":
+            try:
+                jax.devices("gpu")
+            except RuntimeError as error:
+                return f"skipped: no GPU (jax.devices('gpu'): {str(error)[:120]})"
+        return None
+
+    def _array(self, array: np.ndarray) -> jax.Array:
+        return jax.device_put(jnp.asarray(np.asarray(array), self.dtype), self.device)
+
+    def _next_key(self) -> jax.Array:
+        self.key, key = jax.random.split(self.key)
+        return key
+
+    def _rate(self, learning_rate: float | None) -> jax.Array:
+        return self._array(self.rate(learning_rate))  # an array: a new rate does not recompile
+
+    def train_chunks(
+        self, chunks: np.ndarray, noise: list[RNNRBMNoise] | None = None, learning_rate: float | None = None
+    ) -> np.ndarray:
+        updates, rate, costs = self.updates(chunks, noise), self._rate(learning_rate), []
+        full = len(updates) if len(updates[-1]) == len(updates[0]) else len(updates) - 1
+        for group in (slice(0, full), slice(full, len(updates))):  # the full batches in one scan, then the rest
+            if group.start == group.stop:
+                continue
+            batches = self._array(np.stack(updates[group]))
+            if noise is None:
+                sources = jax.random.split(self._next_key(), len(batches))
+            else:
+                checked = [self.checked_noise(n, *v.shape[:2]) for n, v in zip(noise[group], updates[group])]
+                sources = RNNRBMNoise(*(self._array(np.stack(u)) for u in zip(*checked)))
+            self.weights, group_costs = train_scan(self.config, self.weights, batches, sources, rate)
+            costs.append(group_costs)
+        return np.concatenate([np.asarray(c, np.float64) for c in costs])
+
+    def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
+        v = self._array(self.sequences(v))
+        noise = RNNRBMNoise(*(self._array(u)[None] for u in self.checked_noise(noise, *v.shape[:2])))
+        self.weights, loss = train_scan(self.config, self.weights, v[None], noise, self._rate(learning_rate))
+        return float(loss[0])
+
+    def conditional_biases(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b_v, b_h = _conditional_biases(self.weights, self._array(self.sequences(v)))
+        return np.asarray(b_v), np.asarray(b_h)
+
+    def frame_free_energies(self, v: np.ndarray) -> np.ndarray:
+        return np.asarray(_frame_free_energies(self.weights, self._array(self.sequences(v))))
+
+    def generate(
+        self,
+        n_pieces: int,
+        n_frames: int,
+        k: int | None = None,
+        noise: RNNRBMNoise | None = None,
+        start: np.ndarray | None = None,
+    ) -> np.ndarray:
+        start = self._array(self.generation_start(n_pieces, n_frames, start))
+        if noise is None:
+            k = self.config.cd_k if k is None else k
+            sources = jax.random.split(self._next_key(), n_frames)
+        else:
+            u_h, u_v = self.checked_noise(noise, n_pieces, n_frames)
+            k, sources = len(u_h), tuple(self._array(np.moveaxis(u, 2, 0)) for u in (u_h, u_v))  # time first
+        return np.asarray(generate_scan(self.config, self.weights, start, sources, k)).astype(np.uint8)
+
+    def params(self) -> RNNRBMParams:
+        return RNNRBMParams(*(np.asarray(a) for a in self.weights)).astype(np.float64)

@@ -1,0 +1,157 @@
+"""The NumPy RNN-RBM reference: the specification in code, gradients (CD + BPTT) written out by hand.
+
+Training follows section 3 of Boulanger-Lewandowski, Bengio & Vincent (ICML 2012): (1) run the RNN over the
+true frames, (2) compute every frame's biases b_v(t), b_h(t), (3) draw v*(t) by k Gibbs steps from v(t),
+(4) take each frame's CD gradient of ``C = F_t(v(t)) - F_t(v*(t))`` (v* constant) and (5) propagate its
+gradient with respect to b_v(t), b_h(t) back through time to the RNN's parameters. The other frameworks
+compute the same cost and let autodiff do (4)-(5); they read like the functions here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from impls.numpy_rbm import sigmoid
+from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
+
+
+def recurrence(w: Weights, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(u(t-1), u(t))`` for every frame of ``v`` (batch, T, n_visible): the RNN over the true frames."""
+    batch, T, _ = v.shape
+    drive = v @ w.W_vu + w.b_u  # the part of every step that does not depend on u: one product
+    u = np.empty((batch, T, len(w.u0)), v.dtype)
+    previous = np.broadcast_to(w.u0, (batch, len(w.u0)))
+    for t in range(T):
+        previous = u[:, t] = np.tanh(drive[:, t] + previous @ w.W_uu)
+    u_previous = np.concatenate([np.broadcast_to(w.u0, (batch, 1, len(w.u0))), u[:, :-1]], axis=1)
+    return u_previous, u
+
+
+def biases(w: Weights, u_previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``b_v(t) = b_v + u(t-1) W_uv`` and ``b_h(t) = b_h + u(t-1) W_uh``."""
+    return w.b_v + u_previous @ w.W_uv, w.b_h + u_previous @ w.W_uh
+
+
+def gibbs(w: Weights, v: np.ndarray, b_v: np.ndarray, b_h: np.ndarray, u_h: np.ndarray, u_v: np.ndarray) -> np.ndarray:
+    """``len(u_h)`` block-Gibbs steps v -> h -> v of the conditional RBMs, step s drawing with ``u_h[s], u_v[s]``."""
+    dt = v.dtype
+    for step in range(len(u_h)):
+        h = (u_h[step] < sigmoid(v @ w.W + b_h)).astype(dt)
+        v = (u_v[step] < sigmoid(h @ w.W.T + b_v)).astype(dt)
+    return v
+
+
+def free_energy(w: Weights, v: np.ndarray, b_v: np.ndarray, b_h: np.ndarray) -> np.ndarray:
+    """``F_t(v) = -v b_v(t) - sum_j softplus(v W + b_h(t))_j`` per frame."""
+    return -(v * b_v).sum(-1) - np.logaddexp(0, v @ w.W + b_h).sum(-1)
+
+
+def gradients(w: Weights, v: np.ndarray, noise: RNNRBMNoise) -> tuple[float, Weights]:
+    """The cost ``mean_{b,t} F_t(v(t)) - F_t(v*(t))`` and its gradient, v* held constant (CD-k + BPTT)."""
+    u_previous, u = recurrence(w, v)
+    b_v, b_h = biases(w, u_previous)
+    v_star = gibbs(w, v, b_v, b_h, noise.h, noise.v)
+    cost = np.mean(free_energy(w, v, b_v, b_h) - free_energy(w, v_star, b_v, b_h))
+    n = v.shape[0] * v.shape[1]  # the cost is a mean over every frame of every chunk
+    p_h, p_h_star = sigmoid(v @ w.W + b_h), sigmoid(v_star @ w.W + b_h)
+    # each frame's RBM: dF/db_v(t) = -v, dF/db_h(t) = -p(h | v), dF/dW = -v^T p(h | v)
+    d_b_v, d_b_h = (v_star - v) / n, (p_h_star - p_h) / n
+    d_W = (flat(v_star).T @ flat(p_h_star) - flat(v).T @ flat(p_h)) / n
+    d_W_uv, d_W_uh = flat(u_previous).T @ flat(d_b_v), flat(u_previous).T @ flat(d_b_h)
+    # BPTT: u(t-1) reaches the cost through frame t's biases and through u(t)
+    d_u_previous = d_b_v @ w.W_uv.T + d_b_h @ w.W_uh.T  # dC/du(t-1) through frame t's biases
+    d_drive = np.zeros_like(u)  # dC/d(b_u + u(t-1) W_uu + v(t) W_vu) for every frame
+    d_u = np.zeros_like(u[:, 0])  # dC/du(t), from the frames after t; u(T) reaches nothing
+    for t in reversed(range(v.shape[1])):
+        d_drive[:, t] = d_u * (1 - u[:, t] ** 2)  # through the tanh
+        d_u = d_u_previous[:, t] + d_drive[:, t] @ w.W_uu.T  # now dC/du(t-1)
+    d_W_uu, d_W_vu = flat(u_previous).T @ flat(d_drive), flat(v).T @ flat(d_drive)
+    d_b_u, d_u0 = d_drive.sum((0, 1)), d_u.sum(0)  # d_u is now dC/du(0) = dC/du0, per sequence
+    d_b_v, d_b_h = d_b_v.sum((0, 1)), d_b_h.sum((0, 1))
+    return float(cost), Weights(d_W, d_b_v, d_b_h, d_W_uv, d_W_uh, d_W_uu, d_W_vu, d_b_u, d_u0)
+
+
+def flat(x: np.ndarray) -> np.ndarray:
+    """(batch, T, n) as (batch * T, n): every frame a row."""
+    return x.reshape(-1, x.shape[-1])
+
+
+def clip(grads: Weights, clip_norm: float) -> Weights:
+    """``grads`` scaled to global norm ``clip_norm`` if larger (0: unchanged)."""
+    if not clip_norm:
+        return grads
+    norm = np.sqrt(sum((g**2).sum() for g in grads))
+    return Weights(*(g * min(1, clip_norm / norm) for g in grads)) if norm > clip_norm else grads
+
+
+class NumpyRNNRBM(RNNRBM):
+    """RNN-RBM trained by CD-k and hand-written BPTT in plain NumPy (float32 or float64)."""
+
+    name = "numpy"
+
+    def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
+        super().__init__(config, params, seed)
+        if config.device != "cpu":
+            raise ValueError(f"numpy runs on the cpu only, not {config.device!r}")
+        self.dtype = np.dtype(config.dtype)
+        self.weights = Weights(*(np.array(a, dtype=self.dtype) for a in params.arrays()))
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def framework_version() -> str:
+        return np.__version__
+
+    def _noise(self, batch: int, n_frames: int, k: int | None = None) -> RNNRBMNoise:
+        return RNNRBMNoise.draw(self.rng, self.config, batch, n_frames, k)
+
+    def train_chunks(
+        self, chunks: np.ndarray, noise: list[RNNRBMNoise] | None = None, learning_rate: float | None = None
+    ) -> np.ndarray:
+        costs = []
+        for index, v in enumerate(self.updates(chunks, noise)):
+            draws = self._noise(*v.shape[:2]) if noise is None else noise[index]
+            costs.append(self.cd_update(v, draws, learning_rate))
+        return np.array(costs)
+
+    def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
+        v = self.sequences(v).astype(self.dtype)
+        noise = RNNRBMNoise(*(np.asarray(u, self.dtype) for u in self.checked_noise(noise, *v.shape[:2])))
+        cost, grads = gradients(self.weights, v, noise)
+        rate = self.dtype.type(self.rate(learning_rate))
+        for parameter, gradient in zip(self.weights, clip(grads, self.config.clip_norm)):
+            parameter -= rate * gradient  # plain SGD, in place
+        return cost
+
+    def conditional_biases(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v = self.sequences(v).astype(self.dtype)
+        return biases(self.weights, recurrence(self.weights, v)[0])
+
+    def frame_free_energies(self, v: np.ndarray) -> np.ndarray:
+        v = self.sequences(v).astype(self.dtype)
+        return free_energy(self.weights, v, *biases(self.weights, recurrence(self.weights, v)[0]))
+
+    def generate(
+        self,
+        n_pieces: int,
+        n_frames: int,
+        k: int | None = None,
+        noise: RNNRBMNoise | None = None,
+        start: np.ndarray | None = None,
+    ) -> np.ndarray:
+        w, dt = self.weights, self.dtype
+        if noise is not None:
+            u_h, u_v = (np.asarray(u, dt) for u in self.checked_noise(noise, n_pieces, n_frames))
+        start = self.generation_start(n_pieces, n_frames, start).astype(dt)
+        frames = np.empty((n_pieces, n_frames, self.config.n_visible), dt)
+        u = np.broadcast_to(w.u0, (n_pieces, len(w.u0)))  # u(0)
+        for t in range(n_frames):
+            if noise is None:  # the model's own draws, one frame at a time (never the whole piece's at once)
+                u_h, u_v = self._noise(n_pieces, 1, k)
+            s = 0 if noise is None else t
+            b_v, b_h = biases(w, u)
+            frames[:, t] = v = gibbs(w, start[:, t], b_v, b_h, u_h[:, :, s], u_v[:, :, s])
+            u = np.tanh(v @ w.W_vu + w.b_u + u @ w.W_uu)  # the RNN is fed the sampled frame
+        return frames.astype(np.uint8)
+
+    def params(self) -> RNNRBMParams:
+        return RNNRBMParams(*self.weights).astype(np.float64)

@@ -1,0 +1,181 @@
+"""TensorFlow RNN-RBM: the reference (`impls.numpy_rnn_rbm`) line for line, tf.GradientTape inside tf.function.
+
+The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* under ``tf.stop_gradient``, so
+the tape's gradient is the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML
+2012, sec. 3). The RNN runs as a ``tf.scan`` over time; an epoch drawing its own noise is one tf.function loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
+
+
+def recurrence(w: Weights, v: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(u(t-1), u(t))`` for every frame of ``v`` (batch, T, n_visible): the RNN over the true frames."""
+    u0 = tf.broadcast_to(w.u0, [tf.shape(v)[0], tf.shape(w.u0)[0]])
+    drive = v @ w.W_vu + w.b_u  # the part of every step that does not depend on u: one product
+    step = lambda previous, drive_t: tf.tanh(drive_t + previous @ w.W_uu)
+    u = tf.transpose(tf.scan(step, tf.transpose(drive, [1, 0, 2]), initializer=u0), [1, 0, 2])
+    u_previous = tf.concat([u0[:, None], u[:, :-1]], 1)
+    return u_previous, u
+
+
+def biases(w: Weights, u_previous: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """``b_v(t) = b_v + u(t-1) W_uv`` and ``b_h(t) = b_h + u(t-1) W_uh``."""
+    return w.b_v + u_previous @ w.W_uv, w.b_h + u_previous @ w.W_uh
+
+
+def gibbs(w: Weights, v: tf.Tensor, b_v: tf.Tensor, b_h: tf.Tensor, u_h: tf.Tensor, u_v: tf.Tensor) -> tf.Tensor:
+    """``len(u_h)`` block-Gibbs steps v -> h -> v of the conditional RBMs, step s drawing with ``u_h[s], u_v[s]``."""
+    dt = v.dtype
+    for step in range(u_h.shape[0]):  # a static k: the steps unroll in the graph
+        h = tf.cast(u_h[step] < tf.sigmoid(v @ w.W + b_h), dt)
+        v = tf.cast(u_v[step] < tf.sigmoid(tf.matmul(h, w.W, transpose_b=True) + b_v), dt)
+    return v
+
+
+def free_energy(w: Weights, v: tf.Tensor, b_v: tf.Tensor, b_h: tf.Tensor) -> tf.Tensor:
+    """``F_t(v) = -v b_v(t) - sum_j softplus(v W + b_h(t))_j`` per frame."""
+    return -tf.reduce_sum(v * b_v, -1) - tf.reduce_sum(tf.nn.softplus(v @ w.W + b_h), -1)
+
+
+def cost(w: Weights, v: tf.Tensor, noise: RNNRBMNoise) -> tf.Tensor:
+    """``mean_{b,t} F_t(v(t)) - F_t(v*(t))`` with v* under stop_gradient: its gradient is CD-k + BPTT."""
+    u_previous, _ = recurrence(w, v)
+    b_v, b_h = biases(w, u_previous)
+    v_star = tf.stop_gradient(gibbs(w, v, b_v, b_h, noise.h, noise.v))
+    return tf.reduce_mean(free_energy(w, v, b_v, b_h) - free_energy(w, v_star, b_v, b_h))
+
+
+def clip(grads: list[tf.Tensor], clip_norm: float) -> list[tf.Tensor]:
+    """``grads`` scaled to global norm ``clip_norm`` if larger (0: unchanged)."""
+    if not clip_norm:
+        return grads
+    norm = tf.sqrt(tf.add_n([tf.reduce_sum(g**2) for g in grads]))
+    return [g * tf.minimum(tf.constant(1, g.dtype), clip_norm / norm) for g in grads]
+
+
+class TFRNNRBM(RNNRBM):
+    """RNN-RBM trained by CD-k and BPTT with TensorFlow 2 (tf.Variables, GradientTape in tf.function)."""
+
+    name = "tf"
+
+    def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
+        super().__init__(config, params, seed)
+        tf.config.experimental.enable_op_determinism()
+        tf.config.experimental.enable_tensor_float_32_execution(False)  # strict float32 products
+        self.dtype = tf.as_dtype(config.dtype)
+        self.device = "/GPU:0" if config.device == "cuda" else "/CPU:0"
+        with tf.device(self.device):
+            self.weights = Weights(*(tf.Variable(np.asarray(a), dtype=self.dtype) for a in params.arrays()))
+            self.generator = tf.random.Generator.from_seed(int(seed))
+        self._update = tf.function(self._cd_update)  # static shapes: k is read from the noise's shape
+        self._epoch = tf.function(self._epoch_fn, reduce_retracing=True)
+        self._generate = tf.function(self._generate_fn)
+        self._biases = tf.function(lambda v: biases(self.weights, recurrence(self.weights, v)[0]))
+
+    @staticmethod
+    def framework_version() -> str:
+        return tf.__version__
+
+    @staticmethod
+    def device_unavailable(device: str) -> str | None:
+        if device == "cuda" and not tf.config.list_physical_devices("GPU"):
+            return "skipped: no GPU (tf.config.list_physical_devices('GPU') is empty)"
+        return None
+
+    def _tensor(self, array: np.ndarray) -> tf.Tensor:
+        with tf.device(self.device):
+            return tf.convert_to_tensor(np.asarray(array), dtype=self.dtype)
+
+    def _noise(self, batch: tf.Tensor, n_frames: tf.Tensor, k: int) -> RNNRBMNoise:
+        H, V = self.config.n_hidden, self.config.n_visible
+        uniform = lambda *shape: self.generator.uniform(tf.stack(shape), dtype=self.dtype)
+        h = tf.ensure_shape(uniform(k, batch, n_frames, H), [k, None, None, H])  # k stays static for `gibbs`
+        return RNNRBMNoise(h, tf.ensure_shape(uniform(k, batch, n_frames, V), [k, None, None, V]))
+
+    def _rate(self, learning_rate: float | None) -> tf.Tensor:
+        return tf.constant(self.rate(learning_rate), self.dtype)  # a tensor: a new rate does not retrace
+
+    def train_chunks(
+        self, chunks: np.ndarray, noise: list[RNNRBMNoise] | None = None, learning_rate: float | None = None
+    ) -> np.ndarray:
+        updates, rate = self.updates(chunks, noise), self._rate(learning_rate)
+        if noise is not None:
+            return np.array([self.cd_update(v, n, learning_rate) for v, n in zip(updates, noise, strict=True)])
+        full = len(updates) if len(updates[-1]) == len(updates[0]) else len(updates) - 1
+        costs = [self._epoch(self._tensor(np.stack(updates[:full])), rate)]  # the full batches in one loop
+        if full < len(updates):
+            costs.append(self._epoch(self._tensor(updates[-1][None]), rate))
+        return np.concatenate([c.numpy() for c in costs]).astype(np.float64)
+
+    def _epoch_fn(self, batches: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
+        costs = tf.TensorArray(self.dtype, size=tf.shape(batches)[0])
+        for index in tf.range(tf.shape(batches)[0]):
+            v = batches[index]
+            noise = self._noise(tf.shape(v)[0], tf.shape(v)[1], self.config.cd_k)
+            costs = costs.write(index, self._cd_update(v, noise, rate))
+        return costs.stack()
+
+    def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
+        v = self._tensor(self.sequences(v))
+        noise = RNNRBMNoise(*(self._tensor(u) for u in self.checked_noise(noise, *v.shape[:2])))
+        return float(self._update(v, noise, self._rate(learning_rate)))
+
+    def _cd_update(self, v: tf.Tensor, noise: RNNRBMNoise, rate: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = cost(self.weights, v, noise)
+        grads = tape.gradient(loss, list(self.weights))
+        for parameter, gradient in zip(self.weights, clip(grads, self.config.clip_norm)):
+            parameter.assign_sub(rate * gradient)  # plain SGD
+        return loss
+
+    def conditional_biases(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b_v, b_h = self._biases(self._tensor(self.sequences(v)))
+        return b_v.numpy(), b_h.numpy()
+
+    def frame_free_energies(self, v: np.ndarray) -> np.ndarray:
+        v = self._tensor(self.sequences(v))
+        return free_energy(self.weights, v, *self._biases(v)).numpy()
+
+    def generate(
+        self,
+        n_pieces: int,
+        n_frames: int,
+        k: int | None = None,
+        noise: RNNRBMNoise | None = None,
+        start: np.ndarray | None = None,
+    ) -> np.ndarray:
+        start = self._tensor(self.generation_start(n_pieces, n_frames, start))
+        if noise is None:
+            frames = self._generate(start, None, self.config.cd_k if k is None else k)
+        else:
+            u_h, u_v = (self._tensor(np.moveaxis(u, 2, 0)) for u in self.checked_noise(noise, n_pieces, n_frames))
+            frames = self._generate(start, (u_h, u_v), len(u_h[0]))  # noise time first
+        return frames.numpy().astype(np.uint8)
+
+    def _generate_fn(self, start: tf.Tensor, noise: tuple[tf.Tensor, tf.Tensor] | None, k: int) -> tf.Tensor:
+        w, n = self.weights, tf.shape(start)[0]
+
+        def step(carry: tuple[tf.Tensor, tf.Tensor], inputs) -> tuple[tf.Tensor, tf.Tensor]:
+            u, _ = carry
+            start_t, source = inputs
+            if noise is None:  # the model's own draws, one frame at a time
+                u_h, u_v = (x[:, :, 0] for x in self._noise(n, 1, k))
+            else:
+                u_h, u_v = source
+            b_v, b_h = biases(w, u)
+            v = gibbs(w, start_t, b_v, b_h, u_h, u_v)
+            return tf.tanh(v @ w.W_vu + w.b_u + u @ w.W_uu), v  # the RNN is fed the sampled frame
+
+        u0 = tf.broadcast_to(w.u0, [n, tf.shape(w.u0)[0]])  # u(0)
+        sources = tf.zeros(tf.shape(start)[1:2]) if noise is None else noise
+        inputs = (tf.transpose(start, [1, 0, 2]), sources)
+        _, frames = tf.scan(step, inputs, initializer=(u0, tf.zeros_like(start[:, 0])))
+        return tf.transpose(frames, [1, 0, 2])
+
+    def params(self) -> RNNRBMParams:
+        return RNNRBMParams(*(t.numpy() for t in self.weights)).astype(np.float64)

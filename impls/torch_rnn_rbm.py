@@ -1,0 +1,162 @@
+"""PyTorch RNN-RBM: the reference (`impls.numpy_rnn_rbm`) line for line, gradients by autograd, tensors on device.
+
+The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* detached, so autograd's
+gradient is the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012, sec. 3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
+
+
+def recurrence(w: Weights, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(u(t-1), u(t))`` for every frame of ``v`` (batch, T, n_visible): the RNN over the true frames."""
+    batch, T, _ = v.shape
+    drive = v @ w.W_vu + w.b_u  # the part of every step that does not depend on u: one product
+    previous, states = w.u0.expand(batch, -1), []
+    for t in range(T):
+        previous = torch.tanh(drive[:, t] + previous @ w.W_uu)
+        states.append(previous)
+    u = torch.stack(states, 1)
+    u_previous = torch.cat([w.u0.expand(batch, 1, -1), u[:, :-1]], 1)
+    return u_previous, u
+
+
+def biases(w: Weights, u_previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``b_v(t) = b_v + u(t-1) W_uv`` and ``b_h(t) = b_h + u(t-1) W_uh``."""
+    return w.b_v + u_previous @ w.W_uv, w.b_h + u_previous @ w.W_uh
+
+
+def gibbs(
+    w: Weights, v: torch.Tensor, b_v: torch.Tensor, b_h: torch.Tensor, u_h: torch.Tensor, u_v: torch.Tensor
+) -> torch.Tensor:
+    """``len(u_h)`` block-Gibbs steps v -> h -> v of the conditional RBMs, step s drawing with ``u_h[s], u_v[s]``."""
+    dt = v.dtype
+    for step in range(len(u_h)):
+        h = (u_h[step] < torch.sigmoid(v @ w.W + b_h)).to(dt)
+        v = (u_v[step] < torch.sigmoid(h @ w.W.T + b_v)).to(dt)
+    return v
+
+
+def free_energy(w: Weights, v: torch.Tensor, b_v: torch.Tensor, b_h: torch.Tensor) -> torch.Tensor:
+    """``F_t(v) = -v b_v(t) - sum_j softplus(v W + b_h(t))_j`` per frame (softplus as log(1 + e^x), no threshold)."""
+    x = v @ w.W + b_h
+    return -(v * b_v).sum(-1) - torch.logaddexp(x, torch.zeros_like(x)).sum(-1)
+
+
+def cost(w: Weights, v: torch.Tensor, noise: RNNRBMNoise) -> torch.Tensor:
+    """``mean_{b,t} F_t(v(t)) - F_t(v*(t))`` with v* detached: its gradient is CD-k + BPTT."""
+    u_previous, _ = recurrence(w, v)
+    b_v, b_h = biases(w, u_previous)
+    v_star = gibbs(w, v, b_v, b_h, noise.h, noise.v).detach()
+    return torch.mean(free_energy(w, v, b_v, b_h) - free_energy(w, v_star, b_v, b_h))
+
+
+def clip(grads: tuple[torch.Tensor, ...], clip_norm: float) -> tuple[torch.Tensor, ...]:
+    """``grads`` scaled to global norm ``clip_norm`` if larger (0: unchanged)."""
+    if not clip_norm:
+        return grads
+    norm = torch.sqrt(sum((g**2).sum() for g in grads))
+    return tuple(g * torch.clamp(clip_norm / norm, max=1) for g in grads)
+
+
+class TorchRNNRBM(RNNRBM):
+    """RNN-RBM trained by CD-k and BPTT with PyTorch autograd (parameters updated in place on the device)."""
+
+    name = "torch"
+
+    def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
+        super().__init__(config, params, seed)
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cuda.matmul.allow_tf32 = False  # strict float32 products
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+        self.device = torch.device(config.device)
+        self.dtype = getattr(torch, config.dtype)
+        self.weights = Weights(*(self._tensor(a).requires_grad_() for a in params.arrays()))
+        self.generator = torch.Generator(self.device).manual_seed(int(seed))
+
+    @staticmethod
+    def framework_version() -> str:
+        return torch.__version__
+
+    @staticmethod
+    def device_unavailable(device: str) -> str | None:
+        if device == "cuda" and not torch.cuda.is_available():
+            return "skipped: no GPU (torch.cuda.is_available() is False)"
+        return None
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device).clone()
+
+    def _noise(self, batch: int, n_frames: int, k: int | None = None) -> RNNRBMNoise:
+        k, H, V = self.config.cd_k if k is None else k, self.config.n_hidden, self.config.n_visible
+        uniform = lambda *shape: torch.rand(shape, generator=self.generator, dtype=self.dtype, device=self.device)
+        return RNNRBMNoise(uniform(k, batch, n_frames, H), uniform(k, batch, n_frames, V))
+
+    def train_chunks(
+        self, chunks: np.ndarray, noise: list[RNNRBMNoise] | None = None, learning_rate: float | None = None
+    ) -> np.ndarray:
+        rate, costs = self.rate(learning_rate), []
+        for index, v in enumerate(self.updates(chunks, noise)):
+            if noise is None:
+                draws = self._noise(*v.shape[:2])
+            else:
+                draws = RNNRBMNoise(*(self._tensor(u) for u in self.checked_noise(noise[index], *v.shape[:2])))
+            costs.append(self._cd_update(self._tensor(v), draws, rate))
+        return torch.stack(costs).cpu().numpy().astype(np.float64)  # one host copy per call
+
+    def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
+        v = self._tensor(self.sequences(v))
+        noise = RNNRBMNoise(*(self._tensor(u) for u in self.checked_noise(noise, *v.shape[:2])))
+        return float(self._cd_update(v, noise, self.rate(learning_rate)))
+
+    def _cd_update(self, v: torch.Tensor, noise: RNNRBMNoise, rate: float) -> torch.Tensor:
+        loss = cost(self.weights, v, noise)
+        grads = torch.autograd.grad(loss, self.weights)
+        with torch.no_grad():
+            for parameter, gradient in zip(self.weights, clip(grads, self.config.clip_norm)):
+                parameter.sub_(rate * gradient)  # plain SGD, in place
+        return loss.detach()
+
+    @torch.no_grad()
+    def conditional_biases(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v = self._tensor(self.sequences(v))
+        b_v, b_h = biases(self.weights, recurrence(self.weights, v)[0])
+        return b_v.cpu().numpy(), b_h.cpu().numpy()
+
+    @torch.no_grad()
+    def frame_free_energies(self, v: np.ndarray) -> np.ndarray:
+        v = self._tensor(self.sequences(v))
+        return free_energy(self.weights, v, *biases(self.weights, recurrence(self.weights, v)[0])).cpu().numpy()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        n_pieces: int,
+        n_frames: int,
+        k: int | None = None,
+        noise: RNNRBMNoise | None = None,
+        start: np.ndarray | None = None,
+    ) -> np.ndarray:
+        w = self.weights
+        if noise is not None:
+            u_h, u_v = (self._tensor(u) for u in self.checked_noise(noise, n_pieces, n_frames))
+        start = self._tensor(self.generation_start(n_pieces, n_frames, start))
+        frames = []
+        u = w.u0.expand(n_pieces, -1)  # u(0)
+        for t in range(n_frames):
+            if noise is None:  # the model's own draws, one frame at a time (never the whole piece's at once)
+                u_h, u_v = self._noise(n_pieces, 1, k)
+            s = 0 if noise is None else t
+            b_v, b_h = biases(w, u)
+            v = gibbs(w, start[:, t], b_v, b_h, u_h[:, :, s], u_v[:, :, s])
+            frames.append(v)
+            u = torch.tanh(v @ w.W_vu + w.b_u + u @ w.W_uu)  # the RNN is fed the sampled frame
+        return torch.stack(frames, 1).cpu().numpy().astype(np.uint8)
+
+    def params(self) -> RNNRBMParams:
+        return RNNRBMParams(*(t.detach().cpu().numpy() for t in self.weights)).astype(np.float64)
