@@ -6,6 +6,7 @@
 ``speed``       training throughput per implementation beside the roofline and scikit-learn, in one run
 ``scaling``     throughput and peak memory over a grid of hidden units and batch sizes
 ``perf-check``  pytest-benchmark ratios to the roofline against reports/baselines/perf.json
+``margins``     derive the verdict's margins from a calibration run into reports/baselines/margins.json
 """
 
 from __future__ import annotations
@@ -112,6 +113,18 @@ def run_perf_check(args: argparse.Namespace) -> int:
     return check(args.benchmark, args.baseline, args.update_baseline)
 
 
+def run_margins(args: argparse.Namespace) -> int:
+    from eval.gates import margins
+
+    calibration, noise = RunFolder.open(args.calibration), RunFolder.open(args.noise)
+    scores = margins.derive(calibration.results(), noise.results())
+    with pd.option_context("display.width", 250, "display.max_columns", 20):
+        print(margins.table(scores).to_string())
+    margins.write(calibration.path, noise.path, scores, args.out)
+    print(f"margins written: {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("benchmark", type=Path)
     p.add_argument("--baseline", type=Path, default=quality.BASELINE.with_name("perf.json"))
     p.add_argument("--update-baseline", action="store_true")
+    m = commands.add_parser("margins", help="derive the verdict's margins from a calibration run (--profile margins)")
+    m.add_argument("calibration", type=Path, help="a finished run of --profile margins")
+    m.add_argument("--noise", type=Path, default=quality.BASELINE.parents[1] / "example",
+                   help="a default run of every framework (the example report)")  # fmt: skip
+    m.add_argument("--out", type=Path, default=quality.BASELINE.with_name("margins.json"))
     args = parser.parse_args(argv)
     handlers = {
         "bench": lambda a: bench_main(a),
@@ -144,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "speed": run_speed,
         "scaling": run_scaling,
         "perf-check": run_perf_check,
+        "margins": run_margins,
     }
 
     def body() -> int:

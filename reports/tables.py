@@ -86,7 +86,9 @@ def verdict_table(frame: pd.DataFrame, margins: dict[str, float], alpha: float) 
     rows = []
     for metric, margin in catalogue.margins(margins).items():
         reference = per_seed(frame, base, metric)
-        row = {"metric": metric, "margin": f"± {number(margin, metric)} {describe(metric)[0]}".strip()}
+        basis = catalogue.margin_basis(metric, margins)
+        shown = f"± {number(margin, metric)} {describe(metric)[0]} ({basis})".replace("  ", " ")
+        row = {"metric": metric, "margin": shown}
         for name in candidates:
             mine = per_seed(frame, name, metric)
             seeds = reference.index.intersection(mine.index)
@@ -116,11 +118,21 @@ def equivalence_summary(frame: pd.DataFrame, margins: dict[str, float], alpha: f
         counts = {mark: int(table[column].str.startswith(mark).sum()) for mark in ("✓", "✗", "?")}
         parts.append(f"{column} {counts['✓']} equivalent, {counts['✗']} different, {counts['?']} inconclusive")
     undetermined = " With one seed the test cannot conclude: run more seeds." if seeds < 2 else ""
+    measured = catalogue.measured_margins()
+    short = [m for m in table.index if m not in margins and measured.get(m, {}).get("seeds_needed", 0) > seeds]
+    power = (
+        f" At {seeds} seeds the test confirms truly equivalent implementations with 80 % power only where the "
+        f"margin allows it; {', '.join(short)} need more seeds (margins and the seeds each needs: README, "
+        "The verdict's margins)."
+        if short
+        else ""
+    )
     return (
-        f"Against the NumPy reference, per metric, within the profile's margins (paired TOST over {seeds} seeds, "
-        f"α = {alpha}; ✓ equivalent, ✗ different, ? inconclusive — more seeds would decide): "
+        f"Against the NumPy reference, per metric, within margins measured from the smallest recipe change that "
+        f"matters (paired TOST over {seeds} seeds, α = {alpha}, 90 % intervals; ✓ equivalent, ✗ different, "
+        "? inconclusive — more seeds would decide): "
         + "; ".join(parts)
-        + f" of {len(table)} metrics.{undetermined}"
+        + f" of {len(table)} metrics.{undetermined}{power}"
     )
 
 

@@ -192,3 +192,37 @@ def test_an_interrupted_dask_sweep_resumes(tmp_path):
     import shutil
 
     shutil.rmtree(folder)
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_import_the_project_is_named_not_reported_lost(tmp_path):
+    """A worker started outside the checkout (as a careless deployment does): one line before any task, exit 2."""
+    import os
+
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=0, dashboard_address=":0", scheduler_port=0)
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address, "--nthreads", "1",
+         "--resources", "rbm_task=1", "--no-dashboard"],
+        cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        from distributed import Client
+
+        with Client(cluster.scheduler_address) as client:
+            client.wait_for_workers(1, timeout=60)
+        command = [sys.executable, "-m", "eval", "bench", "--profile", "quick", "--impls", "numpy", "--dataset",
+                   "synthetic", "--epochs", "1", "--seeds", "0", "--executor",
+                   f"dask:{cluster.scheduler_address}"]  # fmt: skip
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "RBM_BENCH_RUNS": str(tmp_path / "runs")})  # fmt: skip
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        cluster.close()
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "workers cannot import the project" in last and "PYTHONPATH" in last and "lost" not in last
+    assert "Traceback" not in done.stderr

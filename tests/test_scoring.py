@@ -361,3 +361,23 @@ def test_the_sample_quality_score_ranks_music_model_noise_and_coin_flips():
     }
     ranked = sorted(scores, key=scores.get)
     assert ranked == ["held-out music", "default model", "CD-1 noise", "coin flips"], scores
+
+
+@pytest.mark.slow
+def test_the_structure_score_moves_with_density_only_through_length_and_sustain():
+    """What the README says: register, pitch class and harmony ignore density; note length and sustain do not."""
+    from eval.scoring.quality import music_structure_js, structure_divergences
+
+    dataset = build("bach", log=False)
+    test = dataset.subset("test")
+    music_density = float(test.reshape(len(test), 15, -1)[..., :78].mean())
+    parts, scores = {}, {}
+    for density in (music_density, 0.5):
+        flips = (np.random.default_rng(1).random(test.shape) < density).astype(np.uint8)
+        parts[density] = structure_divergences(flips, test, dataset.spec)
+        scores[density] = music_structure_js(flips, test, dataset.spec)
+    for name in ("register", "pitch_class", "harmony"):
+        assert abs(parts[music_density][name] - parts[0.5][name]) < 0.005, (name, parts)
+    for name in ("note_length", "sustain"):
+        assert parts[0.5][name] < parts[music_density][name] - 0.1, (name, parts)
+    assert scores[0.5] == pytest.approx(0.193, abs=0.01) and scores[music_density] == pytest.approx(0.278, abs=0.01)

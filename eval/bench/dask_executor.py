@@ -69,9 +69,41 @@ def _client(spec: ExecutorSpec):
     return Client(spec.address, timeout="30s"), None
 
 
+def check_workers(client) -> None:
+    """Refuse a cluster whose workers cannot import the project, before any task is sent.
+
+    A worker without the project cannot even unpickle a task: Dask drops its connection and the task would be
+    reported as a lost worker, again at every retry. The probe (``importlib.util.find_spec`` of this module, a
+    function every Python has) says which workers lack it.
+    """
+    import importlib.util
+
+    answers = client.run(importlib.util.find_spec, __name__, on_error="return")
+    missing = sorted(address for address, spec in answers.items() if spec is None or isinstance(spec, BaseException))
+    if missing:
+        raise ConfigError(
+            f"dask: {len(missing)} of {len(answers)} workers cannot import the project ({', '.join(missing)[:200]}); "
+            "start each worker in a checkout of this commit with its root on PYTHONPATH and the project's "
+            "dependencies installed (README: a remote scheduler)"
+        )
+
+
 def _resources(client) -> dict | None:
     workers = client.scheduler_info().get("workers", {}).values()
     return {RESOURCE: 1} if workers and all(RESOURCE in w.get("resources", {}) for w in workers) else None
+
+
+def _failure(error: BaseException) -> tuple[str, bool]:
+    """What a task's exception means: a worker that cannot import the project (no retry helps), or a lost worker."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    if isinstance(error, ImportError) or "No module named" in text:
+        where = "the project (eval, impls, datasets, core)"
+        return (
+            f"dask worker cannot import {where} ({text[:160]}); start each worker in a checkout of this commit with "
+            "its root on PYTHONPATH and the project's dependencies installed (README: a remote scheduler)",
+            False,
+        )
+    return f"dask worker lost ({text})"[:300], True
 
 
 def run_dask(tasks: list[Task], root: Path, spec: ExecutorSpec) -> Iterator[Outcome]:
@@ -83,6 +115,7 @@ def run_dask(tasks: list[Task], root: Path, spec: ExecutorSpec) -> Iterator[Outc
     client, cluster = _client(spec)
     futures: dict = {}
     try:
+        check_workers(client)
         blobs = {item.sha256: (root / item.path).read_bytes() for task in tasks for item in task.inputs.values()}
         scattered = client.scatter(blobs, broadcast=True, hash=False)
         resources = _resources(client)
@@ -103,7 +136,7 @@ def run_dask(tasks: list[Task], root: Path, spec: ExecutorSpec) -> Iterator[Outc
                 result = future.result()
                 outcome = Outcome(task, result["files"], result["failure"], result["retry"])
             except Exception as error:  # KilledWorker, a lost connection: the worker died under the task
-                outcome = Outcome(task, {}, f"dask worker lost ({type(error).__name__}: {error})"[:300], retry=True)
+                outcome = Outcome(task, {}, *_failure(error))
             if outcome.retry and task.attempt <= task.retries:
                 pending.add(submit(replace(task, attempt=task.attempt + 1)))
                 continue

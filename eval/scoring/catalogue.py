@@ -1,7 +1,8 @@
 """The score catalogue: every metric the suite records, listed here once with what everyone needs to know of it.
 
 Rows take their unit and direction from here, the quality gate checks the ``gated`` ones, the verdict tests the
-ones with a ``margin`` (a profile's ``[verdict] margins`` may override it), the report shows each in the tables
+ones with a ``margin`` (measured: ``reports/baselines/margins.json``, written by ``python -m eval margins``, holds
+each one's value and basis; a profile's ``[verdict] margins`` may override it), the report shows each in the tables
 its ``shown`` names. A score with a ``compute`` function is computed by the worker and by the report's anchors
 (held-out music, coin flips) with no other code: adding such a score is one `Score` entry. The others are
 measured by the worker's steps (``needs = "run"``): the likelihood bracket, timings, curves, note statistics.
@@ -10,11 +11,16 @@ A name ending in ``*`` describes a family (``mgeval_oa_*``).
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
+from core.paths import BASELINES
 from eval.scoring.quality import music_structure_js
 from eval.scoring.sets import frechet_note_distance
 
@@ -32,12 +38,14 @@ class Score:
     better : {"higher", "lower", "none"}
         Which way is better; ``none``: a statistic to match, not to push (the gate fails a move either way).
     margin : float or None
-        Default equivalence margin of the cross-framework verdict, in ``unit``: the smallest difference a user
-        would act on. None: not in the verdict.
+        In the cross-framework verdict, with this margin (in ``unit``) until a calibration measures one
+        (`measured_margins`: half the effect of the smallest recipe change that matters, or the noise floor).
+        None: not in the verdict.
     gated : bool
         Checked by the sample-quality gate against its baseline and against the reference framework.
     shown : tuple of str
-        Report tables that show it: ``samples`` (beside music), ``sweep`` (over a sweep's grid).
+        Report tables that show it: ``samples`` (beside music), ``sweep`` (over a sweep's grid), ``published``
+        (beside the published results of a polyphonic benchmark).
     needs : {"run", "samples", "params"}
         ``samples``: ``compute(samples, music, spec)`` on generated windows against held-out windows;
         ``params``: ``compute(params, music, spec)`` on trained parameters; ``run``: measured by the worker.
@@ -82,6 +90,11 @@ SCORES: tuple[Score, ...] = (
     S("raise_ll_per_row", "nats/row", "higher", margin=1.0, gated=True),
     S("raise_ll_stderr", "nats/window", "lower"),
     S("bracket_width", "nats/window", "lower"),
+    # the published benchmarks' unit: NLL per frame over every scored frame (data.pad_last scores them all)
+    S("ais_nll_per_frame", "nats/frame", "lower", shown=("published",)),
+    S("raise_nll_per_frame", "nats/frame", "lower", shown=("published",)),
+    S("bracket_width_per_frame", "nats/frame", "lower", shown=("published",)),
+    S("exact_nll_per_frame", "nats/frame", "lower", shown=("published",)),
     S("ais_log_z", "nats", "none"),
     S("ais_log_z_stderr", "nats", "lower"),
     S("ais_effective_runs", "runs", "higher"),
@@ -162,10 +175,45 @@ def shown(table: str) -> tuple[str, ...]:
     return tuple(s.name for s in SCORES if table in s.shown)
 
 
+MEASURED_MARGINS = BASELINES / "margins.json"
+
+
+def measured_margins(path: Path | None = None) -> dict[str, dict]:
+    """The calibrated margins per score (``{metric: {"margin", "basis", "seeds_needed", ...}}``), {} without a file.
+
+    A file that is not a calibration (not JSON, a margin that is not a positive finite number) is a `ConfigError`:
+    one line saying how to regenerate it.
+    """
+    path = path or MEASURED_MARGINS
+    if not path.exists():
+        return {}
+    fix = "regenerate it with python -m eval margins RUN (README, The verdict's margins)"
+    try:
+        scores = json.loads(path.read_text())["scores"]
+        for metric, entry in scores.items():
+            margin = entry["margin"]
+            if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
+                raise ValueError(f"{metric}: margin {margin!r} is not a positive finite number")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{path}: not a margins calibration ({error}); {fix}") from None
+    return scores
+
+
 def margins(overrides: dict[str, float] | None = None) -> dict[str, float]:
-    """The verdict's margins: the catalogue's defaults, then a profile's overrides, in catalogue order."""
-    found = {s.name: s.margin for s in SCORES if s.margin is not None} | dict(overrides or {})
-    return {name: float(value) for name, value in found.items()}
+    """The verdict's margins in catalogue order: measured where calibrated, else declared; a profile's last."""
+    measured = measured_margins()
+    found = {s.name: measured.get(s.name, {}).get("margin", s.margin) for s in SCORES if s.margin is not None}
+    return {name: float(value) for name, value in (found | dict(overrides or {})).items()}
+
+
+def margin_basis(metric: str, overrides: dict[str, float] | None = None) -> str:
+    """Where a verdict margin comes from, in a few words (the report prints it beside the margin)."""
+    if metric in (overrides or {}):
+        return "the profile's"
+    entry = measured_margins().get(metric)
+    if not entry:
+        return "declared"
+    return "½ lr/2 effect" if str(entry.get("basis", "")).startswith("half") else "noise floor"
 
 
 def headline() -> tuple[str, ...]:

@@ -10,13 +10,17 @@ histograms of how notes relate to each other:
 * **note length** — rows from onset to release (1 … 15);
 * **sustain** — of sounding notes, how many are held into the next row.
 
-It is density-free by design: each histogram is normalised, so a set is not
-rewarded for matching how *many* notes music has — that is measured, with
-its own targets, by note density, polyphony and range. Without that, coin
-flips at the music's density win every moment-matching score (Fréchet
-distances, MGEval overlaps) against a trained but over-dense model, and
-pitch-class JS alone prefers flat histograms. Proven ranking (test): held-out
-music < the default model < CD-1's dense noise < coin flips at the music's density.
+It scores structure, not count, but it is not density-free. Each histogram is
+normalised, so a set is not scored on how *many* notes it has — note density,
+polyphony and range judge that, with their own targets — and three of the
+five (register, pitch class, harmony) do not move with density at all. Note
+length and sustain do, because a denser texture holds its notes longer: fair
+coin flips score 0.278 at the music's density (0.05) and 0.193 at 0.5, all of
+the change in those two (test). Moment-matching scores (Fréchet distances,
+MGEval overlaps) let coin flips at the music's density beat a trained but
+over-dense model, and pitch-class JS alone prefers flat histograms; this one
+ranks them (test): held-out music < the default model < CD-1's dense noise <
+coin flips at the music's density.
 """
 
 from __future__ import annotations
