@@ -122,8 +122,8 @@ def equivalence_summary(frame: pd.DataFrame, margins: dict[str, float], alpha: f
     short = [m for m in table.index if m not in margins and measured.get(m, {}).get("seeds_needed", 0) > seeds]
     power = (
         f" At {seeds} seeds the test confirms truly equivalent implementations with 80 % power only where the "
-        f"margin allows it; {', '.join(short)} need more seeds (margins and the seeds each needs: README, "
-        "The verdict's margins)."
+        f"margin allows it; {', '.join(short)} need{'s' if len(short) == 1 else ''} more seeds (margins and the "
+        "seeds each needs: README, The verdict's margins)."
         if short
         else ""
     )
