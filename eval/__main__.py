@@ -2,7 +2,8 @@
 
 ``bench``       train, score and time every implementation of a profile (results only; ``python -m reports
                 bench`` adds the report)
-``quality``     the sample-quality regression gate against reports/baselines/quality.json
+``quality``     the sample-quality regression gate against reports/baselines/quality.json (``--history``: also
+                record the run into the history and fail on a regression against this machine's recent commits)
 ``speed``       training throughput per implementation beside the roofline and scikit-learn, in one run
 ``scaling``     throughput and peak memory over a grid of hidden units and batch sizes
 ``perf-check``  pytest-benchmark ratios to the roofline against reports/baselines/perf.json
@@ -19,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.files import atomic_write_text
-from eval.bench.cli import add_bench_arguments, bench_main, main_guard
+from eval.bench.cli import add_bench_arguments, bench_main, keep_in_history, main_guard
 from eval.bench.harness import run_bench
 from eval.bench.runfolder import RunFolder
 from eval.config import ConfigError, load_profile
@@ -29,6 +30,30 @@ from impls import frameworks
 
 def _names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def history_gate(folder: RunFolder, frame: pd.DataFrame) -> bool:
+    """Record a finished run into the history and judge its machine's series of the verdict's scores (True: fail)."""
+    from eval.history import store, trend
+    from eval.scoring.catalogue import margins
+
+    path = store.record(folder.path)
+    machine = pd.read_parquet(path, columns=["machine"]).machine.iloc[0]
+    print(f"recorded in the history: {path}")
+    where = {"profile": str(frame.profile.iloc[0]), "dataset": str(frame.dataset.iloc[0]), "machine": machine}
+    metrics = [m for m in margins() if m in set(frame.metric)]
+    table = trend.gate({m: store.series(m, **where) for m in metrics})
+    if table.empty:
+        print("trend gate: no history yet")
+        return False
+    for row in table[table.status.isin(["regression", "change", "improvement"])].itertuples():
+        print(
+            f"{'FAIL' if row.failed else 'note'} trend {row.impl} {row.metric}: {row.status} since "
+            f"{row.first_commit[:12]} (shift {row.shift:.4g}, margin {row.margin:.4g}, p {row.p_value:.2g})"
+        )
+    shorter = int((table.status == "too short").sum())
+    print(f"trend gate: {len(table)} series, {int(table.failed.sum())} failing, {shorter} too short to judge")
+    return bool(table.failed.any())
 
 
 def run_quality(args: argparse.Namespace) -> int:
@@ -82,9 +107,17 @@ def run_quality(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_rows", 500, "display.float_format", "{:.5g}".format):
         print(table.to_string(index=False))
     failed = quality.failures(table)
+    if args.history:
+        trend_failed = history_gate(folder, frame)  # recorded whatever the baseline says
+    else:
+        trend_failed = False
+        if not args.results:  # every run this gate trains is kept, as every bench run is
+            keep_in_history(folder.path)
     if len(failed):
         for _, row in failed.iterrows():
             print(f"FAIL {row.impl} {row.metric}: {row.verdict} ({row.check})")
+        return 1
+    if trend_failed:
         return 1
     print(f"quality gate passed: {len(table)} checks")
     return 0
@@ -137,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--update-baseline", action="store_true", help="rewrite the baseline on purpose")
     q.add_argument("--impls", type=_names, default=None, help="gate only these (default: every baseline one)")
     q.add_argument("--results", type=Path, default=None, help="gate an existing run folder instead of training")
+    q.add_argument("--history", action="store_true", help="record the run in the history; fail on a trend regression")
     s = commands.add_parser("speed", help="throughput per implementation beside the roofline and scikit-learn")
     s.add_argument("--impls", type=_names, default=None)
     s.add_argument("--threads", type=int, default=1)

@@ -3,7 +3,9 @@
 ``python -m reports bench [options]`` runs the benchmark (`eval.bench`) and writes its report;
 ``python -m reports render RUN`` re-renders a finished run's report;
 ``python -m reports compare RUN_A RUN_B`` puts two runs side by side;
-``python -m reports publish RUN DEST`` copies a report without its bulky inputs (e.g. to reports/example).
+``python -m reports publish RUN DEST`` copies a report without its bulky inputs (e.g. to reports/example);
+``python -m reports history import RUN...`` records finished runs into the history ($RBM_BENCH_HISTORY, default
+reports/history) and ``python -m reports history [--profile P] [--out DIR]`` draws it (history.html).
 
 Exit codes: 0 done, 1 a requested implementation failed (``--strict``: or was skipped), 2 bad input or an
 incomplete run (one line), 130 interrupted (resume with ``--resume``).
@@ -41,6 +43,21 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history(args: argparse.Namespace) -> int:
+    from eval.history import store
+    from reports.history import render_history
+
+    if args.action == "import":
+        skip = (lambda line: print(f"skipped: {line}", file=sys.stderr)) if args.skip_incomplete else None
+        for path in store.record_many(args.runs, skip=skip):
+            print(f"recorded: {path}")
+        return 0
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    filters = {"profile": args.profile, "dataset": args.dataset, "device": args.device, "machine": args.machine}
+    print(f"page: {render_history(args.out, metrics=metrics, impl=args.impl, **filters)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -56,12 +73,22 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("publish", help="copy a run's report, results and audio (not its inputs) to a folder")
     p.add_argument("run", type=Path)
     p.add_argument("dest", type=Path)
+    h = commands.add_parser("history", help="every recorded run over commits (history.html); import RUN...: record")
+    h.add_argument("--out", type=Path, default=None, help="folder for history.html (default: the history folder)")
+    for name in ("profile", "dataset", "device", "machine", "impl"):
+        h.add_argument(f"--{name}", default=None, help=f"only this {name}" + (" (id or label)" * (name == "machine")))
+    h.add_argument("--metrics", default=None, help="comma-separated scores (default: those the verdict and gates read)")
+    actions = h.add_subparsers(dest="action")
+    i = actions.add_parser("import", help="record finished run folders into the history ($RBM_BENCH_HISTORY)")
+    i.add_argument("runs", type=Path, nargs="+")
+    i.add_argument("--skip-incomplete", action="store_true", help="skip unfinished runs (a line each); record the rest")
     args = parser.parse_args(argv)
     handlers = {
         "bench": _bench,
         "compare": _compare,
         "render": lambda a: print(render(a.run)) or 0,
         "publish": lambda a: print(publish(a.run, a.dest)) or 0,
+        "history": _history,
     }
     return main_guard(lambda: handlers[args.command](args))
 

@@ -26,6 +26,7 @@ RANKS = (
     ("eval.timing", 5),
     ("eval.bench", 6),
     ("eval.gates", 7),
+    ("eval.history", 6),  # beside the bench: it keeps finished runs (the bench records each one)
     ("eval.__main__", 8),
     ("reports", 9),
 )

@@ -107,7 +107,21 @@ def bench_main(args: argparse.Namespace, after: Callable[[BenchResult], None] | 
     if after is not None:
         after(result)
     print(f"run folder: {result.folder.path}")
+    keep_in_history(result.folder.path)
     return report_outcome(result, args.strict)
+
+
+def keep_in_history(run: Path) -> None:
+    """Record a finished run in the history (``eval.history``); a history that cannot take it leaves the run as is."""
+    from core.errors import UserError, os_error_line
+    from eval.history import store
+
+    try:
+        print(f"recorded in the history: {store.record(run)}")
+    except UserError as error:  # a newer store, a run whose files changed: the run stands, unrecorded
+        print(f"history: not recorded ({error})", file=sys.stderr)
+    except OSError as error:
+        print(f"history: not recorded ({os_error_line(error)})", file=sys.stderr)
 
 
 def main_guard(body: Callable[[], int]) -> int:

@@ -1,0 +1,338 @@
+"""The history of results: the store keeps every finished run exactly once and nothing else, the trend gate stays
+quiet on noise and names the first commit of a change of the verdict's margin, and the history page draws it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from core.errors import UserError
+from eval.bench.rows import make_row
+from eval.bench.runfolder import IncompleteRun, RunFolder
+from eval.history import store, trend
+from eval.scoring import catalogue
+from eval.scoring.stats import interval
+
+ROOT = Path(__file__).resolve().parents[1]
+MARGINS = json.loads((ROOT / "reports" / "baselines" / "margins.json").read_text())["scores"]
+SIGMA = MARGINS["pl_per_unit"]["noise_sd"]  # the measured spread of one seed
+MARGIN = MARGINS["pl_per_unit"]["margin"]  # the verdict's margin (about 2.8 sigma)
+SEEDS = 3
+COMMITS = [f"{i:02d}" + "c" * 38 for i in range(50)]  # 40 characters, like a sha
+
+
+@pytest.fixture
+def history(tmp_path, monkeypatch) -> Path:
+    """A private history folder (``$RBM_BENCH_HISTORY``, also read by child processes)."""
+    path = tmp_path / "history"
+    monkeypatch.setenv("RBM_BENCH_HISTORY", str(path))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ fake runs
+def fake_run(parent: Path, name: str, commit: str, values: dict[tuple[str, str], list[float]], cpu: str = "Test CPU",
+             finished: datetime | None = None, profile: str = "quick", complete: bool = True) -> Path:  # fmt: skip
+    """A run folder written by `RunFolder` as the harness writes one: spec, env, results and (if complete) the
+    completion record; ``values[(impl, metric)]`` holds one value per seed."""
+    folder = RunFolder.create(name, path=parent / name)
+    env = {"python": "3.11.7", "cpu": cpu, "cores": "2", "gpu": "none", "gpu_driver": "", "git_commit": commit,
+           "blas": "openblas", "platform": "Linux"}  # fmt: skip
+    folder.write_json(folder.spec, {"name": profile, "run": {"seeds": list(range(SEEDS))}})
+    folder.write_json(folder.env, env)
+    rows = []
+    for (impl, metric), per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            context = {"run_id": name, "impl": impl, "model": "rbm", "seed": seed, "profile": profile,
+                       "dataset": "synthetic", "attempts": 1}  # fmt: skip
+            phase = "train" if metric == "epoch_seconds" else "eval"
+            epochs = (1, 2) if phase == "train" else (None,)  # a curve: one row an epoch
+            rows += [make_row(context, phase, metric, value * (e or 1), epoch=e) for e in epochs]
+    environment = {k: env[k] for k in ("python", "cpu", "cores", "blas", "git_commit", "gpu", "gpu_driver")}
+    frame = pd.DataFrame(rows).assign(device="cpu", precision="float32", framework_version="1", threads=1)
+    frame = frame.assign(**environment)
+    folder.write_results(frame)
+    if finished is not None:  # the harness stamps now(); a test places runs in time
+        record = folder.read_json(folder.complete_marker) | {"finished": finished.isoformat(timespec="seconds")}
+        folder.write_json(folder.complete_marker, record)
+    if not complete:
+        folder.invalidate()  # what a run killed before its end leaves: results maybe, no complete.json
+    return folder.path
+
+
+def seeds(mean: float, rng: np.random.Generator, sd: float = SIGMA) -> list[float]:
+    return rng.normal(mean, sd, SEEDS).tolist()
+
+
+def stored_rows(history: Path) -> pd.DataFrame:
+    return store.query("SELECT run_id, impl, seed, metric, epoch, value FROM rows", store=history)
+
+
+# ------------------------------------------------------------------------------------------------ the trend gate
+def synthetic_means(shift, rng: np.random.Generator, n: int = 50) -> np.ndarray:
+    """Per-commit means of ``SEEDS`` values from N(shift(c), SIGMA) around a pl_per_unit-like level."""
+    return np.array([rng.normal(-0.15 + shift(c), SIGMA, SEEDS).mean() for c in range(n)])
+
+
+@pytest.mark.parametrize("floor", [trend.FLOOR, 0.0])
+def test_pure_noise_raises_alarms_at_no_more_than_the_stated_rate(floor):
+    rng = np.random.default_rng(7)
+    histories = 1000
+    alarms = sum(
+        trend.change(COMMITS, synthetic_means(lambda c: 0.0, rng), "pl_per_unit", margin=MARGIN, floor=floor).status
+        != "steady"
+        for _ in range(histories)
+    )
+    stated = trend.ALPHA
+    assert alarms / histories <= stated + 3 * np.sqrt(stated * (1 - stated) / histories)
+
+
+def test_the_gate_over_many_series_keeps_its_family_wise_rate():
+    rng = np.random.default_rng(8)
+    histories, metrics = 200, 10
+    alarms = 0
+    for _ in range(histories):
+        noise = {"impl": "numpy", "commit": COMMITS}
+        frames = {f"m{i}": pd.DataFrame(noise | {"mean": synthetic_means(lambda c: 0.0, rng)}) for i in range(metrics)}
+        table = trend.gate(frames, margin=0.0, better="higher")  # no floor: the level alone keeps alarms rare
+        assert len(table) == metrics and (table.alpha == trend.FAMILY_ALPHA / metrics).all()
+        alarms += bool((table.status != "steady").any())
+    assert alarms / histories <= trend.FAMILY_ALPHA + 3 * np.sqrt(0.05 * 0.95 / histories)
+
+
+def test_a_step_of_the_margin_is_flagged_from_its_first_commit_and_named():
+    step = lambda c: -MARGIN * (c >= 30)  # pl_per_unit: higher is better, so a fall is a regression
+    means = synthetic_means(step, np.random.default_rng(3))
+    for newest in range(6, 30):
+        assert trend.change(COMMITS[: newest + 1], means[: newest + 1], "pl_per_unit").status == "steady"
+    for newest in range(30, 50):
+        verdict = trend.change(COMMITS[: newest + 1], means[: newest + 1], "pl_per_unit")
+        assert (verdict.status, verdict.first_commit, verdict.failed) == ("regression", COMMITS[30], True), newest
+        assert verdict.shift == pytest.approx(-MARGIN, abs=0.5 * MARGIN)
+    rng = np.random.default_rng(4)  # how often, over many histories (the docstring's figures)
+    first, later = [], []
+    for _ in range(200):
+        means = synthetic_means(step, rng)
+        at = [trend.change(COMMITS[: n + 1], means[: n + 1], "pl_per_unit", margin=MARGIN) for n in (30, 32, 40, 49)]
+        first.append((at[0].status, at[0].first_commit))
+        later += [(v.status, v.first_commit) for v in at[1:]]
+    flagged = [name for status, name in first if status == "regression"]
+    assert len(flagged) / len(first) >= 0.85  # about 93 %: one commit's mean is all there is
+    assert flagged.count(COMMITS[30]) / len(flagged) >= 0.9
+    assert later.count(("regression", COMMITS[30])) / len(later) >= 0.95  # about 97 %; else a neighbour is named
+
+
+def test_a_slow_drift_of_the_margin_over_20_commits_is_flagged_by_its_end():
+    drift = lambda c: -MARGIN * min(max(c - 29, 0), 20) / 20  # 0 up to commit 29, the whole margin at commit 49
+    rng = np.random.default_rng(5)
+    verdicts = [trend.change(COMMITS, synthetic_means(drift, rng), "pl_per_unit", margin=MARGIN) for _ in range(100)]
+    assert all(v.status == "regression" for v in verdicts)
+    assert all(COMMITS.index(v.first_commit) in range(30, 50) for v in verdicts)  # inside the drift
+
+
+@pytest.mark.parametrize("direction", [+1, -1])
+def test_a_directionless_score_is_flagged_either_way_and_a_good_move_is_an_improvement(direction):
+    margin = catalogue.margins()["note_density"]
+    assert catalogue.describe("note_density")[1] == "none"
+    rng = np.random.default_rng(6)
+    sd = margin / 2.8
+    means = np.array([rng.normal(0.1 + direction * margin * (c >= 45), sd, SEEDS).mean() for c in range(50)])
+    moved = trend.change(COMMITS, means, "note_density")
+    assert (moved.status, moved.first_commit, moved.failed) == ("change", COMMITS[45], True)
+    better = synthetic_means(lambda c: direction * MARGIN * (c >= 45), rng)  # pl_per_unit: higher is better
+    verdict = trend.change(COMMITS, better, "pl_per_unit")
+    expected = "improvement" if direction > 0 else "regression"
+    assert (verdict.status, verdict.first_commit, verdict.failed) == (expected, COMMITS[45], direction < 0)
+
+
+def test_a_detectable_change_smaller_than_half_the_margin_is_not_flagged():
+    means = np.r_[np.zeros(40), np.full(10, 0.3 * MARGIN)] + np.random.default_rng(9).normal(0, 1e-6 * MARGIN, 50)
+    small = trend.change(COMMITS, means, "pl_per_unit")
+    assert small.p_value < 1e-3 and small.status == "steady"  # real, but it does not matter
+    assert trend.change(COMMITS, means, "pl_per_unit", margin=0.0).status == "improvement"
+    assert trend.change(COMMITS[:4], means[:4], "pl_per_unit").status == "too short"
+
+
+# ------------------------------------------------------------------------------------------------ the store
+RECORD = "import sys, time; from eval.history.store import record; time.sleep(max(0, float(sys.argv[2]) - time.time())); print(record(sys.argv[1]))"  # noqa: E501
+
+
+def test_runs_recorded_at_once_are_all_kept_exactly_once(tmp_path, history):
+    rng = np.random.default_rng(1)
+    runs = [fake_run(tmp_path, f"run{i}", COMMITS[i], {(impl, m): seeds(-0.15, rng) for impl in ("numpy", "torch")
+                     for m in ("pl_per_unit", "note_density", "epoch_seconds")}) for i in range(10)]  # fmt: skip
+    start = time.time() + 4  # two processes start recording at the same moment
+    command = [sys.executable, "-c", RECORD]
+    children = [
+        subprocess.Popen([*command, str(run), str(start)], cwd=ROOT, env=os.environ, stderr=subprocess.PIPE, text=True)
+        for run in runs[:2]
+    ]
+    barrier = threading.Barrier(len(runs) - 2)  # and eight threads of this process
+
+    def recorded(run: Path) -> None:
+        barrier.wait()
+        store.record(run)
+
+    threads = [threading.Thread(target=recorded, args=(run,)) for run in runs[2:]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for child in children:
+        _, error = child.communicate(timeout=120)
+        assert child.returncode == 0, error
+    store.record(runs[0])  # recording a run again adds nothing
+    rows = stored_rows(history)
+    expected = pd.concat([RunFolder(run).results() for run in runs])
+    assert len(rows) == len(expected) == 10 * 2 * 3 * (1 + 1 + 2)
+    assert not rows.duplicated(["run_id", "impl", "seed", "metric", "epoch"]).any()
+    assert sorted(rows.value) == sorted(expected.value)
+    assert len(list(store.rows_dir(history).glob("*.parquet"))) == 10
+    assert not list(store.rows_dir(history).glob(".*"))  # no temporary file left behind
+
+
+def test_a_run_killed_before_completion_is_refused_and_absent(tmp_path, history):
+    rng = np.random.default_rng(2)
+    done = fake_run(tmp_path, "done", COMMITS[0], {("numpy", "pl_per_unit"): seeds(-0.15, rng)})
+    killed = fake_run(tmp_path, "killed", COMMITS[1], {("numpy", "pl_per_unit"): seeds(-0.15, rng)}, complete=False)
+    assert (killed / "results.csv").exists() and not (killed / "complete.json").exists()
+    with pytest.raises(IncompleteRun) as refused:
+        store.record(killed)
+    assert "no complete.json" in str(refused.value) and "\n" not in str(refused.value)
+    with pytest.raises(IncompleteRun):
+        store.record_many([done, killed])  # refused before anything is written
+    assert stored_rows(history).empty
+    skipped = []
+    assert len(store.record_many([done, killed], skip=skipped.append)) == 1
+    assert len(skipped) == 1 and "killed" in skipped[0]
+    assert set(stored_rows(history).run_id) == {"done"}
+    (done / "results.csv").write_text("run_id\n")  # altered after it finished: refused as well
+    with pytest.raises(IncompleteRun):
+        store.record(done)
+
+
+def test_the_store_reads_its_schema_and_refuses_a_newer_one_in_one_line(tmp_path, history):
+    path = store.record(fake_run(tmp_path, "run", COMMITS[0], {("numpy", "pl_per_unit"): [-0.15] * SEEDS}))
+    assert store.query("SELECT DISTINCT schema FROM rows").schema.tolist() == [store.SCHEMA]
+    table = pq.read_table(path)
+    future = table.set_column(0, "schema", pa.array([store.SCHEMA + 1] * len(table), pa.int32()))
+    pq.write_table(future, path.with_name("future.x.y.parquet"))
+    with pytest.raises(UserError) as refused:
+        store.series("pl_per_unit")
+    assert "newer than this code reads" in str(refused.value) and "\n" not in str(refused.value)
+    path.with_name("future.x.y.parquet").write_bytes(b"not parquet")
+    with pytest.raises(UserError) as unreadable:
+        store.query("SELECT count(*) FROM rows")
+    assert "cannot read the history" in str(unreadable.value) and "\n" not in str(unreadable.value)
+
+
+def test_a_series_has_per_commit_intervals_and_never_mixes_machines(tmp_path, history):
+    base, rng = datetime(2026, 1, 1), np.random.default_rng(3)
+    values = {}
+    for i in range(4):
+        for cpu in ("CPU A", "CPU B"):
+            per_seed = seeds(-0.15 + 0.01 * (cpu == "CPU B"), rng)
+            values[(i, cpu)] = per_seed
+            commit = COMMITS[i] + ("+dirty" if i == 3 else "")
+            scores = {("numpy", "pl_per_unit"): per_seed, ("numpy", "epoch_seconds"): [1.0, 2.0, 3.0]}
+            fake_run(tmp_path, f"r{i}{cpu[-1]}", commit, scores, cpu=cpu, finished=base + timedelta(hours=i))
+    assert len(store.record_many(sorted(tmp_path.glob("r*")))) == 8
+    frame = store.series("pl_per_unit")
+    assert frame.groupby("machine").machine_label.nunique().eq(1).all() and frame.machine.nunique() == 2
+    for label, rows in frame.groupby("machine_label"):
+        assert rows.commit.tolist() == [*COMMITS[:3], COMMITS[3] + "+dirty"]  # in time order
+        cpu = label.split(" ×")[0]
+        for i, row in enumerate(rows.itertuples()):
+            ci = interval(values[(i, cpu)])
+            assert (row.n, row.mean, row.low, row.high) == pytest.approx((ci.n, ci.mean, ci.low, ci.high))
+    assert len(store.series("pl_per_unit", machine="CPU A ×2 · no GPU", clean_only=True)) == 3
+    assert store.series("epoch_seconds")["values"].map(lambda v: v[0]).eq(2.0).all()  # one value a seed: the last epoch
+    assert store.series("pl_per_unit", impl="torch").empty
+
+
+def test_the_trend_gate_reads_the_store(tmp_path, history):
+    base, rng = datetime(2026, 1, 1), np.random.default_rng(10)
+    for i in range(12):
+        mean = -0.15 - MARGIN * (i >= 10)
+        fake_run(tmp_path, f"r{i:02d}", COMMITS[i], {("numpy", "pl_per_unit"): seeds(mean, rng),
+                 ("numpy", "note_density"): seeds(0.1, rng, 1e-4)}, finished=base + timedelta(days=i))  # fmt: skip
+    store.record_many(sorted(tmp_path.glob("r*")))
+    table = trend.gate({m: store.series(m) for m in ("pl_per_unit", "note_density")})
+    verdict = table.set_index("metric")
+    assert verdict.loc["pl_per_unit", ["status", "first_commit", "failed"]].tolist() == ["regression", COMMITS[10], 1]
+    assert verdict.loc["note_density", "status"] == "steady"
+
+
+# ------------------------------------------------------------------------------------------------ the page
+class Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.tables = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs).get("src", ""))
+        self.tables += tag == "table"
+
+
+def test_the_history_page_draws_each_metric_over_commits(tmp_path, history):
+    from reports.history import render_history
+
+    base, rng = datetime(2026, 1, 1), np.random.default_rng(11)
+    metrics = ("pl_per_unit", "music_structure_js", "note_density")
+    for i in range(3):
+        values = {(impl, m): seeds(0.1, rng) for impl in ("numpy", "torch") for m in (*metrics, "epoch_seconds")}
+        fake_run(tmp_path, f"r{i}", COMMITS[i], values, finished=base + timedelta(days=i))
+    store.record_many(sorted(tmp_path.glob("r*")))
+    page = render_history(tmp_path / "site", profile="quick")
+    assert page == tmp_path / "site" / "history.html"
+    parser = Images()
+    parser.feed(page.read_text())
+    parser.close()
+    assert len(parser.images) == len(metrics)  # the headline scores; curves like epoch_seconds are not drawn
+    for src in parser.images:
+        prefix, data = src.split(",", 1)
+        assert prefix == "data:image/png;base64" and base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n")
+    assert parser.tables >= len(metrics)
+    assert "history.html" in render_history(tmp_path / "empty", profile="none").name  # nothing to draw: still a page
+
+
+def test_the_ci_workflow_is_yaml_that_runs_the_gate_and_keeps_the_history():
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "quality.yml").read_text())
+    steps = workflow["jobs"]["quality"]["steps"]
+    commands = " ".join(str(step.get("run", "")) for step in steps)
+    uses = " ".join(str(step.get("uses", "")) for step in steps)
+    assert "tox -e quality" in commands and "reports history" in commands
+    assert "actions/cache" in uses and "upload-artifact" in uses
+    assert any(step.get("with", {}).get("path") == "reports/history" for step in steps)
+
+
+@pytest.mark.slow
+def test_every_finished_bench_run_is_recorded_beside_its_runs_folder(tmp_path):
+    """No import step needed: the bench keeps each run it finishes, in the history beside the runs folder."""
+    environment = {k: v for k, v in os.environ.items() if k != "RBM_BENCH_HISTORY"}
+    environment["RBM_BENCH_RUNS"] = str(tmp_path / "runs")
+    command = [sys.executable, "-m", "eval", "bench", "--profile", "quick", "--dataset", "synthetic", "--impls",
+               "numpy", "--epochs", "2", "--seeds", "0"]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (recorded,) = (tmp_path / "history" / "rows").glob("*.parquet")
+    run = next((tmp_path / "runs").iterdir())
+    rows = pd.read_parquet(recorded)
+    assert set(rows.run_id) == {run.name} and len(rows) == len(pd.read_csv(run / "results.csv"))
+    assert f"recorded in the history: {recorded}" in done.stdout
