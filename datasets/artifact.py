@@ -98,6 +98,7 @@ def _verify(folder: Path) -> Dataset | None:
                 list(manifest["piece_ids"]),
                 WindowSpec(**manifest["spec"]),
                 manifest,
+                data.get("frames"),
             )
         return dataset if dataset.hash == manifest["windows_sha256"] else None
     except Exception:  # any corruption means: rebuild
@@ -182,6 +183,8 @@ def build(
     }
     folder.mkdir(exist_ok=True)
     arrays = {"windows": dataset.windows, "split": dataset.split, "piece": dataset.piece}
+    if spec.pad_last:
+        arrays["frames"] = dataset.frames
     atomic_write(folder / "dataset.npz", lambda tmp: _savez(tmp, **arrays))
     manifest["windows_sha256"] = dataset.hash
     manifest["artifact_sha256"] = sha256_file(folder / "dataset.npz")

@@ -36,6 +36,12 @@ class WindowSpec:
     max_rows_per_piece: int = field(default=50_000, metadata=at_least(1))
     # a MIDI file whose last event lies later is refused and reported
     max_ticks: int = field(default=50_000_000, metadata=at_least(1))
+    # keep each piece's last partial window, padded with silent rows: every frame is then scored (the published
+    # polyphonic benchmarks score every frame of every test piece); `Dataset.frames` counts the real ones
+    pad_last: bool = False
+    # windows of the training split start every `train_stride` rows (0: every `stride`); overlapping training
+    # windows show the model every frame at every position of a window, while held-out windows stay disjoint
+    train_stride: int = field(default=0, metadata={"low": 0, "high": 1_000_000})
 
     def __post_init__(self) -> None:
         check(self)  # the one check of these declarations (a ConfigError: one line)
@@ -80,12 +86,25 @@ def split_of(piece_id: str) -> str:
 
 
 def cut_windows(states: np.ndarray, spec: WindowSpec) -> np.ndarray:
-    """Non-overlapping (by default) windows of one piece; leftover rows are dropped."""
+    """Non-overlapping (by default) windows of one piece; leftover rows are dropped, or padded (``pad_last``)."""
+    return _cut(states, spec)[0]
+
+
+def _cut(states: np.ndarray, spec: WindowSpec, stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of one piece and the number of the piece's own rows in each (the rest is silent padding)."""
     rows = spec.rows(states)
-    starts = range(0, len(rows) - spec.num_timesteps + 1, spec.stride)
-    if not len(starts):
-        return np.zeros((0, spec.n_visible), dtype=np.uint8)
-    return np.stack([rows[s : s + spec.num_timesteps].reshape(-1) for s in starts]).astype(np.uint8)
+    starts = list(range(0, len(rows) - spec.num_timesteps + 1, stride or spec.stride))
+    frames = [spec.num_timesteps] * len(starts)
+    covered = starts[-1] + spec.num_timesteps if starts else 0
+    if spec.pad_last and covered < len(rows):  # the rows no full window reached, then silence
+        rest = rows[covered:]
+        rows = np.vstack([rows, np.zeros((spec.num_timesteps - len(rest), rows.shape[1]), rows.dtype)])
+        starts.append(covered)
+        frames.append(len(rest))
+    if not starts:
+        return np.zeros((0, spec.n_visible), dtype=np.uint8), np.zeros(0, np.int32)
+    windows = np.stack([rows[s : s + spec.num_timesteps].reshape(-1) for s in starts]).astype(np.uint8)
+    return windows, np.asarray(frames, np.int32)
 
 
 @dataclass
@@ -98,13 +117,22 @@ class Dataset:
     piece_ids: list[str]
     spec: WindowSpec
     manifest: dict = field(default_factory=dict)
+    frames: np.ndarray | None = None  # int32[N]: the piece's own rows in each window (``pad_last``), else all
+
+    def __post_init__(self) -> None:
+        if self.frames is None:
+            self.frames = np.full(len(self.windows), self.spec.num_timesteps, np.int32)
 
     @property
     def hash(self) -> str:
         digest = hashlib.sha256()
-        for array in (self.windows, self.split, self.piece):
+        for array in (self.windows, self.split, self.piece, *([self.frames] if self.spec.pad_last else [])):
             digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(json.dumps(asdict(self.spec), sort_keys=True).encode())
+        spec = asdict(self.spec)
+        for option in ("pad_last", "train_stride"):  # a spec from before these options hashes as it did
+            if not spec[option]:
+                del spec[option]
+        digest.update(json.dumps(spec, sort_keys=True).encode())
         return digest.hexdigest()
 
     def indices(self, split: str) -> np.ndarray:
@@ -116,13 +144,14 @@ class Dataset:
 
 def make_dataset(pieces: list[Piece], spec: WindowSpec) -> Dataset:
     """Cut every piece into windows; a piece keeps its source's split or gets one by id."""
-    windows, split, piece = [], [], []
+    windows, split, piece, frames = [], [], [], []
     for index, item in enumerate(pieces):
-        cut = (
-            cut_windows(item.states, spec) if len(item.states) >= spec.min_rows else cut_windows(item.states[:0], spec)
-        )
+        where = item.split or split_of(item.id)
+        stride = spec.train_stride if where == "train" else None
+        cut, counts = _cut(item.states if len(item.states) >= spec.min_rows else item.states[:0], spec, stride)
         windows.append(cut)
-        split.append(np.full(len(cut), SPLITS.index(item.split or split_of(item.id)), np.int8))
+        frames.append(counts)
+        split.append(np.full(len(cut), SPLITS.index(where), np.int8))
         piece.append(np.full(len(cut), index, np.int32))
     return Dataset(
         windows=np.concatenate(windows) if windows else np.zeros((0, spec.n_visible), np.uint8),
@@ -130,6 +159,7 @@ def make_dataset(pieces: list[Piece], spec: WindowSpec) -> Dataset:
         piece=np.concatenate(piece) if piece else np.zeros(0, np.int32),
         piece_ids=[item.id for item in pieces],
         spec=spec,
+        frames=np.concatenate(frames) if frames else np.zeros(0, np.int32),
     )
 
 

@@ -95,6 +95,8 @@ class EvalConfig:
     audio_samples: int = field(default=3, metadata={"low": 0, "high": 50})
     max_abs_param: float = field(default=100.0, metadata=_at_least(0, strict=True))
     score_split: Literal["test", "train"] = "test"
+    # RAISE on this many of the bracket's windows, extended to all by the exact free energies; 0: on every one
+    raise_windows: int = field(default=0, metadata=_at_least(0))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from eval.bench.runfolder import RunFolder
 from eval.config import EvalConfig, Profile, profile_from_dict
 from eval.scoring import catalogue
 from eval.scoring.notes import note_statistics
-from reports import figures, tables
+from reports import figures, published, tables
 from reports.audio import write_audio
 
 CAVEATS = [
@@ -96,6 +96,17 @@ def _sections(
         ),
         ("Throughput (quiet phase)", [], tables.speed_table(frame)),
     ]
+    kind = published.benchmark_of(spec.data.source)
+    if kind:  # a published benchmark: lead with the suite beside the literature
+        model = published.model_name(spec.data.num_timesteps, spec.model.n_hidden)
+        out.insert(
+            0,
+            (
+                f"Beside the published results: {published.TITLES[kind]}",
+                [published.published_sentence(kind, spec.data)],
+                published.published_table(frame, kind, model),
+            ),
+        )
     issues = tables.problems(frame)
     if issues:
         out.insert(0, ("Not everything ran", issues, None))

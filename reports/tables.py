@@ -128,8 +128,9 @@ def equivalence_summary(frame: pd.DataFrame, margins: dict[str, float], alpha: f
         else ""
     )
     return (
-        f"Against the NumPy reference, per metric, within margins measured from the smallest recipe change that "
-        f"matters (paired TOST over {seeds} seeds, α = {alpha}, 90 % intervals; ✓ equivalent, ✗ different, "
+        f"Against the NumPy reference, per metric, within margins measured on the default profile from the "
+        f"smallest recipe change that matters (paired TOST over {seeds} seeds, α = {alpha}, 90 % intervals; "
+        "✓ equivalent, ✗ different, "
         "? inconclusive — more seeds would decide): "
         + "; ".join(parts)
         + f" of {len(table)} metrics.{undetermined}{power}"
