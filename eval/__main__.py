@@ -34,14 +34,20 @@ def _names(text: str) -> list[str]:
 
 def history_gate(folder: RunFolder, frame: pd.DataFrame) -> bool:
     """Record a finished run into the history and judge its machine's series of the verdict's scores (True: fail)."""
-    from eval.history import store, trend
+    from eval.history import store
     from eval.scoring.catalogue import margins
 
     path = store.record(folder.path)
+    return trend_gate(path, frame, [m for m in margins() if m in set(frame.metric)])
+
+
+def trend_gate(path: Path, frame: pd.DataFrame, metrics: list[str]) -> bool:
+    """Judge the recorded rows' series on their machine against its recent commits (True: fail)."""
+    from eval.history import store, trend
+
     machine = pd.read_parquet(path, columns=["machine"]).machine.iloc[0]
     print(f"recorded in the history: {path}")
     where = {"profile": str(frame.profile.iloc[0]), "dataset": str(frame.dataset.iloc[0]), "machine": machine}
-    metrics = [m for m in margins() if m in set(frame.metric)]
     table = trend.gate({m: store.series(m, **where) for m in metrics})
     if table.empty:
         print("trend gate: no history yet")
@@ -141,9 +147,17 @@ def run_scaling(args: argparse.Namespace) -> int:
 
 
 def run_perf_check(args: argparse.Namespace) -> int:
-    from eval.gates.perf import check
+    from eval.gates.perf import check, measurement_frame
 
-    return check(args.benchmark, args.baseline, args.update_baseline)
+    failed = check(args.benchmark, args.baseline, args.update_baseline)
+    if args.history:  # the ratios join the history; the trend gate judges them against this machine's commits
+        from eval.environment import describe_environment
+        from eval.history import store
+
+        frame = measurement_frame(args.benchmark)
+        rows = store.measurement_rows(frame, describe_environment(), f"perf-{args.benchmark.stat().st_mtime_ns}")
+        failed |= trend_gate(store.write_rows(rows), frame, sorted(set(frame.metric)))
+    return int(failed)
 
 
 def run_margins(args: argparse.Namespace) -> int:
@@ -184,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("benchmark", type=Path)
     p.add_argument("--baseline", type=Path, default=quality.BASELINE.with_name("perf.json"))
     p.add_argument("--update-baseline", action="store_true")
+    p.add_argument(
+        "--history", action="store_true", help="record the ratios in the history; fail on a trend regression"
+    )
     m = commands.add_parser("margins", help="derive the verdict's margins from a calibration run (--profile margins)")
     m.add_argument("calibration", type=Path, help="a finished run of --profile margins")
     m.add_argument("--noise", type=Path, default=quality.BASELINE.parents[1] / "example",

@@ -336,3 +336,28 @@ def test_every_finished_bench_run_is_recorded_beside_its_runs_folder(tmp_path):
     rows = pd.read_parquet(recorded)
     assert set(rows.run_id) == {run.name} and len(rows) == len(pd.read_csv(run / "results.csv"))
     assert f"recorded in the history: {recorded}" in done.stdout
+
+
+def test_perf_ratios_join_the_history_and_a_fall_is_flagged(tmp_path, monkeypatch):
+    """``perf-check --history``: each check's ratios are recorded; after a steady history a collapse fails."""
+    from eval.__main__ import main
+
+    monkeypatch.setenv("RBM_BENCH_HISTORY", str(tmp_path / "history"))
+    extra = {"updates": 10, "batch": 100, "five_products_ms": 0.5}
+    baseline = tmp_path / "perf.json"
+    baseline.write_text(json.dumps({"ratios": {}, "relative_tolerance": 0.3}))
+    rng = np.random.default_rng(0)
+    codes = []
+    for commit in range(12):
+        step = 0.02 * (1 + 0.01 * rng.normal()) * (3.0 if commit == 11 else 1.0)  # the last commit is 3x slower
+        benchmark = tmp_path / f"benchmark-{commit}.json"
+        benchmarks = [{"name": "test_train_step[numpy]", "stats": {"min": step}, "extra_info": extra},
+                      {"name": "test_train_step[torch]", "stats": {"min": 0.01}, "extra_info": extra}]  # fmt: skip
+        benchmark.write_text(json.dumps({"benchmarks": benchmarks}))
+        sha = f"{commit:040x}"
+        environment = {"git_commit": sha, "cpu": "test cpu", "cores": 2, "gpu": "none"}
+        monkeypatch.setattr("eval.environment.describe_environment", lambda environment=environment: environment)
+        codes.append(main(["perf-check", str(benchmark), "--baseline", str(baseline), "--history"]))
+    rows = store.query("SELECT DISTINCT git_commit FROM rows WHERE metric = 'train_step_ratio'")
+    assert len(rows) == 12
+    assert codes[:11] == [0] * 11 and codes[11] == 1

@@ -13,7 +13,10 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from core.files import atomic_write_text
+from eval.scoring.catalogue import describe
 from eval.timing.roofline import Speed
 from eval.timing.roofline import ratios as roofline_ratios
 
@@ -38,6 +41,18 @@ def ratios(benchmark_json: Path) -> dict[str, dict[str, float]]:
         raise ValueError(f"{benchmark_json}: no train_step benchmarks; run tox -e perf")
     batch = benchmarks[0]["extra_info"]["batch"]
     return {r.impl: {"train_step_ratio": r.ratio_to_roofline} for r in roofline_ratios(speeds, batch)}
+
+
+def measurement_frame(benchmark_json: Path) -> pd.DataFrame:
+    """The ratios as result rows (impl, metric, value, unit, better), for the history (``perf-check --history``)."""
+    unit, better = describe("train_step_ratio")
+    rows = [
+        {"impl": impl, "metric": metric, "value": value, "unit": unit, "better": better, "status": "ok",
+         "profile": "perf", "dataset": "", "phase": "timing", "model": "rbm"}
+        for impl, metrics in sorted(ratios(benchmark_json).items())
+        for metric, value in metrics.items()
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def check(benchmark_json: Path, baseline_path: Path, update: bool = False) -> int:

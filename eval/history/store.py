@@ -44,7 +44,7 @@ import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -131,6 +131,24 @@ def history_rows(folder: RunFolder, root: Path = ROOT) -> pd.DataFrame:
     frame = folder.results()  # refuses an unfinished or altered run
     completion = folder.check_complete()
     env = folder.read_json(folder.env)
+    finished = completion.get("finished")
+    return _assemble(
+        frame, env, folder.name, finished, sha256_bytes(folder.spec.read_bytes()),
+        completion.get("files", {}).get("results.csv", ""), root,
+    )  # fmt: skip
+
+
+def measurement_rows(frame: pd.DataFrame, env: dict, run_id: str, root: Path = ROOT) -> pd.DataFrame:
+    """Rows measured outside a run folder (``python -m eval perf-check``: pytest-benchmark ratios) as the store
+    keeps them; ``env`` is `eval.environment.describe_environment` of the measuring process."""
+    content = sha256_bytes(frame.to_csv(index=False).encode())
+    finished = datetime.now(UTC).isoformat(timespec="seconds")  # as complete.json writes it
+    return _assemble(frame.assign(run_id=run_id), env, run_id, finished, "", content, root)
+
+
+def _assemble(
+    frame: pd.DataFrame, env: dict, name: str, finished: str | None, spec_sha: str, results_sha: str, root: Path
+) -> pd.DataFrame:
     sha, dirty = commit_state(env.get("git_commit") or (frame.git_commit.iloc[0] if "git_commit" in frame else ""))
     machine, label = machine_identity(env)
     known = {*COLUMNS, *ENVIRONMENT_COLUMNS, "git_commit"}
@@ -140,7 +158,7 @@ def history_rows(folder: RunFolder, root: Path = ROOT) -> pd.DataFrame:
     for column in _TEXT + list(ENVIRONMENT_COLUMNS):
         fallback = env.get(column, "") if column in ENVIRONMENT_COLUMNS else ""
         out[column] = frame[column].map(_text) if column in frame else _text(fallback)
-    out["run_id"] = out["run_id"].where(out["run_id"] != "", folder.name)
+    out["run_id"] = out["run_id"].where(out["run_id"] != "", name)
     for column in ("seed", "epoch", "value", "attempts"):
         out[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else math.nan
     out["seed"] = out["seed"].astype("Int64")
@@ -148,13 +166,11 @@ def history_rows(folder: RunFolder, root: Path = ROOT) -> pd.DataFrame:
         frame[grid].apply(lambda row: json.dumps({k: _text(v) for k, v in row.items()}, sort_keys=True), axis=1)
         if grid else ""
     )  # fmt: skip
-    finished = completion.get("finished")
     out = out.assign(
         git_commit=sha, dirty=dirty, commit_time=commit_time(sha, root),
         finished=pd.Timestamp(finished) if finished else pd.NaT, recorded=pd.Timestamp.now().floor("s"),
         machine=machine, machine_label=label, platform=_text(env.get("platform")),
-        env=json.dumps(env, sort_keys=True), spec_sha256=sha256_bytes(folder.spec.read_bytes()),
-        results_sha256=completion.get("files", {}).get("results.csv", ""), source=folder.name,
+        env=json.dumps(env, sort_keys=True), spec_sha256=spec_sha, results_sha256=results_sha, source=name,
     )  # fmt: skip
     return out
 
@@ -182,6 +198,11 @@ def record(run_folder: Path | str, store: Path | None = None) -> Path:
     frame = history_rows(folder)
     if frame.empty:
         raise UserError(f"{folder.path}: a finished run without rows; nothing to record")
+    return write_rows(frame, store)
+
+
+def write_rows(frame: pd.DataFrame, store: Path | None = None) -> Path:
+    """Write one recorded run's rows (`history_rows`, `measurement_rows`) as its Parquet file, atomically."""
     run_id, machine = _safe(frame.run_id.iloc[0]), frame.machine.iloc[0]
     digest = (frame.results_sha256.iloc[0] or "0")[:12]
     directory = rows_dir(store)
