@@ -7,6 +7,7 @@ Sources are a catalogue, one module per kind in ``datasets/sources/``; ``source_
 
 from datasets.artifact import DatasetError, build, default_cache_dir, load
 from datasets.encoding import EncodeOptions
+from datasets.sequences import chunk_order, frame_table, held_out_pieces, piece_frames
 from datasets.sources import Piece, SourceError, source_help
 from datasets.windows import SPLITS, Dataset, WindowSpec, batch_order, order_hash
 
@@ -20,8 +21,12 @@ __all__ = [
     "WindowSpec",
     "batch_order",
     "build",
+    "chunk_order",
     "default_cache_dir",
+    "frame_table",
+    "held_out_pieces",
     "load",
     "order_hash",
+    "piece_frames",
     "source_help",
 ]

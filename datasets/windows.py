@@ -75,8 +75,8 @@ class WindowSpec:
         return np.hstack([play, states[:, N_PITCHES + self.low : N_PITCHES + self.high]])
 
     def to_matrix(self, window: np.ndarray) -> np.ndarray:
-        """A flat window back to ``[num_timesteps, row_width]``."""
-        return np.asarray(window).reshape(self.num_timesteps, self.row_width)
+        """A flat window (or a sequence model's piece of any length) back to ``[rows, row_width]``."""
+        return np.asarray(window).reshape(-1, self.row_width)
 
 
 def split_of(piece_id: str) -> str:
@@ -200,9 +200,11 @@ def batch_order(
 
 
 def order_hash(order: list[list[np.ndarray]]) -> str:
-    """sha256 over every batch of every epoch (lengths included)."""
+    """sha256 over every batch of every epoch (lengths included; a 2-D batch of chunks its width too)."""
     digest = hashlib.sha256()
     for epoch in order:
         for batch in epoch:
             digest.update(np.int64(len(batch)).tobytes() + np.asarray(batch, np.int64).tobytes())
+            if np.ndim(batch) == 2:
+                digest.update(b"w" + np.int64(np.shape(batch)[1]).tobytes())
     return digest.hexdigest()

@@ -22,7 +22,7 @@ from core.typed import build, describe, suggest
 from datasets import WindowSpec
 from eval.scoring import catalogue
 from eval.scoring.ais import paper_schedule
-from impls import RBMConfig
+from impls import RBMConfig, RNNRBMConfig
 
 PROFILES = Path(__file__).with_name("profiles")
 PAPER_BETAS = len(paper_schedule())  # Salakhutdinov & Murray's schedule
@@ -51,13 +51,34 @@ class ModelConfig(RBMConfig):
     kind: str = "rbm"
     lr_schedule: Literal["constant", "linear"] = "constant"  # linear: decays to lr/epochs in the last epoch
     init: Literal["normal", "seed"] = "normal"
+    # kind = "rnn_rbm" only (the RNN-RBM reads n_hidden, learning_rate, batch_size, cd_steps and precision too)
+    n_recurrent: int = field(default=100, metadata=_at_least(1))  # the RNN's hidden units
+    chunk_length: int = field(default=100, metadata=_at_least(1))  # frames per training chunk (BPTT length)
+    clip_norm: float = field(default=0.0, metadata=_at_least(0))  # global gradient-norm clipping; 0: off
 
     DERIVED = ("n_visible", "device")
+    RNN_ONLY = ("n_recurrent", "chunk_length", "clip_norm")
+    RBM_ONLY = ("persistent", "momentum", "weight_decay")  # the RNN-RBM's recipe is plain SGD on CD-k, as the paper
 
     def model_config(self, n_visible: int, device: str) -> RBMConfig:
         """The implementation's configuration for data of ``n_visible`` units on ``device``."""
         values = {f.name: getattr(self, f.name) for f in fields(RBMConfig)}
         return RBMConfig(**values | {"n_visible": n_visible, "device": device})
+
+    def rnn_config(self, frame_width: int, device: str) -> RNNRBMConfig:
+        """The RNN-RBM's configuration for frames of ``frame_width`` units on ``device`` (``kind = "rnn_rbm"``)."""
+        return RNNRBMConfig(
+            n_visible=frame_width,
+            n_hidden=self.n_hidden,
+            n_recurrent=self.n_recurrent,
+            cd_k=self.cd_steps,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            chunk_length=self.chunk_length,
+            clip_norm=self.clip_norm,
+            dtype="float64" if self.precision == "float64" else "float32",
+            device=device,
+        )
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,7 @@ class RunConfig:
     executor: str = "serial"  # serial | local | local:N | dask:local:N | dask:tcp://host:port
     retries: int = field(default=1, metadata={"low": 0, "high": 10})
     timing_epochs: int = field(default=5, metadata=_at_least(2))  # the quiet throughput phase, per implementation
+    beside: tuple[str, ...] | None = None  # finished runs (published reports) of other models on this music
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,10 @@ class EvalConfig:
     score_split: Literal["test", "train"] = "test"
     # RAISE on this many of the bracket's windows, extended to all by the exact free energies; 0: on every one
     raise_windows: int = field(default=0, metadata=_at_least(0))
+    # sequence models: AIS on this many random scored frames, extended to all by a mean-field control variate; 0: all
+    ais_frames: int = field(default=0, metadata=_at_least(0))
+    piece_rows: int = field(default=240, metadata=_at_least(2))  # rows of each generated piece (sequence models)
+    bar_rows: int = field(default=16, metadata=_at_least(1))  # rows per bar for the whole-piece statistics
 
 
 @dataclass(frozen=True)
@@ -215,6 +241,38 @@ def _check_memory(profile: Profile, origin: str) -> None:
         )
 
 
+def _check_model_kind(profile: Profile, origin: str) -> None:
+    """Keys that belong to the other model, and data a sequence model cannot read as frames, are refused.
+
+    At a grid point of a sweep over ``model.kind`` the window RBM's recipe keys (momentum, PCD, weight decay)
+    stay set for its points, and the RNN-RBM's points train by plain SGD on CD-k as the paper: not an error.
+    """
+    model, data = profile.model, profile.data
+    default = ModelConfig()
+    if impls.models()[model.kind].data != "sequences":
+        for key in ModelConfig.RNN_ONLY:
+            if getattr(model, key) != getattr(default, key):
+                raise ConfigError(f'{origin}: [model] {key} applies to kind "rnn_rbm" only; remove it')
+        return
+    for key in () if "sweep" in origin else ModelConfig.RBM_ONLY:
+        if getattr(model, key):
+            raise ConfigError(f'{origin}: [model] {key} applies to the window RBM only; set {key} = '
+                              f'{"false" if key == "persistent" else 0} for kind "{model.kind}"')  # fmt: skip
+    if model.precision == "tf32":
+        raise ConfigError(f'{origin}: [model] precision "tf32" is not offered by kind "{model.kind}"; use float32')
+    if data.stride != data.num_timesteps or data.train_stride not in (0, data.num_timesteps):
+        raise ConfigError(
+            f"{origin}: [data] kind {model.kind!r} reads each piece's windows end to end as its frames, so windows "
+            f"must not overlap; set stride = num_timesteps ({data.num_timesteps}) and leave train_stride out"
+        )
+    if data.order != "shuffle":
+        raise ConfigError(f'{origin}: [data] order "{data.order}" is for windows; kind "{model.kind}" shuffles '
+                          'chunks of pieces: use order = "shuffle"')  # fmt: skip
+    if profile.eval.sample_start == "persistent" and "sweep" not in origin:
+        raise ConfigError(f'{origin}: [eval] sample_start "persistent" needs PCD chains; kind "{model.kind}" '
+                          'generates frame by frame from zeros: set sample_start = "zeros"')  # fmt: skip
+
+
 def _table(section: Any) -> dict:
     """A section's chosen values (derived model fields left out), as a TOML table would give them."""
     derived = getattr(section, "DERIVED", ())
@@ -237,6 +295,7 @@ def _check_profile(profile: Profile, origin: str) -> None:
     if model.kind not in impls.models():
         raise ConfigError(f"{origin}: [model] kind {model.kind!r}; {suggest(model.kind, list(impls.models()))}")
     _check_memory(profile, origin)
+    _check_model_kind(profile, origin)
     scores = [s.name for s in catalogue.scores()]
     for metric in profile.verdict.margins:
         if catalogue.lookup(metric) is None:

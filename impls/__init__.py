@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from impls import catalogue
 from impls.base import RBM, CDNoise, Params, RBMConfig, init_params
 from impls.catalogue import Framework, Model
+from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, init_rnn_rbm_params
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def available() -> dict[str, Available | Skipped]:
     return status
 
 
-def load(name: str, model: str = "rbm") -> type[RBM]:
+def load(name: str, model: str = "rbm") -> type[RBM] | type[RNNRBM]:
     """Import one implementation's module (and so its framework) and return its class."""
     item = framework(name)
     if model not in item.models:
@@ -87,12 +88,16 @@ IMPLEMENTATIONS = frameworks()  # name -> Framework, for iteration; the catalogu
 __all__ = [
     "IMPLEMENTATIONS",
     "RBM",
+    "RNNRBM",
     "Available",
     "CDNoise",
     "Framework",
     "Model",
     "Params",
     "RBMConfig",
+    "RNNRBMConfig",
+    "RNNRBMNoise",
+    "RNNRBMParams",
     "Skipped",
     "Unavailable",
     "available",
@@ -100,6 +105,7 @@ __all__ = [
     "framework_versions",
     "frameworks",
     "init_params",
+    "init_rnn_rbm_params",
     "load",
     "models",
     "reference",

@@ -85,17 +85,27 @@ class Framework:
         return "not installed"
 
 
-MODELS: tuple[Model, ...] = (Model("rbm", "window RBM", data="windows", partition="one", samples="windows"),)
+MODELS: tuple[Model, ...] = (
+    Model("rbm", "window RBM", data="windows", partition="one", samples="windows"),
+    # Boulanger-Lewandowski, Bengio & Vincent, ICML 2012: an RBM per frame, its biases from an RNN over the past
+    Model("rnn_rbm", "RNN-RBM", data="sequences", partition="per frame", samples="pieces"),
+)
 
 FRAMEWORKS: tuple[Framework, ...] = (
     Framework(
         "numpy", "NumPy (reference)", "numpy", ("numpy",), devices=("cpu",),
-        models={"rbm": "impls.numpy_rbm:NumpyRBM"}, reference=True,
+        models={"rbm": "impls.numpy_rbm:NumpyRBM", "rnn_rbm": "impls.numpy_rnn_rbm:NumpyRNNRBM"}, reference=True,
     ),
-    Framework("torch", "PyTorch", "torch", ("torch",), extra="torch", models={"rbm": "impls.torch_rbm:TorchRBM"}),
+    Framework(
+        "torch", "PyTorch", "torch", ("torch",), extra="torch",
+        models={"rbm": "impls.torch_rbm:TorchRBM", "rnn_rbm": "impls.torch_rnn_rbm:TorchRNNRBM"},
+    ),
     Framework(
         "tf", "TensorFlow", "tensorflow", ("tensorflow", "tensorflow-cpu"), extra="tf",
-        models={"rbm": "impls.tf_rbm:TFRBM"},
+        models={"rbm": "impls.tf_rbm:TFRBM", "rnn_rbm": "impls.tf_rnn_rbm:TFRNNRBM"},
     ),
-    Framework("jax", "JAX", "jax", ("jax",), extra="jax", models={"rbm": "impls.jax_rbm:JaxRBM"}),
+    Framework(
+        "jax", "JAX", "jax", ("jax",), extra="jax",
+        models={"rbm": "impls.jax_rbm:JaxRBM", "rnn_rbm": "impls.jax_rnn_rbm:JaxRNNRBM"},
+    ),
 )  # fmt: skip

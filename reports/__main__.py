@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--different", action="store_true", help="compare runs of different experiments, labelled so")
     r = commands.add_parser("render", help="re-render a finished run folder's report")
     r.add_argument("run", type=Path)
+    beside = "finished runs of other models on the same music, in one table (default: the profile's)"
+    r.add_argument("--beside", type=Path, nargs="+", default=None, help=beside)
     p = commands.add_parser("publish", help="copy a run's report, results and audio (not its inputs) to a folder")
     p.add_argument("run", type=Path)
     p.add_argument("dest", type=Path)
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "bench": _bench,
         "compare": _compare,
-        "render": lambda a: print(render(a.run)) or 0,
+        "render": lambda a: print(render(a.run, a.beside)) or 0,
         "publish": lambda a: print(publish(a.run, a.dest)) or 0,
         "history": _history,
     }

@@ -22,12 +22,16 @@ import datasets
 import impls
 from core.errors import UserError
 from core.files import atomic_write_bytes
+from core.paths import ROOT
 from eval.bench.runfolder import RunFolder
-from eval.config import EvalConfig, Profile, profile_from_dict
+from eval.config import EvalConfig, ModelConfig, Profile, profile_from_dict
 from eval.scoring import catalogue
 from eval.scoring.notes import note_statistics
+from eval.scoring.pieces import piece_statistics
+from eval.scoring.sequences import as_windows, joined
 from reports import figures, published, tables
 from reports.audio import write_audio
+from reports.models import beside_frames, models_table
 
 CAVEATS = [
     "Pseudo-likelihood and likelihood rank recipes differently: CD-1 is close to a pseudo-likelihood method and "
@@ -43,20 +47,41 @@ CAVEATS = [
 ]
 
 
-def _data_rows(test: np.ndarray, valid: np.ndarray, spec: datasets.WindowSpec, seed: int = 0) -> dict[str, dict]:
-    """Anchors for the sample scores: held-out music (valid against test) and coin flips at the music's density."""
+def _pieces(dataset: datasets.Dataset, split: str | None, windows: np.ndarray, length: int) -> list[np.ndarray]:
+    """The pieces of ``split`` cut to ``length`` rows; windows laid end to end where they are no piece's rows."""
+    try:
+        return datasets.held_out_pieces(dataset, split, length) if split else joined(windows, dataset.spec, length)
+    except ValueError:  # overlapping windows (a stride below the window): the rows of a piece are not recoverable
+        return joined(windows, dataset.spec, length)
+
+
+def _data_rows(dataset: datasets.Dataset, evaluation: EvalConfig, seed: int = 0) -> dict[str, dict]:
+    """Anchors for the sample scores: held-out music (valid against test) and coin flips at the music's density.
+
+    The whole-piece statistics read each held-out piece in cuts of ``piece_rows`` rows, and the coin flips as
+    pieces of that length.
+    """
+    spec, split, length = dataset.spec, evaluation.score_split, evaluation.piece_rows
+    test, valid = dataset.subset(split), dataset.subset("valid")
     density = float(test.reshape(len(test), spec.num_timesteps, -1)[..., : spec.n_pitches].mean())
     flips = (np.random.default_rng(seed).random((len(test), spec.n_visible)) < density).astype(np.uint8)
     rows = {}
-    for label, windows in (("music (test)", test), ("held-out music (valid)", valid), ("coin flips", flips)):
+    for label, part, windows in (("music (test)", split, test), ("held-out music (valid)", "valid", valid),
+                                 ("coin flips", None, flips)):  # fmt: skip
         if len(windows):
             stats = note_statistics(windows, spec)
             stats |= catalogue.computed("samples", windows, test, spec)
-            rows[label] = stats
+            rows[label] = stats | piece_statistics(_pieces(dataset, part, windows, length), spec, evaluation.bar_rows)
     return rows
 
 
-def _sampling_sentence(evaluation: EvalConfig) -> str:
+def _sampling_sentence(evaluation: EvalConfig, model: ModelConfig) -> str:
+    if impls.models()[model.kind].samples == "pieces":
+        return (
+            f"Samples: {evaluation.n_samples} pieces of {evaluation.piece_rows} rows, generated frame by frame: each "
+            f"frame by {model.cd_steps} Gibbs steps of its conditional RBM from silence, then fed to the RNN. The "
+            "note statistics read them as windows of the data's shape; the bar statistics as whole pieces."
+        )
     start = {
         "persistent": "from the persistent chains of PCD",
         "random": "from fair coin flips",
@@ -83,7 +108,7 @@ def _sections(
         (
             "Samples beside music",
             [
-                _sampling_sentence(spec.eval),
+                _sampling_sentence(spec.eval, spec.model),
                 "music_structure_js, the sample-quality score: mean Jensen–Shannon divergence (bits, 0 = the same) "
                 "from the test music of five note-structure histograms — register, pitch class, harmony, note "
                 "length, sustain; it scores structure, not count (how many notes is judged by note density and "
@@ -113,8 +138,30 @@ def _sections(
     return out
 
 
-def render(run_dir: Path) -> Path:
-    """Write report.md, report.html and the audio of a finished run folder; returns report.html."""
+def _beside(frame: pd.DataFrame, paths: list[Path]) -> tuple[str, list, pd.DataFrame | None] | None:
+    """The section of the models side by side: this run beside finished runs of other models on the same music."""
+    found = [p for p in paths if (p / "spec.json").is_file()]
+    missing = [f"{p}: not found (no finished run there), left out." for p in paths if p not in found]
+    if not found:
+        return ("Models side by side", missing, None) if missing else None
+    both, notes = beside_frames(frame, found)
+    paragraphs = [
+        "Each model on the same music, scored by the same scorer: log-likelihood per row (the bracket's two ends), "
+        "the sample-quality score, and statistics of whole pieces (the window model's samples laid end to end): "
+        "bar repetition, bar self-similarity beyond other pieces', groove consistency (MusPy) and pitch-class "
+        "drift between a piece's halves. Mean ± 95 % interval over seeds.",
+        *notes,
+        *missing,
+    ]
+    return ("Models side by side", paragraphs, models_table(both))
+
+
+def render(run_dir: Path, beside: list[Path] | None = None) -> Path:
+    """Write report.md, report.html and the audio of a finished run folder; returns report.html.
+
+    ``beside``: finished runs of other models on the same music, shown in one table with this one (default: the
+    profile's ``[run] beside``, relative to the checkout).
+    """
     folder = RunFolder.open(run_dir)
     frame = folder.results()
     spec = profile_from_dict(folder.read_json(folder.spec))  # read through the same types as the run
@@ -122,14 +169,22 @@ def render(run_dir: Path) -> Path:
     environment = folder.read_json(folder.env)
     dataset = datasets.load(folder.dataset_dir)
     window_spec = dataset.spec
-    test, valid = dataset.subset(spec.eval.score_split), dataset.subset("valid")
-    samples = {p.stem: np.load(p) for p in sorted(folder.samples_dir.glob("*.npy"))}
-    data_rows = _data_rows(test, valid, window_spec)
+    test = dataset.subset(spec.eval.score_split)
+    pieces = {p.stem: np.load(p) for p in sorted(folder.samples_dir.glob("*.npy"))}  # windows, or whole pieces
+    samples = {name: as_windows(a, window_spec.num_timesteps) if a.ndim == 3 else a for name, a in pieces.items()}
+    data_rows = _data_rows(dataset, spec.eval)
     sections = _sections(frame, spec, manifest, data_rows)
+    others = (
+        beside
+        if beside is not None
+        else [Path(p) if Path(p).is_absolute() else ROOT / p for p in spec.run.beside or ()]
+    )
+    if (models := _beside(frame, others)) is not None:
+        sections.insert(1 if sections[0][0] != "Not everything ran" else 2, models)
     audio = {
-        name: write_audio(windows[: spec.eval.audio_samples], window_spec, folder.samples_dir, name)
-        for name, windows in samples.items()
-        if len(windows)
+        name: write_audio(music[: spec.eval.audio_samples], window_spec, folder.samples_dir, name)
+        for name, music in pieces.items()
+        if len(music)
     }
     pictures = figures.all_figures(frame, samples, test, window_spec, spec.sweep)
     hashes = frame[frame.status.isin(["ok", "diverged"]) & frame.impl.isin(list(impls.frameworks()))]

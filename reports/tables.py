@@ -171,17 +171,18 @@ def samples_table(frame: pd.DataFrame, data_rows: dict[str, dict[str, float]]) -
 def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The quiet phase's throughput: windows/s, ratio to the roofline, ceiling and share of it reached."""
     ok = frame[(frame.status == "ok") & (frame.phase == "timing")]
+    unit = "frames/s" if (ok.metric == "train_frames_per_s").any() else "windows/s"  # a sequence model: frames
     rows = []
     for name in [*implementations(frame), "sklearn"]:
         mine = ok[ok.impl == name]
         pick = lambda metric, rows=mine: rows[rows.metric == metric].value.tolist()
-        speed = pick("train_windows_per_s") or pick("sklearn_windows_per_s")
+        speed = pick("train_windows_per_s") or pick("train_frames_per_s") or pick("sklearn_windows_per_s")
         if not speed:
             continue
         rows.append(
             {
                 "implementation": label(frame, name),
-                "windows/s": number(sum(speed) / len(speed), "train_windows_per_s"),
+                unit: number(sum(speed) / len(speed), "train_windows_per_s"),
                 "ratio to roofline": number(_mean(pick("ratio_to_roofline"))),
                 "ceiling": number(_mean(pick("ceiling_ratio"))),
                 "share of ceiling": number(_mean(pick("ratio_to_ceiling"))),

@@ -252,7 +252,8 @@ def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
             results[task.task_id] = stored
             progress.done(task.task_id)
     rows = [row for stored in results.values() for row in stored["rows"]]
-    references = {json.dumps(t.context.point, sort_keys=True): t for t in timing_tasks}
+    window_timings = [t for t in timing_tasks if t.rnn is None]  # scikit-learn has a window RBM only
+    references = {json.dumps(t.context.point, sort_keys=True): t for t in window_timings}
     if keep_reference:
         reference = folder.read_json(sklearn)["rows"]
     else:
@@ -262,7 +263,7 @@ def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
     rows += reference
     frame = pd.DataFrame(rows)
     frame = frame.reindex(columns=[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]])
-    frame = pd.concat([frame, pd.DataFrame(derived_rows(frame, timing_tasks))], ignore_index=True)
+    frame = pd.concat([frame, pd.DataFrame(derived_rows(frame, window_timings))], ignore_index=True)
     versions = {t.impl: results[t.task_id].get("framework_version", "") for t in tasks if t.task_id in results}
     frame["framework_version"] = frame.impl.map(versions).fillna("")
     for key in ("python", "cpu", "cores", "blas", "git_commit", "gpu", "gpu_driver"):

@@ -8,8 +8,12 @@ environment columns and one column per swept profile key (``model.n_hidden``).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from eval.scoring.catalogue import describe
+
+if TYPE_CHECKING:
+    from eval.bench.tasks import Task
 
 COLUMNS = (
     "run_id",
@@ -62,3 +66,23 @@ def make_row(
         "status": status,
         "reason": reason,
     }
+
+
+class InputMismatch(RuntimeError):
+    """An input's bytes differ from the hash the run recorded: refuse to train on them."""
+
+
+class Recorder:
+    """Collects a task's rows, all with the task's context."""
+
+    def __init__(self, task: Task) -> None:
+        self.context = task.context.columns()
+        self.attempt = task.attempt
+        self.rows: list[dict] = []
+
+    def add(self, phase: str, metric: str, value: float | None, epoch: int | None = None, **status: str) -> None:
+        self.rows.append(make_row(self.context, phase, metric, value, epoch, **status) | {"attempts": self.attempt})
+
+    def flag(self, metrics: tuple[str, ...], reason: str) -> None:
+        for metric in metrics:
+            self.add("eval", metric, None, status="diverged", reason=reason)

@@ -18,11 +18,12 @@ from typing import Any, Literal
 import numpy as np
 
 import datasets
+import impls
 from core.files import sha256_file
 from core.typed import from_json, to_json
 from eval.bench.runfolder import RunFolder
 from eval.config import ConfigError, EvalConfig, Profile, sweep_points
-from impls import RBMConfig, framework, init_params
+from impls import RBMConfig, RNNRBMConfig, framework, init_params, init_rnn_rbm_params
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Task:
     train_on: Literal["train", "all"] = "train"
     retries: int = 1
     attempt: int = 1
+    rnn: RNNRBMConfig | None = None  # a sequence model's configuration (``[model] kind = "rnn_rbm"``)
 
     def to_json(self) -> str:
         return to_json(self)
@@ -113,18 +115,25 @@ def model_config(profile: Profile, n_visible: int, impl: str | None = None) -> R
 
 def _save_order(folder: RunFolder, path: Path, order: list[list[np.ndarray]]) -> None:
     batches = [b for epoch in order for b in epoch]
+    chunked = {}  # a sequence model's updates are (chunks, frames) arrays: their widths are kept too
+    if any(np.ndim(b) == 2 for b in batches):
+        chunked["widths"] = np.asarray([np.shape(b)[1] for b in batches], np.int64)
     folder.write_npz(
         path,
-        flat=np.concatenate(batches).astype(np.int64),
-        lengths=np.asarray([len(b) for b in batches], np.int64),
+        flat=np.concatenate([np.ravel(b) for b in batches]).astype(np.int64),
+        lengths=np.asarray([np.size(b) for b in batches], np.int64),
         batches_per_epoch=np.asarray([len(epoch) for epoch in order], np.int64),
+        **chunked,
     )
 
 
 def load_order(path: Path) -> list[list[np.ndarray]]:
     with np.load(path, allow_pickle=False) as data:
         flat, lengths, per_epoch = data["flat"], data["lengths"], data["batches_per_epoch"]
+        widths = data["widths"] if "widths" in data.files else None
     batches = np.split(flat, np.cumsum(lengths)[:-1])
+    if widths is not None:
+        batches = [b.reshape(-1, w) for b, w in zip(batches, widths)]
     ends = np.cumsum(per_epoch)
     return [batches[a:b] for a, b in zip(np.r_[0, ends[:-1]], ends)]
 
@@ -161,18 +170,24 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
         for seed in profile.run.seeds:
             init_seed, order_seed, impl_seed, eval_seed = np.random.SeedSequence(seed).spawn(4)
             key = f"s{seed}{'-' + suffix if suffix else ''}"
-            params = init_params(config, init_seed, at.model.init)
-            order = datasets.batch_order(  # the point's own order and training split (a sweep may set them)
-                dataset,
-                order_seed,
-                config.batch_size,
-                at.run.epochs,
-                at.data.order,
-                split="train" if at.data.train_on == "train" else None,
-            )
+            split = "train" if at.data.train_on == "train" else None
+            sequences = impls.models()[at.model.kind].data == "sequences"
+            if sequences:  # an RNN-RBM: its own initial weights, and chunks of pieces instead of windows
+                rnn = at.model.rnn_config(spec.row_width, profile.run.device)
+                params = init_rnn_rbm_params(rnn, init_seed)
+                order = datasets.chunk_order(
+                    dataset, order_seed, rnn.chunk_length, rnn.batch_size, at.run.epochs, split
+                )
+                arrays = {name: a for name, a in zip(rnn_param_names(), params.arrays())}
+            else:
+                params = init_params(config, init_seed, at.model.init)
+                order = datasets.batch_order(  # the point's own order and training split (a sweep may set them)
+                    dataset, order_seed, config.batch_size, at.run.epochs, at.data.order, split=split
+                )
+                arrays = {"W": params.W, "b_v": params.b_v, "b_h": params.b_h}
             if not all(len(epoch) for epoch in order):
                 raise ConfigError(f"fewer training windows than one batch ({config.batch_size}); lower batch_size")
-            folder.write_npz(folder.init_path(key), W=params.W, b_v=params.b_v, b_h=params.b_h)
+            folder.write_npz(folder.init_path(key), **arrays)
             _save_order(folder, folder.order_path(key), order)
             inputs = dataset_input | {
                 "init": InputFile(rel(folder.init_path(key)), sha256_file(folder.init_path(key))),
@@ -214,12 +229,19 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
                     "train_on": at.data.train_on,
                     "retries": at.run.retries,
                 }
+                if sequences:
+                    common["rnn"] = at.model.rnn_config(spec.row_width, mine.device)
                 tasks.append(Task(task_id=f"{impl}-{key}", kind="train", **common))
                 if seed == profile.run.seeds[0]:
                     timings.append(
                         Task(task_id=f"timing-{impl}{'-' + suffix if suffix else ''}", kind="timing", **common)
                     )
     return dataset, tasks, timings
+
+
+def rnn_param_names() -> tuple[str, ...]:
+    """The RNN-RBM's parameter names, in `impls.RNNRBMParams` order (the keys of its init and params files)."""
+    return tuple(f.name for f in fields(impls.RNNRBMParams))
 
 
 def copy_inputs(task: Task, source: Path, destination: Path) -> None:

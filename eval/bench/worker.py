@@ -18,15 +18,16 @@ import os
 import resource
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 
 import datasets
 from core.files import atomic_write_text, sha256_file
-from eval.bench.rows import make_row
-from eval.bench.tasks import Task, load_order
+from eval.bench import sequence_task
+from eval.bench.rows import InputMismatch, Recorder
+from eval.bench.tasks import Task, load_order, rnn_param_names
 from eval.scoring import catalogue
 from eval.scoring.ais import GAP_NATS, ais_bases, likelihood_bracket, paper_schedule, schedule
 from eval.scoring.likelihood import (
@@ -41,33 +42,15 @@ from eval.scoring.likelihood import (
     theano_bits,
 )
 from eval.scoring.notes import note_statistics
+from eval.scoring.pieces import piece_statistics
+from eval.scoring.sequences import joined
 from eval.scoring.sets import compare_sets, memorisation
-from impls import RBM, Params, Unavailable, load
+from impls import RBM, Params, RNNRBMParams, Unavailable, load
 
 LOG2 = math.log(2.0)
 
 
-class InputMismatch(RuntimeError):
-    """An input's bytes differ from the hash the run recorded: refuse to train on them."""
-
-
-class Recorder:
-    """Collects a task's rows, all with the task's context."""
-
-    def __init__(self, task: Task) -> None:
-        self.context = task.context.columns()
-        self.attempt = task.attempt
-        self.rows: list[dict] = []
-
-    def add(self, phase: str, metric: str, value: float | None, epoch: int | None = None, **status: str) -> None:
-        self.rows.append(make_row(self.context, phase, metric, value, epoch, **status) | {"attempts": self.attempt})
-
-    def flag(self, metrics: tuple[str, ...], reason: str) -> None:
-        for metric in metrics:
-            self.add("eval", metric, None, status="diverged", reason=reason)
-
-
-def load_inputs(task: Task, root: Path) -> tuple[datasets.Dataset, Params, list[list[np.ndarray]]]:
+def load_inputs(task: Task, root: Path) -> tuple[datasets.Dataset, Params | RNNRBMParams, list[list[np.ndarray]]]:
     """The shared dataset, initial parameters and batch order, each checked against the recorded sha256."""
     for name, item in task.inputs.items():
         path = root / item.path
@@ -79,7 +62,10 @@ def load_inputs(task: Task, root: Path) -> tuple[datasets.Dataset, Params, list[
             )
     dataset = datasets.load(root / task.inputs["dataset"].path, expected_hash=task.context.dataset_hash)
     with np.load(root / task.inputs["init"].path, allow_pickle=False) as data:
-        params = Params(data["W"], data["b_v"], data["b_h"])
+        if task.rnn is None:
+            params = Params(data["W"], data["b_v"], data["b_h"])
+        else:
+            params = RNNRBMParams(*(data[name] for name in rnn_param_names()))
     order = load_order(root / task.inputs["order"].path)
     for name, got in (("init", params.hash), ("order", datasets.order_hash(order))):
         recorded = getattr(task.context, f"{name}_hash")
@@ -239,12 +225,14 @@ def describe_samples(samples: np.ndarray, dataset: datasets.Dataset, task: Task,
     if not len(samples):
         record.add("sample", "js_pitch_class", None, status="diverged", reason="every sample was empty")
         return
-    held_out, train = dataset.subset(task.evaluation.score_split), dataset.subset("train")
+    evaluation = task.evaluation
+    held_out, train = dataset.subset(evaluation.score_split), dataset.subset("train")
     values = {
         **note_statistics(samples, dataset.spec),
         **compare_sets(samples, held_out, dataset.spec, rng),
         **catalogue.computed("samples", samples, held_out, dataset.spec),  # the catalogue's sample scores
         **memorisation(samples, train, held_out),
+        **piece_statistics(joined(samples, dataset.spec, evaluation.piece_rows), dataset.spec, evaluation.bar_rows),
     }
     for metric, value in values.items():
         record.add("sample", metric, value)
@@ -270,8 +258,11 @@ def run(task: Task, root: Path) -> tuple[list[dict], dict]:
         record.add("train", "train_windows_per_s", None, status="skipped", reason=skipped)
         return record.rows, {}
     dataset, init, order = load_inputs(task, root)
-    config = replace(task.model, **injected_fault(task))
     rng = np.random.default_rng(np.random.SeedSequence(task.eval_seed))
+    if task.rnn is not None:  # a sequence model: chunks of pieces in, every test frame scored, pieces out
+        model = cls(replace(task.rnn, **injected_fault(task)), init, seed=task.impl_seed)
+        return sequence_task.run(model, task, dataset, order, record, rng)
+    config = replace(task.model, **injected_fault(task))
     model = cls(config, init, seed=task.impl_seed)
     model.set_data(dataset.windows)
     extra = {"settings": model.precision_settings()}
@@ -327,7 +318,7 @@ def main(argv: list[str]) -> int:
     if "samples" in extra:
         np.save(out / "samples.npy", extra["samples"])
         final = extra["params"]  # trained weights, so a run can be re-scored without retraining
-        np.savez_compressed(out / "params.npz", W=final.W, b_v=final.b_v, b_h=final.b_h)
+        np.savez_compressed(out / "params.npz", **{f.name: getattr(final, f.name) for f in fields(final)})
     skipped = any(r["status"] == "skipped" for r in rows)
     version = "not installed" if skipped else load(task.impl, task.context.model).framework_version()
     result = {"rows": rows, "framework_version": version, "settings": extra.get("settings", {})}

@@ -99,6 +99,11 @@ SCORES: tuple[Score, ...] = (
     S("ais_log_z_stderr", "nats", "lower"),
     S("ais_effective_runs", "runs", "higher"),
     S("ais_base_gap", "nats", "lower"),
+    S("ais_min_effective_runs", "runs", "higher"),  # a sequence model: the worst frame's AIS
+    S("ais_frames", "frames", "none"),  # a sequence model: frames AIS ran on (the rest by the control variate)
+    S("scored_frames", "frames", "none"),
+    S("mean_field_gap", "nats/frame", "none"),  # mean log Z_AIS - the mean-field bound over the AIS frames
+    S("cd_cost", "nats/frame", "none"),  # a sequence model's training cost, mean F(v) - F(v*) of an epoch
     # samples: the two sample scores, computed from the catalogue
     S("music_structure_js", "bits", "lower", margin=0.02, gated=True, shown=("samples",), needs="samples",
       compute=music_structure_js),
@@ -127,12 +132,21 @@ SCORES: tuple[Score, ...] = (
     S("heldout_nearest_train_hamming", "bits", "none"),
     S("heldout_copy_rate", "fraction", "none"),
     S("n_samples_kept", "windows", "none"),
+    # samples as whole pieces (eval.scoring.pieces): statistics that need more than one window
+    S("bar_repetition", "fraction", "none", shown=("samples",)),
+    S("bar_self_similarity", "fraction", "none"),
+    S("bar_self_similarity_excess", "fraction", "none", shown=("samples",)),
+    S("groove_consistency", "fraction", "none", shown=("samples",)),
+    S("pitch_class_drift", "bits", "none"),
     # training and timing
     S("max_abs_param", "", "none"),
     S("epoch_seconds", "s", "lower"),
     S("ais_seconds", "s", "lower"),
     S("raise_seconds", "s", "lower"),
     S("train_windows_per_s", "windows/s", "higher", shown=("sweep",)),
+    S("train_frames_per_s", "frames/s", "higher"),  # a sequence model's throughput: frames of its chunks
+    S("roofline_frames_per_s", "frames/s", "higher"),
+    S("generated_frames_per_s", "frames/s", "higher"),
     S("compile_s", "s", "lower"),
     S("gibbs_steps_per_s", "steps/s", "higher"),
     S("peak_rss_mb", "MB", "lower"),

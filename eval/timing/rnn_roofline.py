@@ -1,0 +1,42 @@
+"""The RNN-RBM's roofline: the dense products of one CD-k + BPTT update, timed alone in NumPy float32.
+
+One update on a (batch, T) chunk of frames does, per frame, ``2k`` Gibbs products and two free-energy products
+of the conditional RBMs (``n_visible x n_hidden``), the RNN's input and bias products (``n_visible x
+n_recurrent``, ``n_recurrent x (n_visible + n_hidden)``), the T sequential recurrent products forward and back
+(``n_recurrent x n_recurrent``), and the gradient products of all six matrices. Timed as the fewest dense
+products that do that arithmetic (one per matrix and direction, every frame at once where the model allows
+it), they bound from above what any implementation can reach on this machine: ``frames / products time``.
+Speeds are compared only as ratios measured in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from impls import RNNRBMConfig
+
+
+def step_products_ms(config: RNNRBMConfig, batch: int, frames: int, repeats: int = 5) -> float:
+    """Milliseconds (best of ``repeats``) for the dense products of one update on ``batch`` chunks of ``frames``."""
+    rng = np.random.default_rng(0)  # its own stream: timing never touches a model's generator
+    V, H, R, n = config.n_visible, config.n_hidden, config.n_recurrent, batch * frames
+    f32 = np.float32
+    v, h, u = (rng.random((n, k)).astype(f32) for k in (V, H, R))
+    W, W_vu, W_uv, W_uh, W_uu = (rng.random(s).astype(f32) for s in ((V, H), (V, R), (R, V), (R, H), (R, R)))
+    state = rng.random((batch, R)).astype(f32)
+    best = np.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(config.cd_k):  # Gibbs: h from v, v from h
+            v @ W, h @ W.T
+        v @ W, v @ W  # free energies of v and v*
+        v.T @ h, v.T @ h  # dW: positive and negative statistics
+        v @ W_vu, u @ W_uv, u @ W_uh  # the RNN's input; b_v(t), b_h(t)
+        for _ in range(2 * frames):  # the recurrence forward, then back through time
+            state @ W_uu
+        v @ W_uv.T, h @ W_uh.T  # dC/du(t-1) through the biases
+        u.T @ v, u.T @ h, u.T @ u, v.T @ u  # gradients of W_uv, W_uh, W_uu, W_vu
+        best = min(best, time.perf_counter() - started)
+    return best * 1e3

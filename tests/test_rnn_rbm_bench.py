@@ -1,0 +1,93 @@
+"""The RNN-RBM through the whole bench: same inputs for every framework, every test frame bracketed (and the exact
+answer inside the bracket), pieces generated and described, frames/s beside a roofline, a report that renders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import datasets
+import impls
+from eval.bench.harness import run_bench
+from eval.bench.runfolder import RunFolder
+from eval.config import load_profile
+from eval.scoring.pieces import piece_names
+from reports.render import render
+
+HIDDEN = 10  # few enough to enumerate: the exact per-frame log Z is the oracle
+
+
+def profile(impls_: list[str]):
+    """A small RNN-RBM on the synthetic chord progressions, with the exact oracle in reach."""
+    return load_profile("quick").override(
+        data={"source": "synthetic"},
+        model={"kind": "rnn_rbm", "n_hidden": HIDDEN, "n_recurrent": 8, "cd_steps": 3, "batch_size": 4,
+               "chunk_length": 32, "learning_rate": 0.05, "persistent": False, "momentum": 0.0,
+               "weight_decay": 0.0, "lr_schedule": "constant"},
+        run={"epochs": 4, "executor": "serial", "impls": impls_, "seeds": [0, 1]},
+        eval={"ais_betas": 300, "ais_runs": 32, "raise_betas": 300, "raise_windows": 0, "ll_windows": 12,
+              "n_samples": 4, "piece_rows": 64, "sample_start": "zeros"},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rnn_run(tmp_path_factory):
+    ran = [n for n, s in impls.available().items() if isinstance(s, impls.Available)]
+    result = run_bench(profile(ran), RunFolder(tmp_path_factory.mktemp("runs") / "rnn"), log=False)
+    return result.folder.path, result.frame, ran
+
+
+def final(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return frame[(frame.metric == metric) & frame.epoch.isna() & (frame.status == "ok")]
+
+
+def test_every_framework_trains_the_rnn_rbm_on_the_same_inputs(rnn_run):
+    _, frame, ran = rnn_run
+    trained = frame[frame.impl.isin(ran)]
+    assert set(trained.impl) == set(ran) and (trained.status == "ok").all(), trained[trained.status != "ok"]
+    assert set(trained.model) == {"rnn_rbm"}
+    for column in ("dataset_hash", "init_hash", "order_hash"):
+        assert (trained.groupby("seed")[column].nunique() == 1).all()
+    curve = frame[(frame.metric == "cd_cost") & (frame.impl == "numpy") & (frame.seed == 0)]
+    assert len(curve) == 4 and curve.epoch.tolist() == [1, 2, 3, 4]
+
+
+def test_the_exact_per_frame_answer_lies_inside_the_bracket(rnn_run):
+    _, frame, ran = rnn_run
+    for impl in ran:
+        for seed in (0, 1):
+            mine = frame[(frame.impl == impl) & (frame.seed == seed)]
+            pick = lambda metric, rows=mine: final(rows, metric).value.item()
+            ais, raise_, exact = (pick(f"{m}_nll_per_frame") for m in ("ais", "raise", "exact"))
+            assert ais - 0.02 <= exact <= raise_ + 0.02, (impl, seed, ais, exact, raise_)
+            assert raise_ - ais < 0.1
+            assert pick("ais_ll_per_row") == pytest.approx(-ais)  # a frame is a row of the Bach-shaped data
+
+
+def test_pieces_are_generated_and_described_as_pieces_and_as_windows(rnn_run):
+    run_dir, frame, _ = rnn_run
+    folder = RunFolder(run_dir)
+    pieces = np.load(folder.samples_path("numpy-s0"))
+    assert pieces.shape == (4, 64, datasets.WindowSpec().row_width) and pieces.dtype == np.uint8
+    for metric in (*piece_names(), "music_structure_js", "note_density", "generated_frames_per_s"):
+        assert len(final(frame[frame.impl == "numpy"], metric)) == 2, metric
+
+
+def test_throughput_is_frames_per_second_beside_the_step_roofline(rnn_run):
+    _, frame, ran = rnn_run
+    for impl in ran:
+        mine = frame[(frame.impl == impl) & (frame.phase == "timing") & (frame.status == "ok")]
+        speed = mine[mine.metric == "train_frames_per_s"].value.item()
+        roof = mine[mine.metric == "roofline_frames_per_s"].value.item()
+        assert speed > 0 and mine[mine.metric == "ratio_to_roofline"].value.item() == pytest.approx(speed / roof)
+    assert not (frame.metric == "sklearn_windows_per_s").any()  # scikit-learn has no RNN-RBM to time
+
+
+def test_the_report_renders_pieces_audio_and_the_models_side_by_side(rnn_run, tmp_path):
+    run_dir, _, _ = rnn_run
+    page = render(run_dir, beside=[run_dir]).read_text()
+    assert "Models side by side" in page and "RNN-RBM · NumPy (reference)" in page
+    assert "pieces of 64 rows, generated frame by frame" in page
+    wavs = sorted((run_dir / "samples").glob("numpy-s0-*.wav"))
+    assert wavs and "frames/s" in (run_dir / "report.md").read_text()
