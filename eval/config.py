@@ -55,9 +55,11 @@ class ModelConfig(RBMConfig):
     n_recurrent: int = field(default=100, metadata=_at_least(1))  # the RNN's hidden units
     chunk_length: int = field(default=100, metadata=_at_least(1))  # frames per training chunk (BPTT length)
     clip_norm: float = field(default=0.0, metadata=_at_least(0))  # global gradient-norm clipping; 0: off
+    pretrain_epochs: int = field(default=0, metadata=_at_least(0))  # the paper's RBM pre-training of W, b_v, b_h
+    pretrain_learning_rate: float = field(default=0.1, metadata=_at_least(0, strict=True))
 
     DERIVED = ("n_visible", "device")
-    RNN_ONLY = ("n_recurrent", "chunk_length", "clip_norm")
+    RNN_ONLY = ("n_recurrent", "chunk_length", "clip_norm", "pretrain_epochs", "pretrain_learning_rate")
     RBM_ONLY = ("persistent", "momentum", "weight_decay")  # the RNN-RBM's recipe is plain SGD on CD-k, as the paper
 
     def model_config(self, n_visible: int, device: str) -> RBMConfig:

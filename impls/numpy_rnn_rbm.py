@@ -155,3 +155,29 @@ class NumpyRNNRBM(RNNRBM):
 
     def params(self) -> RNNRBMParams:
         return RNNRBMParams(*self.weights).astype(np.float64)
+
+
+def pretrained(
+    params: RNNRBMParams, frames: np.ndarray, epochs: int, seed: int | np.random.SeedSequence, learning_rate: float
+) -> RNNRBMParams:
+    """The paper's initialisation (sec. 3): ``W``, ``b_v``, ``b_h`` from an RBM trained on the frames alone.
+
+    The NumPy reference RBM in float64, CD-1 with probability statistics and momentum 0.9, batches of 100 frames
+    in a seeded order, the rate decaying linearly over ``epochs``; the RNN's parameters are kept as drawn.
+    """
+    from impls.base import Params, RBMConfig
+    from impls.numpy_rbm import NumpyRBM
+
+    n_visible, n_hidden = params.W.shape
+    config = RBMConfig(n_visible=n_visible, n_hidden=n_hidden, learning_rate=learning_rate, batch_size=100,
+                       momentum=0.9, statistics="probabilities", precision="float64")  # fmt: skip
+    order_seed, model_seed = np.random.SeedSequence(seed).spawn(2) if isinstance(seed, int) else seed.spawn(2)
+    rbm = NumpyRBM(config, Params(params.W, params.b_v, params.b_h), int(model_seed.generate_state(1)[0]))
+    rbm.set_data(np.asarray(frames, np.uint8))
+    rng, usable = np.random.default_rng(order_seed), len(frames) // 100 * 100
+    for epoch in range(epochs):
+        rbm.train_epoch(
+            list(rng.permutation(len(frames))[:usable].reshape(-1, 100)), learning_rate * (1 - epoch / epochs)
+        )
+    trained = rbm.params()
+    return RNNRBMParams(trained.W, trained.b_v, trained.b_h, *params.arrays()[3:])

@@ -35,6 +35,9 @@ def beside_frames(frame: pd.DataFrame, others: list[Path]) -> tuple[pd.DataFrame
     for path in others:
         other = RunFolder.open(path).results()
         notes.append(check_same_data(frame, other, path))
+        lacking = [m for m in SAMPLES if not (other.metric == m).any()]
+        if lacking:
+            notes.append(f"{path.name}: recorded before {', '.join(lacking)} existed (—).")
         frames.append(other)
     return pd.concat(frames, ignore_index=True), notes
 

@@ -124,6 +124,9 @@ def _sections(
     kind = published.benchmark_of(spec.data.source)
     if kind:  # a published benchmark: lead with the suite beside the literature
         model = published.model_name(spec.data.num_timesteps, spec.model.n_hidden)
+        if impls.models()[spec.model.kind].data == "sequences":
+            display, m = impls.models()[spec.model.kind].display, spec.model
+            model = f"{display}, {m.n_hidden} hidden, {m.n_recurrent} recurrent"
         out.insert(
             0,
             (

@@ -103,3 +103,19 @@ def test_an_rnn_rbm_profile_maps_its_keys_onto_the_model(tmp_path):
     profile = load_profile(str(path))
     config = profile.model.rnn_config(156, "cpu")
     assert (config.n_recurrent, config.cd_k, config.chunk_length, config.n_hidden) == (30, 15, 64, 50)
+
+
+def test_pretraining_learns_the_frames_rbm_and_keeps_the_rnns_weights():
+    from impls import RNNRBMConfig, init_rnn_rbm_params
+    from impls.numpy_rnn_rbm import pretrained
+
+    spec = datasets.WindowSpec(num_timesteps=1, stride=1)
+    dataset = make_dataset(pieces([200, 200, 200]), spec)
+    frames = datasets.frame_table(dataset)[np.concatenate(datasets.piece_frames(dataset, "train"))]
+    init = init_rnn_rbm_params(RNNRBMConfig(n_visible=spec.row_width, n_hidden=8, n_recurrent=4), 0)
+    first, again = (pretrained(init, frames, 5, 3, 0.1) for _ in range(2))
+    assert first.hash == again.hash != init.hash  # seeded, and it moved
+    for name in ("W_uv", "W_uh", "W_uu", "W_vu", "b_u", "u0"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(init, name))
+    density = frames.mean()  # about 0.2 on every unit: the visible biases move towards its logit (-1.4)
+    assert first.b_v.mean() < 0.5 * np.log(density / (1 - density)) < 0 == init.b_v.mean()

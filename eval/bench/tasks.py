@@ -24,6 +24,7 @@ from core.typed import from_json, to_json
 from eval.bench.runfolder import RunFolder
 from eval.config import ConfigError, EvalConfig, Profile, sweep_points
 from impls import RBMConfig, RNNRBMConfig, framework, init_params, init_rnn_rbm_params
+from impls.numpy_rnn_rbm import pretrained
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,10 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
             if sequences:  # an RNN-RBM: its own initial weights, and chunks of pieces instead of windows
                 rnn = at.model.rnn_config(spec.row_width, profile.run.device)
                 params = init_rnn_rbm_params(rnn, init_seed)
+                if at.model.pretrain_epochs:  # part of the shared initial weights: drawn once, hashed, for all
+                    frames = datasets.frame_table(dataset)[np.concatenate(datasets.piece_frames(dataset, "train"))]
+                    rate = at.model.pretrain_learning_rate
+                    params = pretrained(params, frames, at.model.pretrain_epochs, init_seed.spawn(1)[0], rate)
                 order = datasets.chunk_order(
                     dataset, order_seed, rnn.chunk_length, rnn.batch_size, at.run.epochs, split
                 )
