@@ -149,7 +149,8 @@ def _beside(frame: pd.DataFrame, paths: list[Path]) -> tuple[str, list, pd.DataF
         return ("Models side by side", missing, None) if missing else None
     both, notes = beside_frames(frame, found)
     paragraphs = [
-        "Each model on the same music, scored by the same scorer: log-likelihood per row (the bracket's two ends), "
+        "Each model on the same music, scored by the same scorer: the bracket's two ends (AIS, RAISE) as "
+        "log-likelihood per row, or as NLL per frame over every held-out frame where every run scores them all, "
         "the sample-quality score, and statistics of whole pieces (the window model's samples laid end to end): "
         "bar repetition, bar self-similarity beyond other pieces', groove consistency (MusPy) and pitch-class "
         "drift between a piece's halves. Mean ± 95 % interval over seeds.",
@@ -184,10 +185,11 @@ def render(run_dir: Path, beside: list[Path] | None = None) -> Path:
     )
     if (models := _beside(frame, others)) is not None:
         sections.insert(1 if sections[0][0] != "Not everything ran" else 2, models)
+    first = f"-s{spec.run.seeds[0]}"  # whole pieces are long (a WAV of 30 s is 1 MB): the first seed's are heard
     audio = {
         name: write_audio(music[: spec.eval.audio_samples], window_spec, folder.samples_dir, name)
         for name, music in pieces.items()
-        if len(music)
+        if len(music) and (music.ndim == 2 or first in name)
     }
     pictures = figures.all_figures(frame, samples, test, window_spec, spec.sweep)
     hashes = frame[frame.status.isin(["ok", "diverged"]) & frame.impl.isin(list(impls.frameworks()))]
