@@ -25,7 +25,7 @@ from eval.scoring.ais import schedule
 from eval.scoring.frames import frame_likelihood_bracket
 from eval.scoring.likelihood import EXACT_HIDDEN
 from eval.scoring.notes import note_statistics
-from eval.scoring.pieces import piece_statistics
+from eval.scoring.pieces import defined, piece_statistics
 from eval.scoring.sequences import as_windows, pieces_biases
 from eval.scoring.sets import compare_sets, memorisation
 from eval.timing.rnn_roofline import step_products_ms
@@ -135,7 +135,7 @@ def describe(pieces: np.ndarray, dataset: datasets.Dataset, task: Task, record: 
         **compare_sets(windows, held_out, spec, rng),
         **catalogue.computed("samples", windows, held_out, spec),
         **memorisation(windows, train_windows, held_out),
-        **piece_statistics(list(pieces), spec, task.evaluation.bar_rows),
+        **defined(piece_statistics(list(pieces), spec, task.evaluation.bar_rows)),
     }
     for metric, value in values.items():
         record.add("sample", metric, value)

@@ -42,7 +42,7 @@ from eval.scoring.likelihood import (
     theano_bits,
 )
 from eval.scoring.notes import note_statistics
-from eval.scoring.pieces import piece_statistics
+from eval.scoring.pieces import defined, piece_statistics
 from eval.scoring.sequences import joined
 from eval.scoring.sets import compare_sets, memorisation
 from impls import RBM, Params, RNNRBMParams, Unavailable, load
@@ -232,7 +232,9 @@ def describe_samples(samples: np.ndarray, dataset: datasets.Dataset, task: Task,
         **compare_sets(samples, held_out, dataset.spec, rng),
         **catalogue.computed("samples", samples, held_out, dataset.spec),  # the catalogue's sample scores
         **memorisation(samples, train, held_out),
-        **piece_statistics(joined(samples, dataset.spec, evaluation.piece_rows), dataset.spec, evaluation.bar_rows),
+        **defined(
+            piece_statistics(joined(samples, dataset.spec, evaluation.piece_rows), dataset.spec, evaluation.bar_rows)
+        ),
     }
     for metric, value in values.items():
         record.add("sample", metric, value)

@@ -172,3 +172,8 @@ def piece_statistics(pieces: Sequence[np.ndarray], spec: WindowSpec, bar_rows: i
         "bar_self_similarity_excess": _mean(excess),
         "pitch_class_drift": _mean(drift),
     }
+
+
+def defined(statistics: dict[str, float]) -> dict[str, float]:
+    """The statistics that exist for these pieces: NaN means undefined (too few or too short pieces), not diverged."""
+    return {name: value for name, value in statistics.items() if not np.isnan(value)}
