@@ -14,7 +14,7 @@ import pytest
 
 from eval.scoring.likelihood import pseudo_log_likelihood
 from impls import RBMConfig, init_params
-from tests.test_impls import impl  # noqa: F401 — the parametrised implementation fixture
+from tests.impls.test_impls import impl  # noqa: F401 — the parametrised implementation fixture
 
 CONFIG = RBMConfig()
 RNG = np.random.default_rng(0)

@@ -7,5 +7,6 @@
 ``core.typed``    dataclasses to JSON and back, every value checked against its declared type and range
 
 The layers above stack ``datasets`` -> ``impls`` -> ``eval`` -> ``reports``; each imports only from the
-layers below it and from ``core``, and ``core`` imports none of them (``tests/test_layers.py`` reads the imports).
+layers below it and from ``core``, and ``core`` imports none of them
+(``tests/contracts/test_layers.py`` reads the imports).
 """

@@ -202,6 +202,9 @@ def run_bench(
     keeps against the run's recorded hashes, and un-finishes a finished run (removes complete.json) only after
     those checks, once it is about to write: a resume that fails before then leaves the run as it was.
     """
+    refused = os.environ.get("RBM_BENCH_NO_BENCH")
+    if refused:  # the test suite's unit tier sets it (tests/conftest.py): a test that starts the bench says so
+        raise RuntimeError(f"the bench was started where it must not be: {refused}")
     if folder is not None and folder.spec.exists():
         with folder.lock():
             folder.check_recorded(folder.spec, "start a new run")

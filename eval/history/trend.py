@@ -35,7 +35,7 @@ runs of that series). `gate` checks many series at once (metrics × implementati
 ``alpha`` (default 0.05) among them (Bonferroni), so its family-wise false-alarm rate is at most 0.05 however many
 series it reads. Heavier tails than normal make alarms likelier than stated; the practical floor below keeps them
 rare. Measured on 6 000 histories of 50 commits of pure noise (three seeds each) at ``alpha`` = 0.01: 0.9 % alarms
-without the floor, 0.45 % with it; ``tests/test_history.py`` checks both stay under 1 % plus three binomial
+without the floor, 0.45 % with it; ``tests/history/test_history.py`` checks both stay under 1 % plus three binomial
 standard errors, and the gate's family-wise rate over ten series under 5 % plus as much.
 
 What is big enough to flag: half the verdict's margin

@@ -19,7 +19,7 @@ from eval.bench.tasks import prepare
 from eval.config import ConfigError, load_profile
 from eval.scoring.quality import music_structure_js
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def profile(tmp_path: Path, text: str) -> Path:
@@ -75,7 +75,7 @@ def test_music_without_harmony_has_a_score_and_melodies_are_told_from_chords():
     assert np.isnan(music_structure_js(np.zeros_like(melody), melody, spec))  # no notes at all: nothing to compare
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_a_run_in_which_every_task_diverged_is_a_failure(tmp_path):
     path = profile(tmp_path, '[data]\nsource = "synthetic"\n[model]\nlearning_rate = 1e9\n[run]\nepochs = 2\n'
                    'executor = "serial"\nimpls = ["numpy"]\n')  # fmt: skip
@@ -104,7 +104,7 @@ def test_an_os_error_says_what_failed_where_and_what_to_do_for_its_cause(error, 
     assert ("free some space" in line) == (error.errno == errno.ENOSPC)
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's (prctl)")
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
 def test_no_task_process_outlives_a_killed_client(tmp_path, signal_name):
@@ -165,6 +165,7 @@ def test_the_verdict_table_names_the_confidence_of_the_interval_it_prints():
     assert ", 80 % [" in verdict_table(pd.DataFrame(rows), {}, 0.1).loc["pl_per_unit", "JAX"]
 
 
+@pytest.mark.bench  # the executor is reached inside the bench: the refusal comes once the run has started
 def test_a_tls_scheduler_without_certificates_is_one_line_not_a_traceback(tmp_path):
     pytest.importorskip("distributed")
     path = profile(tmp_path, '[data]\nsource = "synthetic"\n[run]\nepochs = 2\nimpls = ["numpy"]\n')

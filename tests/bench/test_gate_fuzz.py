@@ -144,7 +144,8 @@ def folder(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("baselines")
 
 
-@settings(max_examples=250, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.fuzz  # 200 examples in CI, 1,000 in tox -e recipe (the settings profiles in tests/conftest.py)
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(generated=baselines())
 def test_a_baseline_is_trusted_whole_or_refused_and_never_passes_when_refused(folder, generated):
     baseline, untouched = generated

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEST_TOOLS = ("pytest", "pytest-benchmark", "hypothesis")
 LINT_TOOLS = ("ruff",)
 SUPPORTED = ("3.11", "3.12", "3.13")

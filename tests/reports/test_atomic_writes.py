@@ -20,7 +20,7 @@ import pytest
 
 from eval.bench.runfolder import RunFolder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 PRELUDE = """
 import os, resource, signal, sys

@@ -142,7 +142,6 @@ def bimodal():
     return bimodal_models()
 
 
-@pytest.mark.slow
 def test_base_rate_ais_fails_on_the_bimodal_models(bimodal):
     """The failure before the fix: AIS from the base-rate model misses the dense mode (ESS ~1, LL far too high)."""
     models, data = bimodal
@@ -154,7 +153,6 @@ def test_base_rate_ais_fails_on_the_bimodal_models(bimodal):
         assert np.mean([r.effective_runs for r in runs]) < 4, name
 
 
-@pytest.mark.slow
 def test_the_bracket_holds_the_exact_likelihood_of_the_bimodal_models(bimodal):
     """Two starts and collapsed sweeps: AIS within 0.25 nat, exact inside [RAISE, AIS] (to 0.25 nat, averaged
     over three repeats); on the dense-mode models the bracket is narrower than 1 nat."""
@@ -183,7 +181,6 @@ def test_the_bracket_holds_the_exact_likelihood_of_the_bimodal_models(bimodal):
             assert ais - low < 1.0, (name, ais - low)
 
 
-@pytest.mark.slow
 def test_ais_and_raise_within_a_tenth_of_a_nat_on_unimodal_models():
     for index, (params, data) in enumerate(unimodal_models()):
         windows = data[:100]
@@ -341,7 +338,7 @@ def samples_of(profile_name: str, dataset) -> np.ndarray:
     return model.sample(profile.eval.n_samples, profile.eval.gibbs_steps, profile.eval.sample_start)
 
 
-@pytest.mark.slow
+@pytest.mark.recipe
 def test_the_sample_quality_score_ranks_music_model_noise_and_coin_flips():
     """Held-out music < the default model < CD-1's dense noise < coin flips at the music's density."""
     from eval.scoring.quality import music_structure_js
@@ -363,7 +360,7 @@ def test_the_sample_quality_score_ranks_music_model_noise_and_coin_flips():
     assert ranked == ["held-out music", "default model", "CD-1 noise", "coin flips"], scores
 
 
-@pytest.mark.slow
+@pytest.mark.recipe
 def test_the_structure_score_moves_with_density_only_through_length_and_sustain():
     """What the README says: register, pitch class and harmony ignore density; note length and sustain do not."""
     from eval.scoring.quality import music_structure_js, structure_divergences

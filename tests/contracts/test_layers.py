@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "datasets", "impls", "eval", "reports")
 # (prefix, rank): the longest matching prefix decides; an import may go to the same rank or below, never above.
 RANKS = (

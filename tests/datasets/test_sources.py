@@ -20,7 +20,7 @@ from datasets.sources import (
     source_kind,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = '''
 """``tiny``: three pieces of one held C-major chord, one per split."""

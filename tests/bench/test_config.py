@@ -11,7 +11,7 @@ import pytest
 from core.paths import runs_dir
 from eval.config import PROFILES, ConfigError, load_profile, sweep_points
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in PROFILES.glob("*.toml")))

@@ -25,7 +25,7 @@ import pytest
 from eval.gates import margins as calibration
 from eval.scoring import catalogue
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("core", "datasets", "impls", "eval", "reports")
 FAULTY_FILE = '''"""The NumPy reference with an injected fault: momentum 0.5 whatever the profile says."""
 
@@ -83,7 +83,7 @@ def test_seeds_needed_is_the_power_calculation():
     assert calibration.seeds_needed(0.5, 1.0) < calibration.seeds_needed(1.0, 1.0)
 
 
-@pytest.mark.slow
+@pytest.mark.recipe
 def test_an_injected_momentum_fault_is_never_called_equivalent(tmp_path):
     copy = tmp_path / "copy"
     for layer in LAYERS:

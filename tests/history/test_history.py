@@ -27,7 +27,7 @@ from eval.history import store, trend
 from eval.scoring import catalogue
 from eval.scoring.stats import interval
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MARGINS = json.loads((ROOT / "reports" / "baselines" / "margins.json").read_text())["scores"]
 SIGMA = MARGINS["pl_per_unit"]["noise_sd"]  # the measured spread of one seed
 MARGIN = MARGINS["pl_per_unit"]["margin"]  # the verdict's margin (about 2.8 sigma)
@@ -322,20 +322,14 @@ def test_the_ci_workflow_is_yaml_that_runs_the_gate_and_keeps_the_history():
     assert any(step.get("with", {}).get("path") == "reports/history" for step in steps)
 
 
-@pytest.mark.slow
-def test_every_finished_bench_run_is_recorded_beside_its_runs_folder(tmp_path):
-    """No import step needed: the bench keeps each run it finishes, in the history beside the runs folder."""
-    environment = {k: v for k, v in os.environ.items() if k != "RBM_BENCH_HISTORY"}
-    environment["RBM_BENCH_RUNS"] = str(tmp_path / "runs")
-    command = [sys.executable, "-m", "eval", "bench", "--profile", "quick", "--dataset", "synthetic", "--impls",
-               "numpy", "--epochs", "2", "--seeds", "0"]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    (recorded,) = (tmp_path / "history" / "rows").glob("*.parquet")
-    run = next((tmp_path / "runs").iterdir())
+@pytest.mark.bench
+def test_every_finished_bench_run_is_recorded_beside_its_runs_folder(window_run):
+    """No import step needed: the bench keeps each run it finishes, in the history beside the runs folder (the shared
+    run is made with $RBM_BENCH_RUNS set and $RBM_BENCH_HISTORY unset)."""
+    (recorded,) = (window_run.runs.parent / "history" / "rows").glob("*.parquet")
     rows = pd.read_parquet(recorded)
-    assert set(rows.run_id) == {run.name} and len(rows) == len(pd.read_csv(run / "results.csv"))
-    assert f"recorded in the history: {recorded}" in done.stdout
+    assert set(rows.run_id) == {window_run.path.name} and len(rows) == len(pd.read_csv(window_run.path / "results.csv"))
+    assert f"recorded in the history: {recorded}" in window_run.stdout
 
 
 def test_perf_ratios_join_the_history_and_a_fall_is_flagged(tmp_path, monkeypatch):

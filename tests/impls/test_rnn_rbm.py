@@ -25,7 +25,7 @@ from impls.numpy_rnn_rbm import NumpyRNNRBM, biases, free_energy, gibbs, gradien
 from impls.rnn_rbm_base import RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights, init_rnn_rbm_params
 
 # The frameworks sum in other orders. Measured after one update and a 3-update epoch (CPU): at most 6e-8 apart in
-# float32 and 2e-16 in float64; the tolerances are tests/test_impls.py's, which also cover its GPU runs.
+# float32 and 2e-16 in float64; the tolerances are tests/impls/test_impls.py's, which also cover its GPU runs.
 F32 = {"rtol": 1e-5, "atol": 1e-5}
 F64 = {"rtol": 1e-12, "atol": 1e-12}
 REFERENCE = "numpy"

@@ -13,7 +13,7 @@ from datasets.sources import Piece
 from datasets.windows import WindowSpec, make_dataset
 from reports import published
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bl2012_polyphonic"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bl2012_polyphonic"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (the benchmarks' shared copies)")
 
 
@@ -88,7 +88,7 @@ def test_every_test_frame_of_jsb_is_scored_once():
 
 
 @needs_shared
-@pytest.mark.slow
+@pytest.mark.recipe
 def test_the_exact_nll_of_a_20_hidden_frame_rbm_on_jsb_lies_inside_the_bracket():
     """The oracle on real data: enumerate 2^20 hidden states; the bracket over every test frame must contain it."""
     from datasets.artifact import build
@@ -125,7 +125,6 @@ def test_the_exact_nll_of_a_20_hidden_frame_rbm_on_jsb_lies_inside_the_bracket()
     assert raise_nll - ais_nll <= 0.1 and bracket.effective_runs >= 0.1 * evaluation.ais_runs
 
 
-@pytest.mark.slow
 def test_raise_on_a_subset_extended_by_exact_free_energies_agrees_with_raise_on_every_window():
     """The control variate: RAISE on 300 of 1,500 windows, extended to all, lands within its error of the full."""
     from eval.scoring.ais import likelihood_bracket, schedule
@@ -147,7 +146,7 @@ def test_raise_on_a_subset_extended_by_exact_free_energies_agrees_with_raise_on_
 
 
 @needs_shared
-@pytest.mark.slow
+@pytest.mark.recipe
 def test_the_jsb_profile_runs_and_its_report_leads_with_the_published_table(tmp_path):
     """The jsb profile end to end (short): rows in the published unit, the report's first table beside the papers."""
     import os
@@ -156,7 +155,7 @@ def test_the_jsb_profile_runs_and_its_report_leads_with_the_published_table(tmp_
 
     import pandas as pd
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     profile = tmp_path / "jsb-short.toml"
     profile.write_text(
         'extends = "jsb"\n[run]\nepochs = 2\nseeds = [0]\nimpls = ["numpy"]\ntiming_epochs = 2\n'

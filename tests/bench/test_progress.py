@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from eval.bench.progress import Progress
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Terminal(io.StringIO):
@@ -50,21 +49,19 @@ def test_log_false_prints_nothing_and_a_terminal_gets_a_bar_not_lines():
     assert "timing-numpy done" not in terminal.getvalue() and "1/2" in terminal.getvalue()
 
 
-def test_a_tiny_bench_logs_each_task_and_records_no_absolute_path(tmp_path, cache_dir):
+@pytest.mark.bench
+def test_a_tiny_bench_logs_each_task_and_records_no_absolute_path(window_run, cache_dir):
     """In a CI log (stderr captured) every task says it finished; env.json and the manifests name no local path."""
-    profile = tmp_path / "tiny.toml"
-    profile.write_text(
-        'extends = "quick"\n[data]\nsource = "synthetic"\n[run]\nepochs = 1\nexecutor = "serial"\nimpls = ["numpy"]\n'
-        "seeds = [0]\n[eval]\nais_betas = 100\nraise_betas = 50\ngibbs_steps = 5\nll_windows = 20\naudio_samples = 0\n"
-    )
-    runs = tmp_path / "runs"
-    env = {**os.environ, "RBM_BENCH_RUNS": str(runs), "RBM_BENCH_CACHE": str(cache_dir)}
-    result = subprocess.run([sys.executable, "-m", "eval", "bench", "--profile", str(profile)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert re.search(r"^training numpy-s0 done in \d+ s \(1 of 1; 0 left\)$", result.stderr, re.M), result.stderr
-    assert re.search(r"^timing \(quiet\) timing-numpy done in \d+ s \(1 of 1; 0 left\)$", result.stderr, re.M)
-    (run,) = runs.iterdir()
+    tasks = len(window_run.impls)  # one seed: a training and a timing task per implementation
+    for phase, task in (("training", "{impl}-s0"), (r"timing \(quiet\)", "timing-{impl}")):
+        counts = []
+        for impl in window_run.impls:
+            line = rf"^{phase} {task.format(impl=impl)} done in \d+ s \((\d) of {tasks}; (\d) left\)$"
+            found = re.search(line, window_run.stderr, re.M)
+            assert found, (line, window_run.stderr)
+            counts.append((int(found[1]), int(found[2])))
+        assert sorted(counts) == [(i, tasks - i) for i in range(1, tasks + 1)], counts
+    run, profile, tmp_path = window_run.path, window_run.profile, window_run.runs.parent
     local = [str(p) for p in (tmp_path, cache_dir, ROOT, Path.home(), Path(tempfile.gettempdir()))]
 
     def strings(value):

@@ -17,7 +17,7 @@ from datasets.sources._benchmarks import BENCHMARKS, piano_rolls, rolls_to_state
 from datasets.sources.polyphonic import frames_to_states
 from datasets.windows import WindowSpec
 
-BL2012 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bl2012_polyphonic"
+BL2012 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bl2012_polyphonic"
 
 # Boulanger-Lewandowski, Bengio & Vincent (ICML 2012): pieces per split and training frames
 PAPER = {

@@ -21,7 +21,7 @@ import pytest
 import impls
 from eval.scoring import catalogue
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("core", "datasets", "impls", "eval", "reports")
 
 FAKE_FILE = '''"""A fifth framework for the catalogue test: the NumPy reference under another name."""
@@ -90,7 +90,7 @@ def extended(tmp_path_factory):
     return copy, run_dir, pd.read_csv(run_dir / "results.csv")
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_the_change_is_one_file_and_two_entries(extended):
     copy, _, _ = extended
     changed = []
@@ -103,7 +103,7 @@ def test_the_change_is_one_file_and_two_entries(extended):
     assert "fake" not in impls.frameworks() and catalogue.lookup("fake_play_share") is None  # only in the copy
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_the_fifth_framework_and_the_score_reach_the_rows(extended):
     _, run_dir, frame = extended
     fake = frame[frame.impl == "fake"]
@@ -120,7 +120,7 @@ def test_the_fifth_framework_and_the_score_reach_the_rows(extended):
     assert environment["fake"] == environment["numpy"]  # its version, read from its distribution
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_the_report_shows_both_in_tables_verdict_and_figures(extended):
     copy, run_dir, _ = extended
     report = (run_dir / "report.md").read_text()
@@ -141,7 +141,7 @@ def test_the_report_shows_both_in_tables_verdict_and_figures(extended):
     assert "Fake Framework" in legend and "Fake Framework" in bars
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_profile_validation_and_the_gate_know_them(extended, tmp_path):
     copy, run_dir, _ = extended
     typo = run(copy, "-m", "eval", "bench", "--profile", "tiny.toml", "--impls", "numpy,fakee", check=False)

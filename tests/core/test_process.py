@@ -62,6 +62,16 @@ def gone_within(pid: int, seconds: float) -> bool:
     return not alive(pid)
 
 
+def command_line_within(pid: int, seconds: float) -> list[str]:
+    """The command line of ``pid`` once it is the sleeper's (polled until then or ``seconds``; the last one read)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        command = psutil.Process(pid).cmdline()
+        if command[1:3] == ["-m", "timeit"] or time.monotonic() > deadline:
+            return command
+        time.sleep(0.02)
+
+
 def kill_parent_of_a_sleeper(launcher: str) -> tuple[int, int]:
     """Start a parent that launches a sleeping grandchild, SIGKILL the parent; (parent pid, grandchild pid)."""
     parent = subprocess.Popen(
@@ -78,7 +88,9 @@ def kill_parent_of_a_sleeper(launcher: str) -> tuple[int, int]:
         assert line.strip().isdigit(), f"the parent printed no pid: {line!r}"
         grandchild = int(line)
         assert alive(grandchild) and psutil.Process(grandchild).ppid() == parent.pid
-        assert psutil.Process(grandchild).cmdline()[1:3] == ["-m", "timeit"]
+        # Popen returns when the child's close-on-exec pipe closes, early in exec, before the new program's arguments
+        # are in place: /proc then shows an empty command line (CI saw [] under load). Wait for the sleeper's.
+        assert command_line_within(grandchild, 30)[1:3] == ["-m", "timeit"]
     except BaseException:
         parent.kill()
         sys.stderr.write(parent.communicate()[1])

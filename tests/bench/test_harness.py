@@ -14,20 +14,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import impls
 from core.paths import runs_dir
 from eval.bench.harness import run_bench
 from eval.bench.runfolder import IncompleteRun, RunFolder
 from eval.config import load_profile
 from reports.compare import compare
 from reports.render import render
+from tests.conftest import other_framework
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def other_framework() -> str | None:
-    installed = [n for n, s in impls.available().items() if isinstance(s, impls.Available) and n != "numpy"]
-    return installed[0] if installed else None
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def quick(**run) -> object:
@@ -37,14 +32,13 @@ def quick(**run) -> object:
                             "raise_betas": 100, "ll_windows": 30})  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    """One quick run on synthetic data with the reference and one more installed framework."""
-    ran = ["numpy", *([other_framework()] if other_framework() else [])]
-    result = run_bench(quick(impls=ran), RunFolder(tmp_path_factory.mktemp("runs") / "quick"), log=False)
-    return result.folder.path, result.frame, ran
+@pytest.fixture
+def quick_run(window_run):
+    """The session's finished window-RBM run (tests/conftest.py): NumPy and one more installed framework."""
+    return window_run.path, window_run.frame, window_run.impls
 
 
+@pytest.mark.bench
 def test_every_task_has_rows_with_equal_input_hashes(quick_run):
     run_dir, frame, ran = quick_run
     trained = frame[frame.impl.isin(ran)]
@@ -99,8 +93,9 @@ class _References(HTMLParser):
         self.text.append(data)
 
 
-def test_report_parses_leads_with_the_verdict_and_every_reference_exists(quick_run):
-    run_dir, _, _ = quick_run
+@pytest.mark.bench
+def test_report_parses_leads_with_the_verdict_and_every_reference_exists(quick_run, copy_run, window_run):
+    run_dir = copy_run(window_run)
     page = render(run_dir)
     parser = _References()
     parser.feed(page.read_text())
@@ -124,7 +119,8 @@ def run_cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.Complet
 
 def profile_file(tmp_path: Path, **run) -> str:
     """A profile file for the command line: quick on synthetic data, 1 epoch, a tiny scorer."""
-    lines = ['extends = "quick"', "[data]", 'source = "synthetic"', "[run]", "epochs = 1", 'executor = "serial"']
+    lines = ['extends = "quick"', "[data]", 'source = "synthetic"', "[run]", "epochs = 1", 'executor = "serial"',
+             "timing_epochs = 2"]  # fmt: skip
     lines += [f"{key} = {json.dumps(value)}" for key, value in run.items()]
     lines += [
         "[eval]",
@@ -132,6 +128,8 @@ def profile_file(tmp_path: Path, **run) -> str:
         "raise_betas = 50",
         "gibbs_steps = 5",
         "ll_windows = 20",
+        "ais_runs = 16",
+        "n_samples = 20",
         "audio_samples = 0",
     ]
     path = tmp_path / "tiny.toml"
@@ -139,6 +137,7 @@ def profile_file(tmp_path: Path, **run) -> str:
     return str(path)
 
 
+@pytest.mark.bench
 def test_a_crashing_task_is_a_failed_row_exit_1_and_the_others_go_on(tmp_path):
     env = {**os.environ, "RBM_BENCH_FAULT": "numpy:cd_steps=0"}  # RBMConfig refuses k = 0: the worker crashes
     result = run_cli("bench", "--profile", profile_file(tmp_path, impls=["numpy"], seeds=[0, 1]), env=env)
@@ -157,6 +156,7 @@ def test_unknown_implementation_is_refused_before_anything_runs(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.bench
 @pytest.mark.skipif(other_framework() is None, reason="needs a framework besides NumPy to be skipped for want of a GPU")
 def test_a_framework_without_a_gpu_is_skipped_and_fails_only_under_strict(tmp_path):
     name = other_framework()
@@ -172,6 +172,7 @@ def test_a_framework_without_a_gpu_is_skipped_and_fails_only_under_strict(tmp_pa
         shutil.rmtree(output.stdout.split("run folder: ")[1].split()[0])
 
 
+@pytest.mark.bench
 def test_divergence_is_flagged_by_bounds_with_the_reason(tmp_path):
     profile = quick(impls=["numpy"], epochs=1).override(model={"learning_rate": 1e9})
     frame = run_bench(profile, RunFolder(tmp_path / "diverged"), log=False).frame
@@ -180,6 +181,7 @@ def test_divergence_is_flagged_by_bounds_with_the_reason(tmp_path):
     assert frame[frame.metric == "pl_per_unit"].value.isna().all(), "a diverged score is never printed as a result"
 
 
+@pytest.mark.bench
 def test_resume_retries_failed_tasks_and_keeps_finished_ones(quick_run, tmp_path):
     run_dir, _, ran = quick_run
     copy = tmp_path / "copy"
@@ -196,6 +198,7 @@ def test_resume_retries_failed_tasks_and_keeps_finished_ones(quick_run, tmp_path
     assert set(result.frame[result.frame.status == "ok"].impl) >= set(ran) and not result.failed
 
 
+@pytest.mark.bench
 def test_resume_refuses_options_that_contradict_the_spec(quick_run, tmp_path):
     run_dir, _, _ = quick_run
     copy = tmp_path / "copy"
@@ -205,6 +208,7 @@ def test_resume_refuses_options_that_contradict_the_spec(quick_run, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.bench
 @pytest.mark.parametrize("damage", ["truncate", "unfinished"])
 def test_compare_gate_and_render_refuse_an_incomplete_or_truncated_run(quick_run, tmp_path, damage):
     run_dir, _, _ = quick_run
@@ -233,6 +237,7 @@ def test_compare_gate_and_render_refuse_an_incomplete_or_truncated_run(quick_run
         assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.bench
 def test_a_full_disk_during_a_run_is_one_line_exit_2_and_no_partial_file(tmp_path):
     import resource
 
@@ -248,6 +253,7 @@ def test_a_full_disk_during_a_run_is_one_line_exit_2_and_no_partial_file(tmp_pat
     shutil.rmtree(runs[-1])
 
 
+@pytest.mark.bench
 def test_compare_two_runs(quick_run, tmp_path):
     """B: a copy of the quick run in which NumPy's pseudo-likelihood rose by 0.5 (higher is better) and its Frechet
     note distance by 3 (lower is better), re-finished through `RunFolder.write_results`; nothing else moved."""
@@ -280,10 +286,11 @@ def test_compare_two_runs(quick_run, tmp_path):
     assert backwards.loc[moved[0], "change"] == pytest.approx(-0.5)
 
 
+@pytest.mark.bench
 def test_spec_records_the_profile(quick_run):
     run_dir, _, _ = quick_run
     spec = json.loads((run_dir / "spec.json").read_text())
-    assert spec["name"] == "quick" and spec["run"]["epochs"] == 3 and spec["data"]["source"] == "synthetic"
+    assert spec["name"] == "tiny" and spec["run"]["epochs"] == 3 and spec["data"]["source"] == "synthetic"
 
 
 def test_speed_table_ratios_and_ceilings_follow_from_the_fastest_products():
@@ -311,6 +318,7 @@ def test_speed_table_measures_roofline_and_scikit_learn_in_the_same_run():
     assert frame.loc["numpy", "ratio_to_sklearn"] > 0 and frame.loc["sklearn", "windows_per_s"] > 0
 
 
+@pytest.mark.bench
 def test_compare_refuses_runs_of_different_experiments_or_labels_them(quick_run, tmp_path):
     """B's spec says another learning rate: the change of every score would be the recipe's, not the code's."""
     from reports.compare import DifferentExperiments

@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import impls
 from core.paths import runs_dir
 from eval.bench.dask_executor import remote_task
 from eval.bench.executors import parse_executor
@@ -22,39 +21,37 @@ from eval.bench.harness import run_bench
 from eval.bench.runfolder import RunFolder
 from eval.bench.tasks import prepare
 from eval.config import ConfigError, load_profile
+from tests.conftest import WINDOW_PROFILE, other_framework
 
-ROOT = Path(__file__).resolve().parents[1]
-GRID = {"model.n_hidden": [10, 20]}
-# NumPy (always installed) and a second framework where one is installed: what an executor does is the same for
-# every framework, but two implementations give each Dask worker more than one task (see the killed-worker test).
-OTHER = [n for n, s in impls.available().items() if isinstance(s, impls.Available) and n != "numpy"][:1]
-IMPLS = ["numpy", *OTHER]
-SEEDS = [0, 1]
-TRAINED = len(IMPLS) * len(SEEDS) * len(GRID["model.n_hidden"])  # implementations x 2 seeds x 2 grid points
+ROOT = Path(__file__).resolve().parents[2]
+# The shared window run (serial) is one point of this grid: n_hidden 50 is the quick profile's own.
+GRID = {"model.n_hidden": [50, 10]}
 QUALITY = ("pl_per_unit", "ais_ll_per_row", "raise_ll_per_row", "music_structure_js", "note_density", "copy_rate")
 
 
-def sweep_profile(executor: str, impls: list[str] = IMPLS):
-    """Implementations x 2 seeds x 2 grid points of a tiny quick profile on synthetic data."""
-    profile = load_profile("quick").override(
-        data={"source": "synthetic"},
-        run={"impls": impls, "seeds": SEEDS, "epochs": 2, "executor": executor, "timing_epochs": 2},
-        eval={"ais_betas": 100, "raise_betas": 50, "ll_windows": 20, "gibbs_steps": 5, "audio_samples": 0},
+def sweep_profile(executor: str, impls: list[str], seeds: tuple[int, ...] = (0,)):
+    """The shared run's tiny profile (tests/conftest.py: WINDOW_PROFILE) swept over two hidden-layer sizes."""
+    window = load_profile("quick").override(**{k: v for k, v in WINDOW_PROFILE.items() if isinstance(v, dict)})
+    return replace(
+        window.override(run={"impls": impls, "seeds": list(seeds), "executor": executor}),
+        sweep={k: tuple(v) for k, v in GRID.items()},
     )
-    from dataclasses import replace as with_
-
-    return with_(profile, sweep={k: tuple(v) for k, v in GRID.items()})
 
 
-def quality_rows(frame: pd.DataFrame, impls: list[str] = IMPLS) -> pd.DataFrame:
+def quality_rows(frame: pd.DataFrame, impls: list[str]) -> pd.DataFrame:
     rows = frame[frame.metric.isin(QUALITY) & frame.epoch.isna() & frame.impl.isin(impls)]
-    keys = ["impl", "seed", "model.n_hidden", "metric"]
+    keys = ["impl", "seed", "metric"]
     return rows.set_index(keys).sort_index()[["value", "status"]]
 
 
 @pytest.fixture(scope="module")
-def serial_sweep(tmp_path_factory):
-    return run_bench(sweep_profile("serial"), RunFolder(tmp_path_factory.mktemp("serial") / "run"), log=False)
+def dask_sweep(window_run, tmp_path_factory):
+    """The shared run's profile swept on a local Dask cluster of two workers, one of them killed mid-task: the
+    implementations x 2 grid points give each worker more than one task."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RBM_BENCH_FAULT", "numpy-s0-p0:kill-parent")  # kills the Dask worker running the task
+        folder = RunFolder(tmp_path_factory.mktemp("dask") / "run")
+        return run_bench(sweep_profile("dask:local:2", window_run.impls), folder, log=False)
 
 
 def test_executor_names_are_validated():
@@ -65,50 +62,43 @@ def test_executor_names_are_validated():
             parse_executor(bad)
 
 
-def test_sweep_rows_carry_the_grid_and_every_point_ran(serial_sweep):
-    frame = serial_sweep.frame
-    trained = frame[frame.impl.isin(IMPLS) & (frame.metric == "pl_per_unit")]
-    assert sorted(trained["model.n_hidden"].unique()) == [10, 20]
-    assert len(trained) == TRAINED and (trained.status == "ok").all()
+@pytest.mark.bench
+def test_sweep_rows_carry_the_grid_and_every_point_ran(dask_sweep, window_run):
+    frame = dask_sweep.frame
+    trained = frame[frame.impl.isin(window_run.impls) & (frame.metric == "pl_per_unit")]
+    assert sorted(trained["model.n_hidden"].unique()) == sorted(GRID["model.n_hidden"])
+    assert len(trained) == len(window_run.impls) * len(GRID["model.n_hidden"]) and (trained.status == "ok").all()
     points = trained.groupby(["impl", "seed", "model.n_hidden"]).size()
-    assert len(points) == TRAINED and (points == 1).all(), "every (implementation, seed, grid point) once"
+    assert len(points) == len(trained) and (points == 1).all(), "every (implementation, seed, grid point) once"
 
 
-@pytest.mark.slow
-def test_dask_local_cluster_gives_the_serial_numbers_value_for_value(serial_sweep, tmp_path):
-    dask = run_bench(sweep_profile("dask:local:2"), RunFolder(tmp_path / "dask"), log=False)
-    assert not dask.failed
-    pd.testing.assert_frame_equal(quality_rows(dask.frame), quality_rows(serial_sweep.frame))
+@pytest.mark.bench
+def test_dask_local_cluster_gives_the_serial_numbers_value_for_value(dask_sweep, window_run):
+    """Dask's grid point n_hidden 50 is the serial shared run, number for number, in every framework: torch too,
+    which draws its noise from its own generator (seeded per task, so the executor does not change it)."""
+    assert not dask_sweep.failed
+    if other_framework() is not None:
+        assert other_framework() in window_run.impls
+    point = dask_sweep.frame[dask_sweep.frame["model.n_hidden"] == 50]
+    serial = quality_rows(window_run.frame, window_run.impls)
+    assert len(serial) >= len(QUALITY) * len(window_run.impls) and (serial.status == "ok").all()
+    pd.testing.assert_frame_equal(quality_rows(point, window_run.impls), serial)
 
 
-@pytest.mark.slow
-def test_dask_gives_the_serial_numbers_for_a_framework_with_its_own_random_stream(tmp_path):
-    """Torch draws its noise from its own generator: seeded per task, so the executor does not change it."""
-    pytest.importorskip("torch", reason="the framework whose own generator this checks (torch) is not installed")
-    profile = replace(sweep_profile("serial", ["torch"]), sweep={"model.n_hidden": (10,)})
-    serial = run_bench(profile, RunFolder(tmp_path / "serial"), log=False)
-    dask = run_bench(profile.override(run={"executor": "dask:local:2"}), RunFolder(tmp_path / "dask"), log=False)
-    assert not serial.failed and not dask.failed
-    rows = quality_rows(serial.frame, ["torch"])
-    assert len(rows) and (rows.status == "ok").all()
-    pd.testing.assert_frame_equal(quality_rows(dask.frame, ["torch"]), rows)
-
-
-@pytest.mark.slow
-def test_a_killed_dask_worker_is_retried_and_the_sweep_completes(tmp_path, monkeypatch):
-    monkeypatch.setenv("RBM_BENCH_FAULT", "numpy-s0-p0:kill-parent")  # kills the Dask worker running the task
-    result = run_bench(sweep_profile("dask:local:2"), RunFolder(tmp_path / "killed"), log=False)
-    assert not result.failed
-    frame = result.frame[result.frame.impl.isin(IMPLS) & (result.frame.phase != "timing")]
-    killed = frame[(frame.impl == "numpy") & (frame.seed == 0) & (frame["model.n_hidden"] == 10)]
-    assert (killed.attempts == 2).all(), "the killed task ran again"  # (tasks queued on that worker may too)
+@pytest.mark.bench
+def test_a_killed_dask_worker_is_retried_and_the_sweep_completes(dask_sweep, window_run):
+    assert not dask_sweep.failed
+    frame = dask_sweep.frame[dask_sweep.frame.impl.isin(window_run.impls) & (dask_sweep.frame.phase != "timing")]
+    killed = frame[(frame.impl == "numpy") & (frame.seed == 0) & (frame["model.n_hidden"] == 50)]
+    assert len(killed) and (killed.attempts == 2).all(), "the killed task ran again"  # (queued ones may too)
     finished = frame[frame.metric == "pl_per_unit"]
-    assert len(finished) == TRAINED and (finished.status == "ok").all() and set(finished.attempts) <= {1, 2}
+    assert len(finished) == len(window_run.impls) * 2 and (finished.status == "ok").all()
+    assert set(finished.attempts) <= {1, 2}
 
 
-def test_a_worker_refuses_inputs_whose_hash_differs(serial_sweep, tmp_path, monkeypatch):
-    folder = serial_sweep.folder
-    _, tasks, _ = prepare(sweep_profile("serial"), folder, log=False)
+def test_a_worker_refuses_inputs_whose_hash_differs(tmp_path, monkeypatch):
+    folder = RunFolder.create("tampered", path=tmp_path / "run")
+    _, tasks, _ = prepare(sweep_profile("serial", ["numpy"]), folder, log=False)  # the inputs, no training
     task = tasks[0]
     blobs = {item.sha256: (folder.path / item.path).read_bytes() for item in task.inputs.values()}
     init = task.inputs["init"]
@@ -125,8 +115,7 @@ def test_a_worker_refuses_inputs_whose_hash_differs(serial_sweep, tmp_path, monk
 
 
 def test_a_changed_input_file_is_refused_by_the_worker_itself(tmp_path):
-    profile = sweep_profile("serial")
-    profile = replace(profile, sweep={}).override(run={"impls": ["numpy"], "seeds": [0]})
+    profile = replace(sweep_profile("serial", ["numpy"]), sweep={})
     folder = RunFolder.create("tampered", path=tmp_path / "run")
     _, tasks, _ = prepare(profile, folder, log=False)
     from eval.bench.executors import run_task_process
@@ -137,7 +126,7 @@ def test_a_changed_input_file_is_refused_by_the_worker_itself(tmp_path):
     assert "InputMismatch: input order" in outcome.failure and not outcome.retry
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_an_interrupted_dask_sweep_resumes(tmp_path):
     profile_file = tmp_path / "sweep.toml"
     profile_file.write_text(
@@ -194,7 +183,7 @@ def test_an_interrupted_dask_sweep_resumes(tmp_path):
     shutil.rmtree(folder)
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_a_worker_that_cannot_import_the_project_is_named_not_reported_lost(tmp_path):
     """A worker started outside the checkout (as a careless deployment does): one line before any task, exit 2."""
     import os

@@ -12,8 +12,9 @@ import pytest
 
 from eval.gates import quality
 from impls import Available, available
+from tests.conftest import WINDOW_PROFILE, finish_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def entry(mean: float, std: float = 0.0, better: str = "higher") -> dict:
@@ -157,22 +158,40 @@ def framework_under_test() -> str:
     return next((n for n in ("torch", "jax", "tf") if n in installed), "numpy")
 
 
-@pytest.mark.slow
-@pytest.mark.quality
-@pytest.mark.parametrize(
-    ("fault", "metric"),
-    [("learning_rate=0", "pl_per_unit"), ("learning_rate=-0.05", "pl_per_unit"), (None, None)],
-    ids=["zero-learning-rate", "flipped-cd-sign", "unchanged"],
-)
-def test_gate_catches_injected_regressions_and_passes_unchanged_code(fault, metric):
+@pytest.fixture(scope="module")
+def gated_runs(window_run, cache_dir, tmp_path_factory) -> dict:
+    """The gate's material, prepared once: a baseline made from the shared run (``--update-baseline --results``)
+    and runs of the same tiny profile in one framework, unchanged or with a fault injected into its training."""
     impl = framework_under_test()
-    result = run_gate("--impls", impl, fault=f"{impl}:{fault}" if fault else None)
-    if fault is None:
+    folder = tmp_path_factory.mktemp("gated")
+    baseline = folder / "quality.json"
+    made = run_gate("--results", str(window_run.path), "--baseline", str(baseline), "--update-baseline")
+    assert made.returncode == 0, made.stdout + made.stderr
+    profile = {**WINDOW_PROFILE, "run": {**WINDOW_PROFILE["run"], "impls": [impl]}}
+    runs = {"baseline": baseline, "impl": impl}
+    for name, fault in FAULTS.items():
+        variables = {"RBM_BENCH_FAULT": f"{impl}:{fault}"} if fault else {}
+        # a broken training may diverge in every task (exit 1): still a finished run for the gate to judge
+        runs[name] = finish_run(folder / name, "tiny", profile, cache_dir, (0, 1), **variables).path
+    return runs
+
+
+FAULTS = {"zero-learning-rate": "learning_rate=0", "flipped-cd-sign": "learning_rate=-0.05", "unchanged": None}
+
+
+@pytest.mark.bench
+@pytest.mark.parametrize("case", list(FAULTS))
+def test_gate_catches_injected_regressions_and_passes_unchanged_code(gated_runs, case):
+    """A run whose training is broken in one framework fails the gate on the scores the fault moves; a second,
+    unchanged run of the same recipe passes (the gate judges runs made for it: ``--results``)."""
+    impl = gated_runs["impl"]
+    result = run_gate("--results", str(gated_runs[case]), "--baseline", str(gated_runs["baseline"]), "--impls", impl)
+    if FAULTS[case] is None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "quality gate passed" in result.stdout
         return
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"FAIL {impl} {metric}" in result.stdout
+    assert f"FAIL {impl} pl_per_unit" in result.stdout
     assert f"FAIL {impl} ais_ll_per_row" in result.stdout
 
 
@@ -232,33 +251,16 @@ def test_a_run_of_another_recipe_is_refused_naming_the_first_differing_keys():
         quality.gate(current, {k: v for k, v in baseline.items() if k != "spec"}, spec=quick_spec())
 
 
-def tiny_profile():
-    """The quick profile on synthetic data, NumPy only, two epochs: a run folder in seconds."""
-    from eval.config import load_profile
-
-    profile = load_profile("quick").override(data={"source": "synthetic"})
-    return profile.override(
-        run={"epochs": 2, "executor": "serial", "impls": ["numpy"], "seeds": [0]},
-        eval={"ais_betas": 200, "gibbs_steps": 10, "raise_betas": 100, "ll_windows": 30},
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from eval.bench.harness import run_bench
-    from eval.bench.runfolder import RunFolder
-
-    return run_bench(tiny_profile(), RunFolder(tmp_path_factory.mktemp("runs") / "tiny"), log=False).folder.path
-
-
-@pytest.mark.slow
-def test_the_command_refuses_a_run_of_another_recipe_with_one_line(tiny_run, tmp_path):
+@pytest.mark.bench
+def test_the_command_refuses_a_run_of_another_recipe_with_one_line(window_run, tmp_path):
+    tiny_run = window_run.path
     path = tmp_path / "quality.json"
     made = run_gate("--results", str(tiny_run), "--baseline", str(path), "--update-baseline")
     assert made.returncode == 0, made.stdout + made.stderr
     recorded = json.loads(path.read_text())
-    assert recorded["spec"]["run"]["epochs"] == 2 and recorded["spec"]["data"]["source"] == "synthetic"
-    assert recorded["seeds"] == [0] and list(recorded["metrics"]) == ["numpy"] and len(recorded["dataset_hash"]) == 64
+    assert recorded["spec"]["run"]["epochs"] == 3 and recorded["spec"]["data"]["source"] == "synthetic"
+    assert recorded["seeds"] == [0] and list(recorded["metrics"]) == window_run.impls
+    assert len(recorded["dataset_hash"]) == 64
     passed = run_gate("--results", str(tiny_run), "--baseline", str(path))
     assert passed.returncode == 0 and "quality gate passed" in passed.stdout, passed.stdout + passed.stderr
     recorded["spec"]["run"]["epochs"] = 14
@@ -266,9 +268,9 @@ def test_the_command_refuses_a_run_of_another_recipe_with_one_line(tiny_run, tmp
     refused = run_gate("--results", str(tiny_run), "--baseline", str(path))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stdout + refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
-    assert "run.epochs 2 vs the baseline's 14" in refused.stderr and "--update-baseline" in refused.stderr
+    assert "run.epochs 3 vs the baseline's 14" in refused.stderr and "--update-baseline" in refused.stderr
     # training itself, the gate runs the quick profile: a baseline of another recipe is refused before any training
-    recorded["spec"]["run"]["epochs"] = 2
+    recorded["spec"]["run"]["epochs"] = 3
     path.write_text(json.dumps(recorded))
     early = run_gate("--baseline", str(path))
     assert early.returncode == 2 and "the quick profile is not the baseline's recipe" in early.stderr, early.stderr

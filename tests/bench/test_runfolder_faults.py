@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,29 +14,16 @@ import pytest
 
 from eval.bench.harness import run_bench
 from eval.bench.runfolder import IncompleteRun, RunFolder
-from eval.config import load_profile
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def quick(**run) -> object:
-    """The quick profile on synthetic data, NumPy only, tiny enough for a test (as in test_harness.py)."""
-    profile = load_profile("quick").override(data={"source": "synthetic"})
-    scorer = {"ais_betas": 100, "gibbs_steps": 10, "raise_betas": 50, "ll_windows": 30}
-    return profile.override(run={"impls": ["numpy"], "epochs": 2, "executor": "serial", **run}, eval=scorer)
+ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """One finished quick run (never changed by a test: each test works on its own copy)."""
-    return run_bench(quick(), RunFolder(tmp_path_factory.mktemp("faults") / "quick"), log=False).folder.path
+pytestmark = pytest.mark.bench  # every test works on a copy of the session's finished run (tests/conftest.py)
 
 
 @pytest.fixture
-def run(finished, tmp_path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(finished, copy)
-    return copy
+def run(window_run, copy_run) -> Path:
+    return copy_run(window_run, "run")
 
 
 def resume_cli(run: Path) -> subprocess.CompletedProcess:
@@ -129,6 +115,6 @@ def test_a_contradicting_option_leaves_a_finished_run_finished(run):
     before = finished_state(run)
     result = subprocess.run([sys.executable, "-m", "eval", "bench", "--resume", str(run), "--epochs", "99"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert result.returncode == 2 and "contradicts the run's epochs 2" in result.stderr
+    assert result.returncode == 2 and "contradicts the run's epochs 3" in result.stderr
     assert finished_state(run) == before
     RunFolder(run).results()

@@ -17,7 +17,7 @@ from datasets.sources import SourceError, load_polyphonic
 from datasets.windows import cut_windows, split_of
 from tests.conftest import JSB, POP_MIDI
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_windows_are_row_major_play_then_articulate():
@@ -128,7 +128,7 @@ def test_corrupt_midi_in_a_folder_is_skipped_and_reported(tmp_path, cache_dir):
     assert [s["file"] for s in dataset.manifest["skipped"]] == ["broken.mid"]
 
 
-@pytest.mark.slow
+@pytest.mark.recipe
 def test_bach_builds_offline_from_music21s_corpus():
     dataset = build("bach", cache_dir=default_cache_dir(), log=False)
     manifest = dataset.manifest

@@ -6,7 +6,7 @@ update worked out by hand, and every recipe option against a loop-by-loop float6
 `RBMConfig` documentation. Each other framework is then checked against the reference (parametrised; a framework
 that is not installed skips with the reason).
 
-``pytest tests/test_impls.py --device cuda`` runs every framework under test on
+``pytest tests/impls/test_impls.py --device cuda`` runs every framework under test on
 the GPU against the NumPy reference on the CPU, at the same 1e-5 tolerance of
 the strict float32 policy.
 """

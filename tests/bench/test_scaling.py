@@ -27,7 +27,7 @@ def test_crossover_says_when_the_cpu_won_everywhere_or_no_gpu_ran():
     assert crossover(slower[slower.device == "cpu"]).startswith("no GPU measured")
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_each_shape_is_measured_against_its_own_roofline():
     frame = measure_grid(["numpy"], "cpu", [(20, 50), (40, 50)], timeout_s=120)
     assert list(zip(frame.n_hidden, frame.batch)) == [(20, 50), (40, 50)]
