@@ -169,14 +169,22 @@ def gated_runs(window_run, cache_dir, tmp_path_factory) -> dict:
     assert made.returncode == 0, made.stdout + made.stderr
     profile = {**WINDOW_PROFILE, "run": {**WINDOW_PROFILE["run"], "impls": [impl]}}
     runs = {"baseline": baseline, "impl": impl}
-    for name, fault in FAULTS.items():
+    for name, (fault, _) in FAULTS.items():
         variables = {"RBM_BENCH_FAULT": f"{impl}:{fault}"} if fault else {}
         # a broken training may diverge in every task (exit 1): still a finished run for the gate to judge
         runs[name] = finish_run(folder / name, "tiny", profile, cache_dir, (0, 1), **variables).path
     return runs
 
 
-FAULTS = {"zero-learning-rate": "learning_rate=0", "flipped-cd-sign": "learning_rate=-0.05", "unchanged": None}
+# fault injected into one framework's training -> the scores the gate must fail. On the tiny run a rate of zero or
+# of the wrong sign leaves the model at coin flips (the run is flagged diverged, and the gate fails every score); a
+# quarter of the rate trains, more slowly: only the tolerance can catch it.
+FAULTS = {
+    "zero-learning-rate": ("learning_rate=0", ["pl_per_unit", "ais_ll_per_row"]),
+    "flipped-cd-sign": ("learning_rate=-0.05", ["pl_per_unit", "ais_ll_per_row"]),
+    "quarter-learning-rate": ("learning_rate=0.005", ["pl_per_unit"]),
+    "unchanged": (None, []),
+}
 
 
 @pytest.mark.bench
@@ -186,13 +194,16 @@ def test_gate_catches_injected_regressions_and_passes_unchanged_code(gated_runs,
     unchanged run of the same recipe passes (the gate judges runs made for it: ``--results``)."""
     impl = gated_runs["impl"]
     result = run_gate("--results", str(gated_runs[case]), "--baseline", str(gated_runs["baseline"]), "--impls", impl)
-    if FAULTS[case] is None:
+    fault, failing = FAULTS[case]
+    if fault is None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "quality gate passed" in result.stdout
         return
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"FAIL {impl} pl_per_unit" in result.stdout
-    assert f"FAIL {impl} ais_ll_per_row" in result.stdout
+    for metric in failing:
+        assert f"FAIL {impl} {metric}: REGRESSION" in result.stdout, result.stdout
+    if case == "quarter-learning-rate":  # beyond the tolerance, not flagged diverged
+        assert f"FAIL {impl} pl_per_unit: REGRESSION (baseline)" in result.stdout, result.stdout
 
 
 # ------------------------------------------------------------------ the recorded run and a baseline to trust
