@@ -16,23 +16,17 @@ pytestmark = pytest.mark.bench  # on the session's finished RNN-RBM run (tests/c
 
 
 @pytest.fixture
-def rnn_run(rnn_run):
+def rnn(rnn_run):
     """The shared run as (folder, rows, implementations): a 10-hidden RNN-RBM, few enough units to enumerate."""
     return rnn_run.path, rnn_run.frame, rnn_run.impls
-
-
-def copy_run_dir(run_dir, tmp_path):
-    import shutil
-
-    return shutil.copytree(run_dir, tmp_path / "rnn")
 
 
 def final(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     return frame[(frame.metric == metric) & frame.epoch.isna() & (frame.status == "ok")]
 
 
-def test_every_framework_trains_the_rnn_rbm_on_the_same_inputs(rnn_run):
-    _, frame, ran = rnn_run
+def test_every_framework_trains_the_rnn_rbm_on_the_same_inputs(rnn):
+    _, frame, ran = rnn
     trained = frame[frame.impl.isin(ran)]
     assert set(trained.impl) == set(ran) and (trained.status == "ok").all(), trained[trained.status != "ok"]
     assert set(trained.model) == {"rnn_rbm"}
@@ -42,8 +36,8 @@ def test_every_framework_trains_the_rnn_rbm_on_the_same_inputs(rnn_run):
     assert len(curve) == 4 and curve.epoch.tolist() == [1, 2, 3, 4]
 
 
-def test_the_exact_per_frame_answer_lies_inside_the_bracket(rnn_run):
-    _, frame, ran = rnn_run
+def test_the_exact_per_frame_answer_lies_inside_the_bracket(rnn):
+    _, frame, ran = rnn
     for impl in ran:
         for seed in sorted(set(frame.seed.dropna())):
             mine = frame[(frame.impl == impl) & (frame.seed == seed)]
@@ -54,8 +48,8 @@ def test_the_exact_per_frame_answer_lies_inside_the_bracket(rnn_run):
             assert pick("ais_ll_per_row") == pytest.approx(-ais)  # a frame is a row of the Bach-shaped data
 
 
-def test_pieces_are_generated_and_described_as_pieces_and_as_windows(rnn_run):
-    run_dir, frame, _ = rnn_run
+def test_pieces_are_generated_and_described_as_pieces_and_as_windows(rnn):
+    run_dir, frame, _ = rnn
     folder = RunFolder(run_dir)
     pieces = np.load(folder.samples_path("numpy-s0"))
     assert pieces.shape == (4, 64, datasets.WindowSpec().row_width) and pieces.dtype == np.uint8
@@ -63,8 +57,8 @@ def test_pieces_are_generated_and_described_as_pieces_and_as_windows(rnn_run):
         assert len(final(frame[frame.impl == "numpy"], metric)) == frame.seed.nunique(), metric  # one per seed
 
 
-def test_throughput_is_frames_per_second_beside_the_step_roofline(rnn_run):
-    _, frame, ran = rnn_run
+def test_throughput_is_frames_per_second_beside_the_step_roofline(rnn):
+    _, frame, ran = rnn
     for impl in ran:
         mine = frame[(frame.impl == impl) & (frame.phase == "timing") & (frame.status == "ok")]
         speed = mine[mine.metric == "train_frames_per_s"].value.item()
@@ -73,9 +67,8 @@ def test_throughput_is_frames_per_second_beside_the_step_roofline(rnn_run):
     assert not (frame.metric == "sklearn_windows_per_s").any()  # scikit-learn has no RNN-RBM to time
 
 
-def test_the_report_renders_pieces_audio_and_the_models_side_by_side(rnn_run, tmp_path):
-    run_dir, _, _ = rnn_run
-    run_dir = copy_run_dir(run_dir, tmp_path)  # rendering writes into the run: on a copy
+def test_the_report_renders_pieces_audio_and_the_models_side_by_side(rnn_run, copy_run):
+    run_dir = copy_run(rnn_run, "rnn")  # rendering writes into the run: on a copy
     page = render(run_dir, beside=[run_dir]).read_text()
     assert "Models side by side" in page and "RNN-RBM · NumPy (reference)" in page
     assert "pieces of 64 rows, generated frame by frame" in page
