@@ -73,12 +73,12 @@ class ModelConfig(RBMConfig):
             n_visible=frame_width,
             n_hidden=self.n_hidden,
             n_recurrent=self.n_recurrent,
-            cd_k=self.cd_steps,
+            cd_steps=self.cd_steps,
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
             chunk_length=self.chunk_length,
             clip_norm=self.clip_norm,
-            dtype="float64" if self.precision == "float64" else "float32",
+            precision="float64" if self.precision == "float64" else "float32",
             device=device,
         )
 

@@ -7,14 +7,14 @@ Available(name='numpy', framework='numpy')
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from dataclasses import dataclass
 
 from impls import catalogue
-from impls.base import RBM, CDNoise, Params, RBMConfig, init_params
-from impls.catalogue import Framework, Model
-from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, init_rnn_rbm_params
+from impls.catalogue import Framework
+from impls.common import Implementation, Model, Params
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams, init_params
+from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, init_rnn_rbm_params
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,21 @@ def available() -> dict[str, Available | Skipped]:
     return status
 
 
-def load(name: str, model: str = "rbm") -> type[RBM] | type[RNNRBM]:
-    """Import one implementation's module (and so its framework) and return its class."""
+def model(name: str) -> Model:
+    """One model's catalogue entry (a `KeyError` naming the known ones otherwise)."""
+    known = models()
+    if name not in known:
+        raise KeyError(f"unknown model {name!r}; choose from {', '.join(known)}")
+    return known[name]
+
+
+def load(name: str, model_name: str = "rbm") -> type[Implementation]:
+    """Import one implementation's module (``impls/<model>/<framework>.py``, and so its framework); its class."""
     item = framework(name)
-    if model not in item.models:
-        raise KeyError(f"{name} has no {model!r} implementation; it implements {', '.join(item.models)}")
-    module, _, cls = item.models[model].partition(":")
+    if model_name not in item.models:
+        raise KeyError(f"{name} has no {model_name!r} implementation; it implements {', '.join(item.models)}")
     try:
-        return getattr(importlib.import_module(module), cls)
+        return catalogue.implementation(name, model(model_name))
     except ImportError as error:
         raise Unavailable(f"skipped: not installed ({item.import_name}: {error})") from error
 
@@ -92,9 +99,11 @@ __all__ = [
     "Available",
     "CDNoise",
     "Framework",
+    "Implementation",
     "Model",
     "Params",
     "RBMConfig",
+    "RBMParams",
     "RNNRBMConfig",
     "RNNRBMNoise",
     "RNNRBMParams",
@@ -107,6 +116,7 @@ __all__ = [
     "init_params",
     "init_rnn_rbm_params",
     "load",
+    "model",
     "models",
     "reference",
 ]

@@ -1,51 +1,36 @@
-"""The catalogues of this layer: every framework and every model, each listed here and nowhere else.
+"""The catalogues of this layer: every framework and every model, each found here and nowhere else.
 
 Everything that names a framework or a model — profile validation, the tasks, ``env.json``, the report's
 tables and figures, the verdict, the speed and scaling commands, the help texts — reads these two tuples.
-Adding a framework is one file in ``impls/`` plus one `Framework` entry; adding a model is one `Model` entry
-plus its class in each framework's ``models``. Nothing here imports a framework: `available` probes with
-``importlib.util.find_spec`` and `load` imports one implementation's module when it is used.
+Both follow the folder: a **model** is a folder ``impls/<model>/`` whose ``interface.py`` holds its catalogue
+entry ``MODEL`` (`impls.common.Model`); a **framework** is one `Framework` entry below plus its glue
+``impls/backends/<framework>.py``, and it implements a model when ``impls/<model>/<framework>.py`` exists.
+Nothing here imports a framework: `available` probes with ``importlib.util.find_spec`` and `load` imports
+one implementation's module when it is used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib
+import importlib.util
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+from impls.common import Model
 
-@dataclass(frozen=True)
-class Model:
-    """A model the suite trains, and what the layers above need to know about its shape.
-
-    Attributes
-    ----------
-    name : str
-        Stable identifier (``[model] kind`` in a profile, the ``model`` column of rows).
-    display : str
-        As the report writes it.
-    data : {"windows", "sequences"}
-        What it trains on: fixed windows of rows, or whole pieces frame by frame.
-    partition : {"one", "per frame"}
-        What its likelihood needs: one log Z for the model, or one per time step.
-    samples : {"windows", "pieces"}
-        What its sampler returns: windows of the training shape, or pieces of any length.
-    """
-
-    name: str
-    display: str
-    data: str = "windows"
-    partition: str = "one"
-    samples: str = "windows"
+HERE = Path(__file__).parent
 
 
 @dataclass(frozen=True)
 class Framework:
-    """One framework's implementations and how to find, describe and install it.
+    """One framework: how to find, describe and install it.
 
     Attributes
     ----------
     name : str
-        Short name in profiles, rows and options (``numpy``, ``torch``, ...).
+        Short name in profiles, rows and options (``numpy``, ``torch``, ...): the file name of its glue
+        (``impls/backends/<name>.py``) and of its implementation of each model (``impls/<model>/<name>.py``).
     display : str
         As the report writes it.
     import_name : str
@@ -56,8 +41,6 @@ class Framework:
         Where it runs; a run on another device uses the first (the NumPy reference stays on the CPU).
     extra : str or None
         The ``pyproject.toml`` extra that installs it (None: a base dependency).
-    models : dict
-        Model name -> ``"module:Class"`` of its implementation.
     reference : bool
         The specification the others are checked against (the verdict's reference).
     """
@@ -68,7 +51,6 @@ class Framework:
     distributions: tuple[str, ...]
     devices: tuple[str, ...] = ("cpu", "cuda")
     extra: str | None = None
-    models: dict[str, str] = field(default_factory=dict)
     reference: bool = False
 
     def device_for(self, requested: str) -> str:
@@ -84,28 +66,42 @@ class Framework:
                 continue
         return "not installed"
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The catalogued models this framework implements (those with an ``impls/<model>/<name>.py``)."""
+        return tuple(m.name for m in MODELS if (HERE / m.name / f"{self.name}.py").is_file())
 
-MODELS: tuple[Model, ...] = (
-    Model("rbm", "window RBM", data="windows", partition="one", samples="windows"),
-    # Boulanger-Lewandowski, Bengio & Vincent, ICML 2012: an RBM per frame, its biases from an RNN over the past
-    Model("rnn_rbm", "RNN-RBM", data="sequences", partition="per frame", samples="pieces"),
-)
+
+def discover_models() -> tuple[Model, ...]:
+    """Every folder of ``impls/`` with an ``interface.py``, by name: its ``MODEL``."""
+    found = []
+    for interface in sorted(HERE.glob("*/interface.py")):
+        module = importlib.import_module(f"impls.{interface.parent.name}.interface")
+        model = module.MODEL
+        if model.name != interface.parent.name:
+            raise ImportError(f"{interface}: MODEL is named {model.name!r}; name it after its folder")
+        found.append(model)
+    return tuple(found)
+
+
+def implementation(framework: str, model: Model) -> type:
+    """Import ``impls/<model>/<framework>.py`` and return its class (the subclass of the model's ``base``)."""
+    module = importlib.import_module(f"impls.{model.name}.{framework}")
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, model.base) and value.__module__ == module.__name__
+    ]
+    if len(classes) != 1:
+        raise ImportError(f"{module.__file__}: defines {len(classes)} subclasses of {model.base.__name__}; need one")
+    return classes[0]
+
+
+MODELS: tuple[Model, ...] = discover_models()
 
 FRAMEWORKS: tuple[Framework, ...] = (
-    Framework(
-        "numpy", "NumPy (reference)", "numpy", ("numpy",), devices=("cpu",),
-        models={"rbm": "impls.numpy_rbm:NumpyRBM", "rnn_rbm": "impls.numpy_rnn_rbm:NumpyRNNRBM"}, reference=True,
-    ),
-    Framework(
-        "torch", "PyTorch", "torch", ("torch",), extra="torch",
-        models={"rbm": "impls.torch_rbm:TorchRBM", "rnn_rbm": "impls.torch_rnn_rbm:TorchRNNRBM"},
-    ),
-    Framework(
-        "tf", "TensorFlow", "tensorflow", ("tensorflow", "tensorflow-cpu"), extra="tf",
-        models={"rbm": "impls.tf_rbm:TFRBM", "rnn_rbm": "impls.tf_rnn_rbm:TFRNNRBM"},
-    ),
-    Framework(
-        "jax", "JAX", "jax", ("jax",), extra="jax",
-        models={"rbm": "impls.jax_rbm:JaxRBM", "rnn_rbm": "impls.jax_rnn_rbm:JaxRNNRBM"},
-    ),
-)  # fmt: skip
+    Framework("numpy", "NumPy (reference)", "numpy", ("numpy",), devices=("cpu",), reference=True),
+    Framework("torch", "PyTorch", "torch", ("torch",), extra="torch"),
+    Framework("tf", "TensorFlow", "tensorflow", ("tensorflow", "tensorflow-cpu"), extra="tf"),
+    Framework("jax", "JAX", "jax", ("jax",), extra="jax"),
+)

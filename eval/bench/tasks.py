@@ -24,7 +24,7 @@ from core.typed import from_json, to_json
 from eval.bench.runfolder import RunFolder
 from eval.config import ConfigError, EvalConfig, Profile, sweep_points
 from impls import RBMConfig, RNNRBMConfig, framework, init_params, init_rnn_rbm_params
-from impls.numpy_rnn_rbm import pretrained
+from impls.rnn_rbm.numpy import pretrained
 
 
 @dataclass(frozen=True)

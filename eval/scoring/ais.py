@@ -41,7 +41,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from eval.scoring.likelihood import free_energy, softplus
-from impls.base import Params
+from impls.rbm.interface import RBMParams
 
 
 def paper_schedule() -> np.ndarray:
@@ -79,7 +79,7 @@ class AISResult:
 class _Annealer:
     """The intermediate distributions and their Gibbs transitions, shared by AIS and RAISE."""
 
-    def __init__(self, params: Params, base_biases: np.ndarray, rng: np.random.Generator) -> None:
+    def __init__(self, params: RBMParams, base_biases: np.ndarray, rng: np.random.Generator) -> None:
         self.W = params.W.astype(np.float32)
         self.b_v = params.b_v.astype(np.float32)
         self.b_h = params.b_h
@@ -124,7 +124,7 @@ class _Annealer:
 
 
 def ais_log_partition(
-    params: Params,
+    params: RBMParams,
     base_biases: np.ndarray,
     betas: np.ndarray | None = None,
     runs: int = 100,
@@ -153,7 +153,7 @@ def ais_log_partition(
 
 
 def raise_log_likelihood(
-    params: Params,
+    params: RBMParams,
     windows: np.ndarray,
     base_biases: np.ndarray,
     betas: np.ndarray,
@@ -240,7 +240,7 @@ def choose_start(pilots: dict[str, AISResult]) -> str:
 
 
 def likelihood_bracket(
-    params: Params,
+    params: RBMParams,
     windows: np.ndarray,
     bases: dict[str, np.ndarray] | np.ndarray,
     ais_betas: np.ndarray,

@@ -11,20 +11,20 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp
 
-from impls.base import Params
+from impls.rbm.interface import RBMParams
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
 
 
-def free_energy(params: Params, v: np.ndarray) -> np.ndarray:
+def free_energy(params: RBMParams, v: np.ndarray) -> np.ndarray:
     """``F(v) = -v b_v - sum_j softplus(v W + b_h)_j`` per row, float64."""
     v = np.asarray(v, np.float64)
     return -(v @ params.b_v) - softplus(v @ params.W + params.b_h).sum(axis=1)
 
 
-def pseudo_log_likelihood(params: Params, v: np.ndarray, chunk_cells: int = 2_000_000) -> np.ndarray:
+def pseudo_log_likelihood(params: RBMParams, v: np.ndarray, chunk_cells: int = 2_000_000) -> np.ndarray:
     """Exact ``PL(v) = sum_i log p(v_i | v_-i)`` per window.
 
     Flipping bit i moves the hidden pre-activations by ``s_i W_i`` with
@@ -46,7 +46,7 @@ def pseudo_log_likelihood(params: Params, v: np.ndarray, chunk_cells: int = 2_00
     return out
 
 
-def one_bit_pl(params: Params, v: np.ndarray, bits: np.ndarray) -> np.ndarray:
+def one_bit_pl(params: RBMParams, v: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """The stochastic one-bit PL estimate ``V * log sigmoid(F(flip_i v) - F(v))``, bit ``bits[n]`` for row n.
 
     scikit-learn's ``BernoulliRBM.score_samples`` draws one uniformly random
@@ -72,7 +72,7 @@ def theano_bits(n_rows: int, call_index: int, n_visible: int, start: int = 0) ->
 EXACT_HIDDEN = 20  # 2^20 hidden states: about a second for 88 visible units, the oracle's limit
 
 
-def exact_log_partition(params: Params, chunk: int = 1 << 14) -> float:
+def exact_log_partition(params: RBMParams, chunk: int = 1 << 14) -> float:
     """``log Z`` by summing over all 2^n_hidden hidden states (the oracle; n_hidden <= 20)."""
     n_hidden = params.W.shape[1]
     if n_hidden > EXACT_HIDDEN:
@@ -91,13 +91,13 @@ def base_rate_biases(train: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def reconstruction_cross_entropy(params: Params, v: np.ndarray) -> float:
+def reconstruction_cross_entropy(params: RBMParams, v: np.ndarray) -> float:
     """Mean cross-entropy (nats per window) of one deterministic up-down pass ``v -> p(h|v) -> p(v|h)``."""
     v = np.asarray(v, np.float64)
     logits = expit(v @ params.W + params.b_h) @ params.W.T + params.b_v
     return float(-(v * log_expit(logits) + (1 - v) * log_expit(-logits)).sum(axis=1).mean())
 
 
-def free_energy_gap(params: Params, train: np.ndarray, valid: np.ndarray) -> float:
+def free_energy_gap(params: RBMParams, train: np.ndarray, valid: np.ndarray) -> float:
     """Mean free energy of validation minus training windows: a rising gap means overfitting."""
     return float(free_energy(params, valid).mean() - free_energy(params, train).mean())

@@ -29,7 +29,7 @@ def step_products_ms(config: RNNRBMConfig, batch: int, frames: int, repeats: int
     best = np.inf
     for _ in range(repeats):
         started = time.perf_counter()
-        for _ in range(config.cd_k):  # Gibbs: h from v, v from h
+        for _ in range(config.cd_steps):  # Gibbs: h from v, v from h
             v @ W, h @ W.T
         v @ W, v @ W  # free energies of v and v*
         v.T @ h, v.T @ h  # dW: positive and negative statistics

@@ -3,7 +3,7 @@
 ``python -m eval.timing.sklearn_reference OUT.json V H BATCH`` runs in its own process with the
 same thread settings as the implementations. (The roofline — the fastest
 framework's time for the five products of one CD-1 step — is measured by each
-implementation in its own process, see `impls.base.RBM.five_products_ms`.)
+implementation in its own process, see `impls.rbm.interface.RBM.five_products_ms`.)
 """
 
 from __future__ import annotations

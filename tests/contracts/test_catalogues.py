@@ -1,9 +1,9 @@
-"""Adding to a catalogue is the whole change: a fifth framework is one file plus one entry, a score one entry.
+"""Adding to a catalogue is the whole change: a fifth framework is its glue, one file per model and one entry.
 
-The test copies the layers into a temporary folder, adds ``impls/fake_rbm.py`` and one `Framework` entry,
-and one `Score` entry, edits nothing else, and runs the real commands there: the bench, the report, the
-gate. Both must then be everywhere a framework or a score belongs: rows, report tables and figures,
-``env.json``, profile validation, the verdict and the gate. The counts are the point: 1 file + 1 entry, 1 entry.
+The test copies the layers into a temporary folder, adds a fifth framework (its glue in ``impls/backends/``,
+one file in each model's folder, one `Framework` entry) and one `Score` entry, edits nothing else, and runs
+the real commands there: the bench, the report, the gate. Both must then be everywhere a framework or a
+score belongs: rows, report tables and figures, ``env.json``, profile validation, the verdict and the gate.
 """
 
 from __future__ import annotations
@@ -24,22 +24,30 @@ from eval.scoring import catalogue
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("core", "datasets", "impls", "eval", "reports")
 
-FAKE_FILE = '''"""A fifth framework for the catalogue test: the NumPy reference under another name."""
+FAKE_BACKEND = '''"""A fifth framework's glue: NumPy's, under its own version."""
 
-from impls.numpy_rbm import NumpyRBM
+from impls.backends.numpy import configure, device_unavailable, peak_device_mb, settings  # noqa: F401
 
 
-class FakeRBM(NumpyRBM):
-    name = "fake"
-
-    @staticmethod
-    def framework_version() -> str:
-        return "0.1-fake"
+def version() -> str:
+    return "0.1-fake"
 '''
+FAKE_FILES = {  # the NumPy reference of each model under another name: one file per model
+    model: f'''"""The fifth framework's {model}."""
+
+from impls.backends import fake as backend
+from impls.{model}.numpy import {cls}
+
+
+class Fake{cls}({cls}):
+    name = "fake"
+    backend = backend
+'''
+    for model, cls in (("rbm", "NumpyRBM"), ("rnn_rbm", "NumpyRNNRBM"))
+}
 FRAMEWORK_ENTRY = """
 FRAMEWORKS += (
-    Framework("fake", "Fake Framework", "numpy", ("numpy",), devices=("cpu",),
-              models={"rbm": "impls.fake_rbm:FakeRBM"}),
+    Framework("fake", "Fake Framework", "numpy", ("numpy",), devices=("cpu",)),
 )
 """
 SCORE_ENTRY = """
@@ -79,7 +87,9 @@ def extended(tmp_path_factory):
     copy = tmp_path_factory.mktemp("extended")
     for layer in LAYERS:
         shutil.copytree(ROOT / layer, copy / layer, ignore=shutil.ignore_patterns("__pycache__", "runs", "example"))
-    (copy / "impls" / "fake_rbm.py").write_text(FAKE_FILE)
+    (copy / "impls" / "backends" / "fake.py").write_text(FAKE_BACKEND)
+    for model, text in FAKE_FILES.items():
+        (copy / "impls" / model / "fake.py").write_text(text)
     with (copy / "impls" / "catalogue.py").open("a") as handle:
         handle.write(FRAMEWORK_ENTRY)
     with (copy / "eval" / "scoring" / "catalogue.py").open("a") as handle:
@@ -99,7 +109,10 @@ def test_the_change_is_one_file_and_two_entries(extended):
             original = ROOT / path.relative_to(copy)
             if not original.exists() or original.read_text() != path.read_text():
                 changed.append(str(path.relative_to(copy)))
-    assert sorted(changed) == ["eval/scoring/catalogue.py", "impls/catalogue.py", "impls/fake_rbm.py"]
+    assert sorted(changed) == [
+        "eval/scoring/catalogue.py", "impls/backends/fake.py", "impls/catalogue.py", "impls/rbm/fake.py",
+        "impls/rnn_rbm/fake.py",
+    ]  # fmt: skip
     assert "fake" not in impls.frameworks() and catalogue.lookup("fake_play_share") is None  # only in the copy
 
 

@@ -102,12 +102,12 @@ def test_an_rnn_rbm_profile_maps_its_keys_onto_the_model(tmp_path):
     path.write_text(RNN + "n_recurrent = 30\ncd_steps = 15\nchunk_length = 64\n")
     profile = load_profile(str(path))
     config = profile.model.rnn_config(156, "cpu")
-    assert (config.n_recurrent, config.cd_k, config.chunk_length, config.n_hidden) == (30, 15, 64, 50)
+    assert (config.n_recurrent, config.cd_steps, config.chunk_length, config.n_hidden) == (30, 15, 64, 50)
 
 
 def test_pretraining_learns_the_frames_rbm_and_keeps_the_rnns_weights():
     from impls import RNNRBMConfig, init_rnn_rbm_params
-    from impls.numpy_rnn_rbm import pretrained
+    from impls.rnn_rbm.numpy import pretrained
 
     spec = datasets.WindowSpec(num_timesteps=1, stride=1)
     dataset = make_dataset(pieces([200, 200, 200]), spec)

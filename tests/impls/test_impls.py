@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from datasets import batch_order, build
-from impls import CDNoise, Params, RBMConfig, Skipped, Unavailable, available, init_params, load
+from impls import CDNoise, RBMConfig, RBMParams, Skipped, Unavailable, available, init_params, load
 
 F32 = {"rtol": 1e-5, "atol": 1e-5}
 F64 = {"rtol": 1e-12, "atol": 1e-12}
@@ -77,14 +77,14 @@ def trained_params(config: RBMConfig):
 
 
 # ------------------------------------------------------------------ the reference against independent oracles
-def energy(v: np.ndarray, h: tuple[int, ...], params: Params) -> float:
+def energy(v: np.ndarray, h: tuple[int, ...], params: RBMParams) -> float:
     """``E(v, h) = -v.b_v - h.b_h - v W h``, summed term by term."""
     V, H = len(v), len(h)
     total = -sum(v[i] * params.b_v[i] for i in range(V)) - sum(h[j] * params.b_h[j] for j in range(H))
     return total - sum(v[i] * params.W[i][j] * h[j] for i in range(V) for j in range(H))
 
 
-def enumerated(v: np.ndarray, params: Params) -> tuple[float, list[float]]:
+def enumerated(v: np.ndarray, params: RBMParams) -> tuple[float, list[float]]:
     """Free energy ``-log sum_h exp(-E(v, h))`` and ``p(h_j = 1 | v)``, by summing over all 2^H hidden states."""
     states = list(itertools.product((0, 1), repeat=len(params.b_h)))
     weights = [math.exp(-energy(v, h, params)) for h in states]
@@ -136,7 +136,7 @@ def test_reference_cd1_update_worked_out_by_hand(statistics, W, b_v, b_h):
     """
     config = RBMConfig(n_visible=2, n_hidden=1, batch_size=1, learning_rate=0.1, statistics=statistics,
                        precision="float64")  # fmt: skip
-    reference = load(REFERENCE)(config, Params(np.zeros((2, 1)), np.zeros(2), np.zeros(1)), 0)
+    reference = load(REFERENCE)(config, RBMParams(np.zeros((2, 1)), np.zeros(2), np.zeros(1)), 0)
     noise = CDNoise(h_data=np.array([[0.3]]), v=np.array([[[0.7, 0.2]]]), h=np.array([[[0.9]]]))
     reference.cd_update(np.array([[1.0, 0.0]]), noise)
     got = reference.params()
@@ -145,7 +145,7 @@ def test_reference_cd1_update_worked_out_by_hand(statistics, W, b_v, b_h):
     np.testing.assert_allclose(got.b_h, b_h, **F64)
 
 
-def oracle_updates(config: RBMConfig, params: Params, batches, noises, rates) -> Params:
+def oracle_updates(config: RBMConfig, params: RBMParams, batches, noises, rates) -> RBMParams:
     """CD-k / PCD-k as the `RBMConfig` documentation states it, one unit at a time in float64 Python floats."""
     V, H, k = config.n_visible, config.n_hidden, config.cd_steps
     W = [[float(params.W[i][j]) for j in range(H)] for i in range(V)]
@@ -191,7 +191,7 @@ def oracle_updates(config: RBMConfig, params: Params, batches, noises, rates) ->
         for j in range(H):
             velocity_h[j] = config.momentum * velocity_h[j] + rate * grad_h[j]
             b_h[j] += velocity_h[j]
-    return Params(np.array(W), np.array(b_v), np.array(b_h))
+    return RBMParams(np.array(W), np.array(b_v), np.array(b_h))
 
 
 @pytest.mark.parametrize(

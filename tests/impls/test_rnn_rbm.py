@@ -10,7 +10,6 @@ memory can reach: a wrong gradient sign, or an RNN that learns nothing, fails th
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import itertools
 from dataclasses import replace
@@ -20,21 +19,16 @@ import pytest
 from scipy.special import logsumexp
 
 from core.errors import ConfigError
-from impls import Skipped, available
-from impls.numpy_rnn_rbm import NumpyRNNRBM, biases, free_energy, gibbs, gradients, recurrence
-from impls.rnn_rbm_base import RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights, init_rnn_rbm_params
+from impls import Skipped, Unavailable, available, frameworks, load
+from impls.rnn_rbm.interface import RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights, init_rnn_rbm_params
+from impls.rnn_rbm.numpy import NumpyRNNRBM, biases, free_energy, gibbs, gradients, recurrence
 
 # The frameworks sum in other orders. Measured after one update and a 3-update epoch (CPU): at most 6e-8 apart in
 # float32 and 2e-16 in float64; the tolerances are tests/impls/test_impls.py's, which also cover its GPU runs.
 F32 = {"rtol": 1e-5, "atol": 1e-5}
 F64 = {"rtol": 1e-12, "atol": 1e-12}
 REFERENCE = "numpy"
-CLASSES = {
-    "numpy": "impls.numpy_rnn_rbm:NumpyRNNRBM",
-    "torch": "impls.torch_rnn_rbm:TorchRNNRBM",
-    "tf": "impls.tf_rnn_rbm:TFRNNRBM",
-    "jax": "impls.jax_rnn_rbm:JaxRNNRBM",
-}
+CLASSES = [name for name, item in frameworks().items() if "rnn_rbm" in item.models]  # read from the catalogue
 CANDIDATES = [name for name in CLASSES if name != REFERENCE]
 
 
@@ -43,10 +37,9 @@ def constructor(name: str, device: str = "cpu"):
     status = available().get(name)
     if status is None or isinstance(status, Skipped):
         pytest.skip(status.reason if status else f"skipped: {name} is not catalogued")
-    module, _, cls = CLASSES[name].partition(":")
     try:
-        cls = getattr(importlib.import_module(module), cls)
-    except ImportError as error:
+        cls = load(name, "rnn_rbm")
+    except Unavailable as error:
         pytest.skip(f"skipped: not installed ({error})")
     if device != "cpu" and (reason := cls.device_unavailable(device)):
         pytest.fail(f"{reason}: --device {device} asked for a GPU this framework cannot see")
@@ -71,13 +64,13 @@ def candidate(request, device):
     return constructor(request.param, device)
 
 
-@pytest.fixture(params=list(CLASSES))
+@pytest.fixture(params=CLASSES)
 def impl(request, device):
     return constructor(request.param, device if request.param != REFERENCE else "cpu")
 
 
 def tiny(**overrides) -> RNNRBMConfig:
-    values = {"n_visible": 6, "n_hidden": 4, "n_recurrent": 3, "cd_k": 2, "batch_size": 2, "chunk_length": 5}
+    values = {"n_visible": 6, "n_hidden": 4, "n_recurrent": 3, "cd_steps": 2, "batch_size": 2, "chunk_length": 5}
     return RNNRBMConfig(**{**values, "learning_rate": 0.1, **overrides})
 
 
@@ -93,7 +86,7 @@ def sequences(config: RNNRBMConfig, n: int, seed: int = 1) -> np.ndarray:
 
 # ------------------------------------------------------------------ the reference against independent oracles
 def test_reference_gradient_matches_central_finite_differences():
-    config = tiny(dtype="float64")
+    config = tiny(precision="float64")
     w = Weights(*random_params(config).arrays())
     v = sequences(config, 2)
     noise = RNNRBMNoise.draw(np.random.default_rng(2), config, 2, config.chunk_length)
@@ -123,7 +116,7 @@ def test_reference_gradient_matches_central_finite_differences():
 
 
 def test_reference_update_is_the_gradient_step():
-    config = tiny(dtype="float64", learning_rate=0.25)
+    config = tiny(precision="float64", learning_rate=0.25)
     params, v = random_params(config), sequences(config, 2)
     noise = RNNRBMNoise.draw(np.random.default_rng(2), config, 2, config.chunk_length)
     cost, grads = gradients(Weights(*params.arrays()), v, noise)
@@ -136,7 +129,7 @@ def test_reference_update_is_the_gradient_step():
 
 
 def test_reference_clipping_bounds_the_step():
-    config = tiny(dtype="float64", learning_rate=1.0, clip_norm=0.01)
+    config = tiny(precision="float64", learning_rate=1.0, clip_norm=0.01)
     params, v = random_params(config), sequences(config, 2)
     model = NumpyRNNRBM(config, params, 0)
     model.cd_update(v, RNNRBMNoise.draw(np.random.default_rng(2), config, 2, config.chunk_length))
@@ -146,7 +139,7 @@ def test_reference_clipping_bounds_the_step():
 
 def test_reference_biases_and_free_energies_match_the_papers_equations():
     """Eqs. 9-11 one sequence and one frame at a time; F_t by summing exp(-E) over all 2^H hidden states."""
-    config = tiny(dtype="float64")
+    config = tiny(precision="float64")
     p, v = random_params(config), sequences(config, 2)
     model = NumpyRNNRBM(config, p, 0)
     b_v, b_h = model.conditional_biases(v)
@@ -166,7 +159,7 @@ def test_config_params_and_noise_are_checked():
     with pytest.raises(ConfigError):
         RNNRBMConfig(n_recurrent=0)
     with pytest.raises(ConfigError):
-        RNNRBMConfig(dtype="float16")
+        RNNRBMConfig(precision="float16")
     config = tiny()
     params = init_rnn_rbm_params(config, np.random.SeedSequence(7))
     assert params.hash == init_rnn_rbm_params(config, np.random.SeedSequence(7)).hash != random_params(config).hash
@@ -190,7 +183,9 @@ def assert_same_params(got: RNNRBMParams, want: RNNRBMParams, tolerance: dict) -
     ("dtype", "clip_norm"), [("float32", 0.0), ("float64", 0.0), ("float32", 0.05)], ids=["f32", "f64", "clipped"]
 )
 def test_one_update_then_an_epoch_from_explicit_noise_match_the_reference(candidate, dtype, clip_norm):
-    config = tiny(n_visible=12, n_hidden=6, n_recurrent=5, cd_k=3, chunk_length=6, dtype=dtype, clip_norm=clip_norm)
+    config = tiny(
+        n_visible=12, n_hidden=6, n_recurrent=5, cd_steps=3, chunk_length=6, precision=dtype, clip_norm=clip_norm
+    )
     params, tolerance = random_params(config), F32 if dtype == "float32" else F64
     ours, reference = candidate(config, params, 0), NumpyRNNRBM(config, params, 0)
     rng = np.random.default_rng(3)
@@ -209,7 +204,7 @@ def test_one_update_then_an_epoch_from_explicit_noise_match_the_reference(candid
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_biases_and_free_energies_match_the_reference(candidate, dtype):
-    config = tiny(n_visible=12, n_hidden=6, n_recurrent=5, chunk_length=7, dtype=dtype)
+    config = tiny(n_visible=12, n_hidden=6, n_recurrent=5, chunk_length=7, precision=dtype)
     params, v = random_params(config), sequences(config, 3)
     ours, reference = candidate(config, params, 0), NumpyRNNRBM(config, params, 0)
     tolerance = F32 if dtype == "float32" else F64
@@ -251,7 +246,7 @@ def cycles(rng: np.random.Generator, n: int, T: int) -> np.ndarray:
 
 def log_likelihood(config: RNNRBMConfig, params: RNNRBMParams, v: np.ndarray) -> float:
     """Mean exact ``log p(v(t) | v(<t))`` per frame: ``-F_t(v(t)) - log Z_t``, Z_t summed over all 2^H states."""
-    model = NumpyRNNRBM(replace(config, dtype="float64", device="cpu"), params, 0)
+    model = NumpyRNNRBM(replace(config, precision="float64", device="cpu"), params, 0)
     b_v, b_h = model.conditional_biases(v)
     hidden = np.array(list(itertools.product((0, 1), repeat=config.n_hidden)), float)
     log_z = logsumexp(b_h @ hidden.T + np.logaddexp(0, b_v[..., None, :] + hidden @ params.W.T).sum(-1), -1)
@@ -260,7 +255,7 @@ def log_likelihood(config: RNNRBMConfig, params: RNNRBMParams, v: np.ndarray) ->
 
 def test_training_on_a_repeating_pattern_learns_the_sequence(impl):
     """Without memory the best is log(1/4) per frame; the RNN-RBM must beat it (the first frame stays 1/4)."""
-    config = tiny(n_hidden=8, n_recurrent=6, cd_k=1, batch_size=8, chunk_length=8, learning_rate=0.3)
+    config = tiny(n_hidden=8, n_recurrent=6, cd_steps=1, batch_size=8, chunk_length=8, learning_rate=0.3)
     rng = np.random.default_rng(0)
     train, valid = cycles(rng, 400, 8), cycles(rng, 50, 8)
     params = init_rnn_rbm_params(config, 0, recurrent_scale=0.1)  # the tutorial's 1e-4 escapes its saddle slowly

@@ -31,18 +31,20 @@ FAULTY_FILE = '''"""The NumPy reference with an injected fault: momentum 0.5 wha
 
 from dataclasses import replace
 
-from impls.numpy_rbm import NumpyRBM
+from impls.backends import faulty as backend
+from impls.rbm.numpy import NumpyRBM
 
 
 class FaultyRBM(NumpyRBM):
     name = "faulty"
+    backend = backend
 
     def __init__(self, config, params, seed):
         super().__init__(replace(config, momentum=0.5), params, seed)
 '''
 ENTRY = """
 FRAMEWORKS += (
-    Framework("faulty", "Faulty", "numpy", ("numpy",), devices=("cpu",), models={"rbm": "impls.faulty_rbm:FaultyRBM"}),
+    Framework("faulty", "Faulty", "numpy", ("numpy",), devices=("cpu",)),
 )
 """
 VERDICT = """
@@ -88,7 +90,8 @@ def test_an_injected_momentum_fault_is_never_called_equivalent(tmp_path):
     copy = tmp_path / "copy"
     for layer in LAYERS:
         shutil.copytree(ROOT / layer, copy / layer, ignore=shutil.ignore_patterns("__pycache__", "runs", "example"))
-    (copy / "impls" / "faulty_rbm.py").write_text(FAULTY_FILE)
+    (copy / "impls" / "rbm" / "faulty.py").write_text(FAULTY_FILE)
+    (copy / "impls" / "backends" / "faulty.py").write_text("from impls.backends.numpy import *  # noqa: F403\n")
     with (copy / "impls" / "catalogue.py").open("a") as handle:
         handle.write(ENTRY)
     env = {**os.environ, "PYTHONPATH": str(copy), "RBM_BENCH_RUNS": str(tmp_path / "runs")}

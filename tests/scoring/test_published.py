@@ -128,10 +128,10 @@ def test_the_exact_nll_of_a_20_hidden_frame_rbm_on_jsb_lies_inside_the_bracket()
 def test_raise_on_a_subset_extended_by_exact_free_energies_agrees_with_raise_on_every_window():
     """The control variate: RAISE on 300 of 1,500 windows, extended to all, lands within its error of the full."""
     from eval.scoring.ais import likelihood_bracket, schedule
-    from impls import Params
+    from impls import RBMParams
 
     rng = np.random.default_rng(0)
-    params = Params(rng.normal(0, 0.3, (30, 12)), rng.normal(-1, 0.5, 30), rng.normal(0, 0.5, 12))
+    params = RBMParams(rng.normal(0, 0.3, (30, 12)), rng.normal(-1, 0.5, 30), rng.normal(0, 0.5, 12))
     windows = (rng.random((1500, 30)) < 0.3).astype(np.uint8)
     args = (params, windows, np.zeros(30), schedule(300), 100, schedule(300))
     full = likelihood_bracket(*args, np.random.default_rng(1))

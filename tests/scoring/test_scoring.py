@@ -22,15 +22,17 @@ from eval.scoring.likelihood import (
 )
 from eval.scoring.notes import SCALAR_METRICS, histograms, js_divergence, note_statistics, window_statistics
 from eval.scoring.sets import compare_sets, memorisation, nearest_hamming
-from impls import Params, RBMConfig, init_params, load
+from impls import RBMConfig, RBMParams, init_params, load
 
 
-def random_params(n_visible: int, n_hidden: int, seed: int, scale: float = 0.3) -> Params:
+def random_params(n_visible: int, n_hidden: int, seed: int, scale: float = 0.3) -> RBMParams:
     rng = np.random.default_rng(seed)
-    return Params(rng.normal(0, scale, (n_visible, n_hidden)), rng.normal(-1, 1, n_visible), rng.normal(0, 1, n_hidden))
+    return RBMParams(
+        rng.normal(0, scale, (n_visible, n_hidden)), rng.normal(-1, 1, n_visible), rng.normal(0, 1, n_hidden)
+    )
 
 
-def brute_force_log_z(params: Params) -> float:
+def brute_force_log_z(params: RBMParams) -> float:
     n_visible = params.W.shape[0]
     v = ((np.arange(1 << n_visible)[:, None] >> np.arange(n_visible)) & 1).astype(float)
     return float(np.logaddexp.reduce(-free_energy(params, v)))
@@ -128,12 +130,12 @@ def bimodal_models():
     models = {"cd1": trained}
     for bias in (80.0, 90.0):
         dense = np.hstack([trained.W, np.full((spec.n_visible, 1), 2.0)])
-        models[f"dense-{bias:.0f}"] = Params(dense, trained.b_v, np.append(trained.b_h, -bias))
+        models[f"dense-{bias:.0f}"] = RBMParams(dense, trained.b_v, np.append(trained.b_h, -bias))
     assert model.sample(100, 300, "random").mean() > 2 * data.mean(), "CD-1 grew its dense spurious mode"
     return models, data
 
 
-def exact_ll(params: Params, windows: np.ndarray) -> float:
+def exact_ll(params: RBMParams, windows: np.ndarray) -> float:
     return float((-free_energy(params, windows) - exact_log_partition(params)).mean())
 
 
@@ -215,9 +217,9 @@ def test_free_energy_gap_rises_with_overfitting():
     rng = np.random.default_rng(0)
     train = (rng.random((50, 40)) < 0.3).astype(float)
     valid = (rng.random((50, 40)) < 0.3).astype(float)
-    params = Params(np.zeros((40, 4)), 2 * (train.mean(0) - 0.5) * 10, np.zeros(4))  # memorises train marginals
+    params = RBMParams(np.zeros((40, 4)), 2 * (train.mean(0) - 0.5) * 10, np.zeros(4))  # memorises train marginals
     assert free_energy_gap(params, train, valid) > free_energy_gap(
-        Params(np.zeros((40, 4)), np.zeros(40), np.zeros(4)), train, valid
+        RBMParams(np.zeros((40, 4)), np.zeros(40), np.zeros(4)), train, valid
     )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from impls.base import RBM, CDNoise, Params, RBMConfig
+from impls.backends import numpy as backend
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -22,8 +23,9 @@ class NumpyRBM(RBM):
     """Binary RBM trained by CD-k / PCD-k in plain NumPy (float32 or float64)."""
 
     name = "numpy"
+    backend = backend
 
-    def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
+    def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:
         super().__init__(config, params, seed)
         if config.device != "cpu":
             raise ValueError(f"numpy runs on the cpu only, not {config.device!r}")
@@ -33,10 +35,6 @@ class NumpyRBM(RBM):
         self.rng = np.random.default_rng(seed)
         self.chain: np.ndarray | None = None  # PCD: hidden state of the persistent chain
         self.data: np.ndarray | None = None
-
-    @staticmethod
-    def framework_version() -> str:
-        return np.__version__
 
     def set_data(self, windows: np.ndarray) -> None:
         self.data = np.asarray(windows, dtype=self.dtype)
@@ -117,5 +115,5 @@ class NumpyRBM(RBM):
         rng = np.random.default_rng(0)
         return self.best_ms(lambda: self.draw_noise(batch, batch, rng), repeats)
 
-    def params(self) -> Params:
-        return Params(self.W, self.b_v, self.b_h).astype(np.float64)
+    def params(self) -> RBMParams:
+        return RBMParams(self.W, self.b_v, self.b_h).astype(np.float64)

@@ -10,21 +10,21 @@ section 3: a binary RBM per frame whose biases follow a deterministic RNN run ov
 Arrays are row vectors multiplied on the right (``x @ W``), so ``W`` is (n_visible, n_hidden), ``W_uv``
 (n_recurrent, n_visible), ``W_uh`` (n_recurrent, n_hidden), ``W_uu`` (n_recurrent, n_recurrent) and ``W_vu``
 (n_visible, n_recurrent): the paper's matrices transposed. Unlike the paper (and the deeplearning.net
-tutorial), ``u0`` is learned here. As for `impls.base`, parameters cross the interface as NumPy arrays and
-every Gibbs draw can be given as explicit uniforms, so all four frameworks are checked against the NumPy
-reference draw for draw.
+tutorial), ``u0`` is learned here. As for every model (`impls.common`), parameters cross the interface as
+NumPy arrays and every Gibbs draw can be given as explicit uniforms, so all four frameworks are checked against the
+NumPy reference draw for draw.
 """
 
 from __future__ import annotations
 
-import hashlib
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from abc import abstractmethod
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from core.typed import at_least, check
+from impls.common import Implementation, Model, Params
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class RNNRBMConfig:
     ----------
     n_visible, n_hidden, n_recurrent : int
         Units per frame: visible (156 = 78 pitches x {play, articulate}), RBM hidden, RNN hidden.
-    cd_k : int
-        Gibbs steps k of each frame's CD-k negative sample v*(t).
+    cd_steps : int
+        Gibbs steps k of each frame's CD-k negative sample v*(t) (and of each generated frame).
     learning_rate : float
         Plain SGD step on the cost ``C = mean over frames of F_t(v(t)) - F_t(v*(t))``: the cost is averaged
         over all batch x chunk_length frames, so the rate does not depend on the chunk size.
@@ -47,7 +47,7 @@ class RNNRBMConfig:
         from ``u0`` and BPTT runs over the whole chunk.
     clip_norm : float
         Global gradient-norm clipping (0: off, the paper's plain SGD).
-    dtype : {"float32", "float64"}
+    precision : {"float32", "float64"}
         Storage and arithmetic type; float32 products are strict (no TF32) in every framework.
     device : {"cpu", "cuda"}
         Where the framework keeps its tensors (the NumPy reference runs on the CPU only).
@@ -56,16 +56,21 @@ class RNNRBMConfig:
     n_visible: int = field(default=156, metadata=at_least(1))
     n_hidden: int = field(default=150, metadata=at_least(1))
     n_recurrent: int = field(default=100, metadata=at_least(1))
-    cd_k: int = field(default=15, metadata=at_least(1))
+    cd_steps: int = field(default=15, metadata=at_least(1))
     learning_rate: float = 0.001
     batch_size: int = field(default=1, metadata=at_least(1))
     chunk_length: int = field(default=100, metadata=at_least(1))
     clip_norm: float = field(default=0.0, metadata=at_least(0))
-    dtype: Literal["float32", "float64"] = "float32"
+    precision: Literal["float32", "float64"] = "float32"
     device: Literal["cpu", "cuda"] = "cpu"
 
     def __post_init__(self) -> None:
         check(self)
+
+    @property
+    def dtype(self) -> str:
+        """The storage type (the precision's name: the RNN-RBM offers no TF32 policy)."""
+        return self.precision
 
 
 class Weights(NamedTuple):
@@ -83,8 +88,8 @@ class Weights(NamedTuple):
 
 
 @dataclass
-class RNNRBMParams:
-    """RNN-RBM parameters as NumPy arrays, with the shapes of the module docstring."""
+class RNNRBMParams(Params):
+    """RNN-RBM parameters as NumPy arrays, with the shapes of the module docstring (in `Weights` order)."""
 
     W: np.ndarray
     b_v: np.ndarray
@@ -95,25 +100,6 @@ class RNNRBMParams:
     W_vu: np.ndarray
     b_u: np.ndarray
     u0: np.ndarray
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The arrays in `Weights` order."""
-        return tuple(getattr(self, f.name) for f in fields(self))
-
-    def astype(self, dtype: str | np.dtype) -> RNNRBMParams:
-        """A copy in ``dtype`` (always a copy: never a view of a model's live weights)."""
-        return RNNRBMParams(*(np.array(a, dtype=dtype) for a in self.arrays()))
-
-    @property
-    def hash(self) -> str:
-        """sha256 of the float64 bytes: proves that every framework started from the same weights."""
-        digest = hashlib.sha256()
-        for array in self.arrays():
-            digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
-        return digest.hexdigest()
-
-    def finite(self) -> bool:
-        return all(np.isfinite(a).all() for a in self.arrays())
 
 
 def init_rnn_rbm_params(
@@ -136,7 +122,7 @@ class RNNRBMNoise(NamedTuple):
 
     ``h`` (k, batch, T, n_hidden) and ``v`` (k, batch, T, n_visible): step s of frame t of sequence b samples
     its hidden units with ``h[s, b, t]`` and then its visible units with ``v[s, b, t]``; a unit is on where
-    ``u < p``. The same shapes drive training (k = cd_k) and generation (k Gibbs steps per generated frame).
+    ``u < p``. The same shapes drive training (k = cd_steps) and generation (k Gibbs steps per generated frame).
     """
 
     h: np.ndarray
@@ -146,35 +132,36 @@ class RNNRBMNoise(NamedTuple):
     def draw(
         cls, rng: np.random.Generator, config: RNNRBMConfig, batch: int, n_frames: int, k: int | None = None
     ) -> RNNRBMNoise:
-        k = config.cd_k if k is None else k
+        k = config.cd_steps if k is None else k
         h = rng.random((k, batch, n_frames, config.n_hidden), config.dtype)
         return cls(h, rng.random((k, batch, n_frames, config.n_visible), config.dtype))
 
 
-class RNNRBM(ABC):
+class RNNRBM(Implementation):
     """An RNN-RBM trained by CD-k and BPTT; one subclass per framework, with the same constructor and methods.
 
     Sequences go in as NumPy arrays (batch, T, n_visible) of 0/1 and results come out as NumPy.
     """
 
-    name: str = "?"
+    config: RNNRBMConfig
 
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
-        self.config = config
+        super().__init__(config, params, seed)
+        self.backend.configure(config.precision)
+        self.table: np.ndarray | None = None
 
-    def rate(self, learning_rate: float | None) -> float:
-        """This update's rate: the schedule's if given, else the configured one."""
-        return self.config.learning_rate if learning_rate is None else learning_rate
+    def set_data(self, data: np.ndarray) -> None:
+        """Take the frame table (uint8[frames, n_visible]): every update's chunks are rows of it."""
+        self.table = np.asarray(data, np.uint8)
 
-    @staticmethod
-    @abstractmethod
-    def framework_version() -> str:
-        """Version string of the framework, recorded with every result."""
+    def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> np.ndarray:
+        """One `train_chunks` call per update (an int array (chunks, frames) of rows of the frame table);
+        returns each update's cost, its chunks' mean."""
+        return np.array([self.train_chunks(self.table[rows], learning_rate=learning_rate).mean() for rows in batches])
 
-    @staticmethod
-    def device_unavailable(device: str) -> str | None:
-        """Why this framework cannot run on ``device`` here (``None`` if it can)."""
-        return None if device == "cpu" else f"skipped: no GPU support in this implementation ({device})"
+    def sample(self, n: int, n_frames: int, k: int | None = None) -> np.ndarray:
+        """``n`` pieces of ``n_frames`` frames (`generate` from zeros with the model's own draws)."""
+        return self.generate(n, n_frames, k)
 
     def sequences(self, v: np.ndarray) -> np.ndarray:
         """``v`` checked as (batch, T, n_visible)."""
@@ -241,7 +228,7 @@ class RNNRBM(ABC):
     ) -> np.ndarray:
         """``n_pieces`` binary pieces (uint8, (n_pieces, n_frames, n_visible)), generated frame by frame.
 
-        Each frame runs ``k`` (default ``cd_k``) Gibbs steps of its conditional RBM from ``start`` (zeros, or
+        Each frame runs ``k`` (default ``cd_steps``) Gibbs steps of its conditional RBM from ``start`` (zeros, or
         an array broadcastable to the output's shape), and the RNN is then fed the sampled frame. ``noise``
         (k, n_pieces, n_frames, ...) drives the steps; ``None`` draws with the framework's own generator.
         """
@@ -256,3 +243,10 @@ class RNNRBM(ABC):
         if start is None:
             return np.zeros(shape)
         return np.ascontiguousarray(np.broadcast_to(np.asarray(start, float), shape))  # a writable copy
+
+
+# Boulanger-Lewandowski, Bengio & Vincent, ICML 2012: an RBM per frame, its biases from an RNN over the past
+MODEL = Model(
+    "rnn_rbm", "RNN-RBM", data="sequences", partition="per frame", samples="pieces",
+    config=RNNRBMConfig, params=RNNRBMParams, base=RNNRBM, init=init_rnn_rbm_params,
+)  # fmt: skip

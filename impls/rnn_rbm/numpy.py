@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from impls.numpy_rbm import sigmoid
-from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
+from impls.backends import numpy as backend
+from impls.rbm.numpy import sigmoid
+from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
 
 
 def recurrence(w: Weights, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +89,7 @@ class NumpyRNNRBM(RNNRBM):
     """RNN-RBM trained by CD-k and hand-written BPTT in plain NumPy (float32 or float64)."""
 
     name = "numpy"
+    backend = backend
 
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
         super().__init__(config, params, seed)
@@ -96,10 +98,6 @@ class NumpyRNNRBM(RNNRBM):
         self.dtype = np.dtype(config.dtype)
         self.weights = Weights(*(np.array(a, dtype=self.dtype) for a in params.arrays()))
         self.rng = np.random.default_rng(seed)
-
-    @staticmethod
-    def framework_version() -> str:
-        return np.__version__
 
     def _noise(self, batch: int, n_frames: int, k: int | None = None) -> RNNRBMNoise:
         return RNNRBMNoise.draw(self.rng, self.config, batch, n_frames, k)
@@ -165,14 +163,14 @@ def pretrained(
     The NumPy reference RBM in float64, CD-1 with probability statistics and momentum 0.9, batches of 100 frames
     in a seeded order, the rate decaying linearly over ``epochs``; the RNN's parameters are kept as drawn.
     """
-    from impls.base import Params, RBMConfig
-    from impls.numpy_rbm import NumpyRBM
+    from impls.rbm.interface import RBMConfig, RBMParams
+    from impls.rbm.numpy import NumpyRBM
 
     n_visible, n_hidden = params.W.shape
     config = RBMConfig(n_visible=n_visible, n_hidden=n_hidden, learning_rate=learning_rate, batch_size=100,
                        momentum=0.9, statistics="probabilities", precision="float64")  # fmt: skip
     order_seed, model_seed = np.random.SeedSequence(seed).spawn(2) if isinstance(seed, int) else seed.spawn(2)
-    rbm = NumpyRBM(config, Params(params.W, params.b_v, params.b_h), int(model_seed.generate_state(1)[0]))
+    rbm = NumpyRBM(config, RBMParams(params.W, params.b_v, params.b_h), int(model_seed.generate_state(1)[0]))
     rbm.set_data(np.asarray(frames, np.uint8))
     rng, usable = np.random.default_rng(order_seed), len(frames) // 100 * 100
     for epoch in range(epochs):

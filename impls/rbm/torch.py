@@ -12,23 +12,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from impls.base import RBM, CDNoise, Params, RBMConfig
+from impls.backends import torch as backend
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
 class TorchRBM(RBM):
     """Binary RBM trained by CD-k / PCD-k with PyTorch (in-place updates, no host copies inside an epoch)."""
 
     name = "torch"
+    backend = backend
 
-    def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
-        super().__init__(config, params, seed)
-        torch.use_deterministic_algorithms(True)
-        allow_tf32 = config.precision == "tf32"
-        torch.backends.cuda.matmul.allow_tf32 = allow_tf32  # strict float32 products unless tf32 is asked for
-        torch.backends.cudnn.allow_tf32 = allow_tf32
-        torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")
+    def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:
+        super().__init__(config, params, seed)  # the backend's determinism and precision switches
         self.device = torch.device(config.device)
-        self.dtype = getattr(torch, config.dtype)
+        self.dtype = backend.dtype(config.dtype)
         self.W, self.b_v, self.b_h = (self._tensor(a) for a in (params.W, params.b_v, params.b_h))
         self.velocity = [torch.zeros_like(t) for t in (self.W, self.b_v, self.b_h)]
         self.generator = torch.Generator(self.device).manual_seed(int(seed))
@@ -37,27 +34,11 @@ class TorchRBM(RBM):
         self.graphs: dict[tuple[int, int], tuple] = {}  # (batch, chains) -> (graph, rows buffer, rate buffer)
         self.graph_error = ""
 
-    @staticmethod
-    def framework_version() -> str:
-        return torch.__version__
-
-    @staticmethod
-    def device_unavailable(device: str) -> str | None:
-        if device == "cuda" and not torch.cuda.is_available():
-            return "skipped: no GPU (torch.cuda.is_available() is False)"
-        return None
-
     def precision_settings(self) -> dict[str, str]:
-        settings = {
-            "torch.float32_matmul_precision": torch.get_float32_matmul_precision(),
-            "torch.backends.cuda.matmul.allow_tf32": str(torch.backends.cuda.matmul.allow_tf32),
-        }
+        settings = super().precision_settings()
         if self.device.type == "cuda":
             settings["torch.epoch"] = f"eager ({self.graph_error})" if self.graph_error else "CUDA graph per update"
         return settings
-
-    def peak_device_mb(self) -> float | None:
-        return torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device).clone()
@@ -208,5 +189,5 @@ class TorchRBM(RBM):
             torch.cuda.synchronize(self.device)
         return results
 
-    def params(self) -> Params:
-        return Params(*(t.cpu().numpy() for t in (self.W, self.b_v, self.b_h))).astype(np.float64)
+    def params(self) -> RBMParams:
+        return RBMParams(*(t.cpu().numpy() for t in (self.W, self.b_v, self.b_h))).astype(np.float64)

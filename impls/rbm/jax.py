@@ -9,11 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from impls.base import RBM, CDNoise, Params, RBMConfig
-
-jax.config.update("jax_enable_x64", True)  # float64 on request; every array here names its dtype
-# One device, no sharding: the unpartitionable threefry stream draws about twice as fast on the CPU (measured).
-jax.config.update("jax_threefry_partitionable", False)
+from impls.backends import jax as backend
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
 class State(NamedTuple):
@@ -28,7 +25,7 @@ class State(NamedTuple):
 
 
 def cd_update(config: RBMConfig, state: State, v0: jax.Array, noise: CDNoise, rate: jax.Array) -> State:
-    """One CD-k / PCD-k update; the same arithmetic as `impls.numpy_rbm.NumpyRBM.cd_update`."""
+    """One CD-k / PCD-k update; the same arithmetic as `impls.rbm.numpy.NumpyRBM.cd_update`."""
     W, b_v, b_h, velocity, chain, has_chain = state
     dt = W.dtype
     ph0 = jax.nn.sigmoid(v0 @ W + b_h)
@@ -107,42 +104,18 @@ class JaxRBM(RBM):
     """Binary RBM trained by CD-k / PCD-k with JAX (explicit keys, jit, scan over each epoch)."""
 
     name = "jax"
+    backend = backend
 
-    def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
-        super().__init__(config, params, seed)
-        # one precision policy: float32 products at full precision (no TF32 on GPUs) unless tf32 is asked for
-        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if config.precision == "tf32" else "highest")
+    def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:
+        super().__init__(config, params, seed)  # the backend's precision switch
         self.dtype = jnp.dtype(config.dtype)
-        platform = "gpu" if config.device in ("cuda", "gpu") else "cpu"
-        self.device = jax.devices(platform)[0]
+        self.device = backend.device(config.device)
         W, b_v, b_h = (self._array(a) for a in (params.W, params.b_v, params.b_h))
         velocity = tuple(jnp.zeros_like(a) for a in (W, b_v, b_h))
         chain = self._array(np.zeros((config.batch_size, config.n_hidden)))
         self.state = State(W, b_v, b_h, velocity, chain, jax.device_put(jnp.asarray(False), self.device))
         self.key = jax.device_put(jax.random.key(int(seed)), self.device)
         self.data: jax.Array | None = None
-
-    @staticmethod
-    def framework_version() -> str:
-        return jax.__version__
-
-    @staticmethod
-    def device_unavailable(device: str) -> str | None:
-        if device == "cuda":
-            try:
-                jax.devices("gpu")
-            except RuntimeError as error:
-                return f"skipped: no GPU (jax.devices('gpu'): {str(error)[:120]})"
-        return None
-
-    def precision_settings(self) -> dict[str, str]:
-        return {"jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision)}
-
-    def peak_device_mb(self) -> float | None:
-        if self.device.platform == "cpu":
-            return None
-        stats = self.device.memory_stats() or {}
-        return stats.get("peak_bytes_in_use", 0) / 2**20
 
     def _array(self, array: np.ndarray) -> jax.Array:
         return jax.device_put(jnp.asarray(np.asarray(array), self.dtype), self.device)
@@ -212,5 +185,5 @@ class JaxRBM(RBM):
         key = jax.device_put(jax.random.key(0), self.device)
         return self.best_ms(lambda: jax.block_until_ready(loop(key)), max(1, repeats // per_loop)) / per_loop
 
-    def params(self) -> Params:
-        return Params(*(np.asarray(a) for a in (self.state.W, self.state.b_v, self.state.b_h))).astype(np.float64)
+    def params(self) -> RBMParams:
+        return RBMParams(*(np.asarray(a) for a in (self.state.W, self.state.b_v, self.state.b_h))).astype(np.float64)

@@ -1,4 +1,4 @@
-"""JAX RNN-RBM: the reference (`impls.numpy_rnn_rbm`) line for line as pure functions; jax.grad, lax.scan, jit.
+"""JAX RNN-RBM: the reference (`impls.rnn_rbm.numpy`) line for line as pure functions; jax.grad, lax.scan, jit.
 
 The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* under ``stop_gradient``, so
 ``jax.grad`` gives the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012,
@@ -13,10 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
-
-jax.config.update("jax_enable_x64", True)  # float64 on request; every array here names its dtype
-jax.config.update("jax_threefry_partitionable", False)  # as impls.jax_rbm: one device, the faster stream
+from impls.backends import jax as backend
+from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
 
 
 def recurrence(w: Weights, v: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -100,7 +98,7 @@ def train_scan(config: RNNRBMConfig, w: Weights, batches: jax.Array, masks: jax.
         if isinstance(source, RNNRBMNoise):
             noise = source
         else:
-            noise = draw_noise(config, source, v.shape[0], v.shape[1], config.cd_k, v.dtype)
+            noise = draw_noise(config, source, v.shape[0], v.shape[1], config.cd_steps, v.dtype)
         return cd_update(config, w, v, noise, mask, rate)
 
     return jax.lax.scan(body, w, (batches, masks, sources))
@@ -133,27 +131,14 @@ class JaxRNNRBM(RNNRBM):
     """RNN-RBM trained by CD-k and BPTT with JAX (explicit keys, jax.grad, jit, scan over time and updates)."""
 
     name = "jax"
+    backend = backend
 
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
-        super().__init__(config, params, seed)
-        jax.config.update("jax_default_matmul_precision", "highest")  # strict float32 products (no TF32)
+        super().__init__(config, params, seed)  # the backend's strict float32 products
         self.dtype = jnp.dtype(config.dtype)
-        self.device = jax.devices("gpu" if config.device == "cuda" else "cpu")[0]
+        self.device = backend.device(config.device)
         self.weights = Weights(*(self._array(a) for a in params.arrays()))
         self.key = jax.device_put(jax.random.key(int(seed)), self.device)
-
-    @staticmethod
-    def framework_version() -> str:
-        return jax.__version__
-
-    @staticmethod
-    def device_unavailable(device: str) -> str | None:
-        if device == "cuda":
-            try:
-                jax.devices("gpu")
-            except RuntimeError as error:
-                return f"skipped: no GPU (jax.devices('gpu'): {str(error)[:120]})"
-        return None
 
     def _array(self, array: np.ndarray) -> jax.Array:
         return jax.device_put(jnp.asarray(np.asarray(array), self.dtype), self.device)
@@ -217,7 +202,7 @@ class JaxRNNRBM(RNNRBM):
     ) -> np.ndarray:
         start = self._array(self.generation_start(n_pieces, n_frames, start))
         if noise is None:
-            k = self.config.cd_k if k is None else k
+            k = self.config.cd_steps if k is None else k
             sources = jax.random.split(self._next_key(), n_frames)
         else:
             u_h, u_v = self.checked_noise(noise, n_pieces, n_frames)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from impls.base import RBM, CDNoise, Params, RBMConfig
+from impls.backends import tf as backend
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
 def bernoulli(u: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
@@ -20,15 +21,13 @@ class TFRBM(RBM):
     """
 
     name = "tf"
+    backend = backend
     jit_compile = False
 
-    def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
-        super().__init__(config, params, seed)
-        tf.config.experimental.enable_op_determinism()
-        # one precision policy: TensorFlow allows TF32 by default on GPUs that have it; only tf32 turns it on
-        tf.config.experimental.enable_tensor_float_32_execution(config.precision == "tf32")
+    def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:
+        super().__init__(config, params, seed)  # the backend's determinism and precision switches
         self.dtype = tf.as_dtype(config.dtype)
-        self.device = "/GPU:0" if config.device in ("cuda", "gpu") else "/CPU:0"
+        self.device = backend.device_name(config.device)
         with tf.device(self.device):
             self.W, self.b_v, self.b_h = (
                 tf.Variable(np.asarray(a), dtype=self.dtype) for a in (params.W, params.b_v, params.b_h)
@@ -43,24 +42,6 @@ class TFRBM(RBM):
         self.data: tf.Tensor | None = None
         self._epoch = tf.function(self._epoch_fn, jit_compile=self.jit_compile, reduce_retracing=True)
         self._update = tf.function(self._cd_update, jit_compile=self.jit_compile, reduce_retracing=True)
-
-    @staticmethod
-    def framework_version() -> str:
-        return tf.__version__
-
-    @staticmethod
-    def device_unavailable(device: str) -> str | None:
-        if device == "cuda" and not tf.config.list_physical_devices("GPU"):
-            return "skipped: no GPU (tf.config.list_physical_devices('GPU') is empty)"
-        return None
-
-    def precision_settings(self) -> dict[str, str]:
-        return {"tf.tensor_float_32_execution": str(tf.config.experimental.tensor_float_32_execution_enabled())}
-
-    def peak_device_mb(self) -> float | None:
-        if self.device == "/CPU:0":
-            return None
-        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
 
     def _tensor(self, array: np.ndarray) -> tf.Tensor:
         with tf.device(self.device):
@@ -204,5 +185,5 @@ class TFRBM(RBM):
         steps = tf.constant(per_loop)
         return self.best_ms(lambda: loop(steps).numpy(), max(1, repeats // per_loop)) / per_loop
 
-    def params(self) -> Params:
-        return Params(*(t.numpy() for t in (self.W, self.b_v, self.b_h))).astype(np.float64)
+    def params(self) -> RBMParams:
+        return RBMParams(*(t.numpy() for t in (self.W, self.b_v, self.b_h))).astype(np.float64)

@@ -1,4 +1,4 @@
-"""PyTorch RNN-RBM: the reference (`impls.numpy_rnn_rbm`) line for line, gradients by autograd, tensors on device.
+"""PyTorch RNN-RBM: the reference (`impls.rnn_rbm.numpy`) line for line, gradients by autograd, tensors on device.
 
 The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* detached, so autograd's
 gradient is the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012, sec. 3).
@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
+from impls.backends import torch as backend
+from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
 
 
 def recurrence(w: Weights, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,33 +68,20 @@ class TorchRNNRBM(RNNRBM):
     """RNN-RBM trained by CD-k and BPTT with PyTorch autograd (parameters updated in place on the device)."""
 
     name = "torch"
+    backend = backend
 
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
-        super().__init__(config, params, seed)
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cuda.matmul.allow_tf32 = False  # strict float32 products
-        torch.backends.cudnn.allow_tf32 = False
-        torch.set_float32_matmul_precision("highest")
+        super().__init__(config, params, seed)  # the backend's determinism and strict float32 products
         self.device = torch.device(config.device)
-        self.dtype = getattr(torch, config.dtype)
+        self.dtype = backend.dtype(config.dtype)
         self.weights = Weights(*(self._tensor(a).requires_grad_() for a in params.arrays()))
         self.generator = torch.Generator(self.device).manual_seed(int(seed))
-
-    @staticmethod
-    def framework_version() -> str:
-        return torch.__version__
-
-    @staticmethod
-    def device_unavailable(device: str) -> str | None:
-        if device == "cuda" and not torch.cuda.is_available():
-            return "skipped: no GPU (torch.cuda.is_available() is False)"
-        return None
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device).clone()
 
     def _noise(self, batch: int, n_frames: int, k: int | None = None) -> RNNRBMNoise:
-        k, H, V = self.config.cd_k if k is None else k, self.config.n_hidden, self.config.n_visible
+        k, H, V = self.config.cd_steps if k is None else k, self.config.n_hidden, self.config.n_visible
         uniform = lambda *shape: torch.rand(shape, generator=self.generator, dtype=self.dtype, device=self.device)
         return RNNRBMNoise(uniform(k, batch, n_frames, H), uniform(k, batch, n_frames, V))
 

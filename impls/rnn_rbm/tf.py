@@ -1,4 +1,4 @@
-"""TensorFlow RNN-RBM: the reference (`impls.numpy_rnn_rbm`) line for line, tf.GradientTape inside tf.function.
+"""TensorFlow RNN-RBM: the reference (`impls.rnn_rbm.numpy`) line for line, tf.GradientTape inside tf.function.
 
 The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* under ``tf.stop_gradient``, so
 the tape's gradient is the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML
@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from impls.rnn_rbm_base import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
+from impls.backends import tf as backend
+from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
 
 
 def recurrence(w: Weights, v: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -62,13 +63,12 @@ class TFRNNRBM(RNNRBM):
     """RNN-RBM trained by CD-k and BPTT with TensorFlow 2 (tf.Variables, GradientTape in tf.function)."""
 
     name = "tf"
+    backend = backend
 
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
-        super().__init__(config, params, seed)
-        tf.config.experimental.enable_op_determinism()
-        tf.config.experimental.enable_tensor_float_32_execution(False)  # strict float32 products
+        super().__init__(config, params, seed)  # the backend's determinism and strict float32 products
         self.dtype = tf.as_dtype(config.dtype)
-        self.device = "/GPU:0" if config.device == "cuda" else "/CPU:0"
+        self.device = backend.device_name(config.device)
         with tf.device(self.device):
             self.weights = Weights(*(tf.Variable(np.asarray(a), dtype=self.dtype) for a in params.arrays()))
             self.generator = tf.random.Generator.from_seed(int(seed))
@@ -76,16 +76,6 @@ class TFRNNRBM(RNNRBM):
         self._epoch = tf.function(self._epoch_fn, reduce_retracing=True)
         self._generate = tf.function(self._generate_fn)
         self._biases = tf.function(lambda v: biases(self.weights, recurrence(self.weights, v)[0]))
-
-    @staticmethod
-    def framework_version() -> str:
-        return tf.__version__
-
-    @staticmethod
-    def device_unavailable(device: str) -> str | None:
-        if device == "cuda" and not tf.config.list_physical_devices("GPU"):
-            return "skipped: no GPU (tf.config.list_physical_devices('GPU') is empty)"
-        return None
 
     def _tensor(self, array: np.ndarray) -> tf.Tensor:
         with tf.device(self.device):
@@ -116,7 +106,7 @@ class TFRNNRBM(RNNRBM):
         costs = tf.TensorArray(self.dtype, size=tf.shape(batches)[0])
         for index in tf.range(tf.shape(batches)[0]):
             v = batches[index]
-            noise = self._noise(tf.shape(v)[0], tf.shape(v)[1], self.config.cd_k)
+            noise = self._noise(tf.shape(v)[0], tf.shape(v)[1], self.config.cd_steps)
             costs = costs.write(index, self._cd_update(v, noise, rate))
         return costs.stack()
 
@@ -151,7 +141,7 @@ class TFRNNRBM(RNNRBM):
     ) -> np.ndarray:
         start = self._tensor(self.generation_start(n_pieces, n_frames, start))
         if noise is None:
-            frames = self._generate(start, None, self.config.cd_k if k is None else k)
+            frames = self._generate(start, None, self.config.cd_steps if k is None else k)
         else:
             u_h, u_v = (self._tensor(np.moveaxis(u, 2, 0)) for u in self.checked_noise(noise, n_pieces, n_frames))
             frames = self._generate(start, (u_h, u_v), len(u_h[0]))  # noise time first

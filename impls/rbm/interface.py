@@ -1,22 +1,19 @@
-"""The one interface every RBM implementation follows, and the shared value types.
+"""The window RBM: its config (its ``[model]`` section), parameters, CD noise and the interface of its classes.
 
-Parameters cross the interface as plain NumPy arrays, so the harness can draw
-the initial weights once and hand the same bytes to every framework, and the
-scorer (``eval/``) can score every framework with one copy of the metric code.
+One file per framework beside this one (``numpy.py`` is the specification in code); the model contract
+and the framework glue they share are `impls.common` and `impls.backends`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 import numpy as np
 
 from core.typed import at_least, check
+from impls.common import Implementation, Model, Params
 
 
 @dataclass(frozen=True)
@@ -79,29 +76,15 @@ class RBMConfig:
 
 
 @dataclass
-class Params:
+class RBMParams(Params):
     """RBM parameters as NumPy arrays: ``W`` (n_visible x n_hidden), ``b_v``, ``b_h``."""
 
     W: np.ndarray
     b_v: np.ndarray
     b_h: np.ndarray
 
-    def astype(self, dtype: str | np.dtype) -> Params:
-        return Params(*(np.asarray(a, dtype=dtype) for a in (self.W, self.b_v, self.b_h)))
 
-    @property
-    def hash(self) -> str:
-        """sha256 of the float64 bytes: proves that every framework started from the same weights."""
-        digest = hashlib.sha256()
-        for array in (self.W, self.b_v, self.b_h):
-            digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
-        return digest.hexdigest()
-
-    def finite(self) -> bool:
-        return all(np.isfinite(a).all() for a in (self.W, self.b_v, self.b_h))
-
-
-def init_params(config: RBMConfig, seed: int | np.random.SeedSequence, scheme: str = "normal") -> Params:
+def init_params(config: RBMConfig, seed: int | np.random.SeedSequence, scheme: str = "normal") -> RBMParams:
     """Initial parameters, drawn once in NumPy (float64) and shared by all implementations.
 
     ``normal``: ``W ~ N(0, 0.01^2)``, biases 0 (Hinton's guide).
@@ -117,7 +100,7 @@ def init_params(config: RBMConfig, seed: int | np.random.SeedSequence, scheme: s
         W = rng.normal(0.01, 1.0, shape)
     else:
         raise ValueError(f"initialisation {scheme!r} is unknown; use normal or seed")
-    return Params(W, np.zeros(config.n_visible), np.zeros(config.n_hidden))
+    return RBMParams(W, np.zeros(config.n_visible), np.zeros(config.n_hidden))
 
 
 class CDNoise(NamedTuple):
@@ -145,43 +128,22 @@ class CDNoise(NamedTuple):
         return cls(h_data, rng.random((k, chains, V)), rng.random((k, chains, H)), h_chain)
 
 
-class RBM(ABC):
+class RBM(Implementation):
     """A binary RBM trained by contrastive divergence; one subclass per framework.
 
     Every subclass has the same constructor and methods; arrays go in and come
     out as NumPy, while the training set and parameters stay on the device.
     """
 
-    name: str = "?"
+    config: RBMConfig
 
-    def __init__(self, config: RBMConfig, params: Params, seed: int) -> None:
-        self.config = config
-
-    def rate(self, learning_rate: float | None) -> float:
-        """This update's rate: the schedule's if given, else the configured one."""
-        return self.config.learning_rate if learning_rate is None else learning_rate
-
-    @staticmethod
-    @abstractmethod
-    def framework_version() -> str:
-        """Version string of the framework, recorded with every result."""
+    def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:
+        super().__init__(config, params, seed)
+        self.backend.configure(config.precision)
 
     @abstractmethod
     def set_data(self, windows: np.ndarray) -> None:
         """Take the training windows (uint8[N, n_visible]) once; they stay on the device."""
-
-    @staticmethod
-    def device_unavailable(device: str) -> str | None:
-        """Why this framework cannot run on ``device`` here (``None`` if it can): becomes a skipped row."""
-        return None if device == "cpu" else f"skipped: no GPU support in this implementation ({device})"
-
-    def precision_settings(self) -> dict[str, str]:
-        """The framework switches that enforce `RBMConfig.precision`, recorded with the results."""
-        return {}
-
-    def peak_device_mb(self) -> float | None:
-        """Peak accelerator memory of this process in MB (``None`` on the CPU, where peak RSS says it)."""
-        return None
 
     @abstractmethod
     def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> None:
@@ -221,7 +183,7 @@ class RBM(ABC):
         """
 
     @abstractmethod
-    def params(self) -> Params:
+    def params(self) -> RBMParams:
         """The current parameters as NumPy arrays (float64 copies)."""
 
     @abstractmethod
@@ -255,17 +217,6 @@ class RBM(ABC):
         v = rng.random((batch, self.config.n_visible)) < 0.05
         return v.astype(self.config.dtype), (rng.random((batch, self.config.n_hidden)) < 0.5).astype(self.config.dtype)
 
-    @staticmethod
-    def best_ms(run: Callable[[], object], repeats: int) -> float:
-        """Fastest of ``repeats`` timed calls of ``run`` (after one untimed warm-up call), in milliseconds."""
-        run()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            best = min(best, time.perf_counter() - start)
-        return best * 1e3
-
     def _start(self, n: int, start: str | np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The visible start of a Gibbs chain, drawn in NumPy so every framework starts alike."""
         if isinstance(start, str):
@@ -284,3 +235,9 @@ class RBM(ABC):
         if start.shape != (n, self.config.n_visible):
             raise ValueError(f"start has shape {start.shape}; need ({n}, {self.config.n_visible})")
         return start
+
+
+MODEL = Model(
+    "rbm", "window RBM", data="windows", partition="one", samples="windows",
+    config=RBMConfig, params=RBMParams, base=RBM, init=init_params,
+)  # fmt: skip

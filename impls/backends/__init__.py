@@ -1,0 +1,6 @@
+"""Framework glue, once per framework: device, precision policy, version, GPU probe, peak memory.
+
+Each module ``impls/backends/<framework>.py`` offers the same five functions — ``version()``,
+``device_unavailable(device)``, ``configure(precision)``, ``settings()``, ``peak_device_mb(device)`` — and
+imports its framework; a model file (``impls/<model>/<framework>.py``) reads them and repeats none of it.
+"""

@@ -1,0 +1,154 @@
+"""The model contract every model folder follows: parameters as NumPy arrays, one life cycle.
+
+Parameters cross the interface as plain NumPy arrays, so the harness draws the initial weights once and
+hands the same bytes to every framework, and the scorer (``eval/``) scores every framework with one copy of
+the metric code. A model's folder (``impls/<model>/``) holds its ``interface.py`` (its config, its `Params`,
+its abstract class, its catalogue entry ``MODEL``) and one file per framework; the framework's glue (device,
+precision policy, version, GPU probe, peak memory) is written once, in ``impls/backends/<framework>.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model the suite trains: its catalogue entry (``MODEL`` in ``impls/<model>/interface.py``).
+
+    Attributes
+    ----------
+    name : str
+        Stable identifier: the folder's name, ``[model] kind`` in a profile, the ``model`` column of rows.
+    display : str
+        As the report writes it.
+    data : {"windows", "sequences"}
+        What it trains on: fixed windows of rows, or whole pieces frame by frame.
+    partition : {"one", "per frame"}
+        What its likelihood needs: one log Z for the model, or one per time step.
+    samples : {"windows", "pieces"}
+        What its sampler returns: windows of the training shape, or pieces of any length.
+    config, params, base : type
+        Its config dataclass (its ``[model]`` section's keys), its `Params` and its abstract class.
+    init : callable
+        ``init(config, seed_sequence) -> Params``: the initial weights every framework starts from.
+    """
+
+    name: str
+    display: str
+    data: str
+    partition: str
+    samples: str
+    config: type
+    params: type
+    base: type
+    init: Callable[..., Any]
+
+
+@dataclass
+class Params:
+    """A model's parameters as NumPy arrays, one dataclass field each (subclasses declare the fields)."""
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The arrays in field order."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The field names: the keys of a model's init and params files."""
+        return tuple(f.name for f in fields(cls))
+
+    def astype(self, dtype: str | np.dtype) -> Params:
+        """A copy in ``dtype`` (always a copy: never a view of a model's live weights)."""
+        return type(self)(*(np.array(a, dtype=dtype) for a in self.arrays()))
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the float64 bytes: proves that every framework started from the same weights."""
+        digest = hashlib.sha256()
+        for array in self.arrays():
+            digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        return digest.hexdigest()
+
+    def finite(self) -> bool:
+        return all(np.isfinite(a).all() for a in self.arrays())
+
+    def largest(self) -> float:
+        """The largest absolute parameter (the divergence monitor's bound)."""
+        return max(float(np.abs(a).max()) for a in self.arrays())
+
+
+class Implementation(ABC):
+    """One model in one framework: ``Implementation(config, params, seed)``, then the life cycle
+    `set_data` -> `train_epoch` (per epoch) -> `params` / `sample`.
+
+    ``backend`` is the framework's glue module (``impls.backends.<framework>``); the version, the GPU probe,
+    the precision switches and the peak memory are read from it, so no model file repeats them.
+    """
+
+    name: str = "?"
+    backend: ModuleType
+
+    def __init__(self, config: Any, params: Params, seed: int) -> None:
+        self.config = config
+
+    def rate(self, learning_rate: float | None) -> float:
+        """This update's rate: the schedule's if given, else the configured one."""
+        return self.config.learning_rate if learning_rate is None else learning_rate
+
+    @classmethod
+    def framework_version(cls) -> str:
+        """Version string of the framework, recorded with every result."""
+        return cls.backend.version()
+
+    @classmethod
+    def device_unavailable(cls, device: str) -> str | None:
+        """Why this framework cannot run on ``device`` here (``None`` if it can): becomes a skipped row."""
+        return cls.backend.device_unavailable(device)
+
+    def precision_settings(self) -> dict[str, str]:
+        """The framework switches that enforce the config's precision, recorded with the results."""
+        return self.backend.settings()
+
+    def peak_device_mb(self) -> float | None:
+        """Peak accelerator memory of this process in MB (``None`` on the CPU, where peak RSS says it)."""
+        return self.backend.peak_device_mb(self.config.device)
+
+    @abstractmethod
+    def set_data(self, data: np.ndarray) -> None:
+        """Take the training data once (uint8 rows: windows, or a piece's frames); it stays on the device."""
+
+    @abstractmethod
+    def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> np.ndarray | None:
+        """One update per batch of row indices into the data; returns when the work is done.
+
+        ``learning_rate`` overrides the configured rate for this epoch (a schedule). A model with a training
+        cost returns each update's cost; one without returns ``None``.
+        """
+
+    @abstractmethod
+    def params(self) -> Params:
+        """The current parameters as NumPy arrays (float64 copies)."""
+
+    @abstractmethod
+    def sample(self, n: int, *args: Any, **kwargs: Any) -> np.ndarray:
+        """``n`` binary samples (uint8), in the model's own shape (its interface says which)."""
+
+    @staticmethod
+    def best_ms(run: Callable[[], object], repeats: int) -> float:
+        """Fastest of ``repeats`` timed calls of ``run`` (after one untimed warm-up call), in milliseconds."""
+        run()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - start)
+        return best * 1e3
