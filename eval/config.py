@@ -22,7 +22,7 @@ from core.typed import build, describe, suggest
 from datasets import WindowSpec
 from eval.scoring import catalogue
 from eval.scoring.ais import paper_schedule
-from impls import RBMConfig, RNNRBMConfig
+from impls import RBMConfig
 
 PROFILES = Path(__file__).with_name("profiles")
 PAPER_BETAS = len(paper_schedule())  # Salakhutdinov & Murray's schedule
@@ -42,45 +42,30 @@ class DataConfig(WindowSpec):
         return WindowSpec(**{f.name: getattr(self, f.name) for f in fields(WindowSpec)})
 
 
-@dataclass(frozen=True)
-class ModelConfig(RBMConfig):
-    """Which model (``kind``, from the model catalogue), its configuration (the `impls.RBMConfig` fields, declared
-    there) and the recipe around it. ``n_visible`` comes from the data and ``device`` from ``[run]``."""
+ModelConfig = Any  # a [model] section: the config class of its ``kind`` (``impls.model(kind).config``)
 
-    learning_rate: float = field(default=0.005, metadata=_at_least(0, strict=True))  # a recipe needs a positive rate
-    kind: str = "rbm"
-    lr_schedule: Literal["constant", "linear"] = "constant"  # linear: decays to lr/epochs in the last epoch
-    init: Literal["normal", "seed"] = "normal"
-    # kind = "rnn_rbm" only (the RNN-RBM reads n_hidden, learning_rate, batch_size, cd_steps and precision too)
-    n_recurrent: int = field(default=100, metadata=_at_least(1))  # the RNN's hidden units
-    chunk_length: int = field(default=100, metadata=_at_least(1))  # frames per training chunk (BPTT length)
-    clip_norm: float = field(default=0.0, metadata=_at_least(0))  # global gradient-norm clipping; 0: off
-    pretrain_epochs: int = field(default=0, metadata=_at_least(0))  # the paper's RBM pre-training of W, b_v, b_h
-    pretrain_learning_rate: float = field(default=0.1, metadata=_at_least(0, strict=True))
 
-    DERIVED = ("n_visible", "device")
-    RNN_ONLY = ("n_recurrent", "chunk_length", "clip_norm", "pretrain_epochs", "pretrain_learning_rate")
-    RBM_ONLY = ("persistent", "momentum", "weight_decay")  # the RNN-RBM's recipe is plain SGD on CD-k, as the paper
-
-    def model_config(self, n_visible: int, device: str) -> RBMConfig:
-        """The implementation's configuration for data of ``n_visible`` units on ``device``."""
-        values = {f.name: getattr(self, f.name) for f in fields(RBMConfig)}
-        return RBMConfig(**values | {"n_visible": n_visible, "device": device})
-
-    def rnn_config(self, frame_width: int, device: str) -> RNNRBMConfig:
-        """The RNN-RBM's configuration for frames of ``frame_width`` units on ``device`` (``kind = "rnn_rbm"``)."""
-        return RNNRBMConfig(
-            n_visible=frame_width,
-            n_hidden=self.n_hidden,
-            n_recurrent=self.n_recurrent,
-            cd_steps=self.cd_steps,
-            learning_rate=self.learning_rate,
-            batch_size=self.batch_size,
-            chunk_length=self.chunk_length,
-            clip_norm=self.clip_norm,
-            precision="float64" if self.precision == "float64" else "float32",
-            device=device,
-        )
+def model_section(table: Any, origin: str) -> Any:
+    """A ``[model]`` table as its model's config (``kind`` picks the class, default ``rbm``), every key checked
+    there: a key of another model is refused with the keys this one knows."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{origin}: [model] must be a table of keys, not {describe(table)}")
+    values = dict(table)
+    kind = values.pop("kind", "rbm")
+    known = impls.models()
+    if kind not in known:
+        raise ConfigError(f"{origin}: [model] kind {kind!r}; {suggest(str(kind), list(known))}")
+    cls = known[kind].config
+    mine = {f.name for f in fields(cls)}
+    for key in values:
+        owners = [name for name, m in known.items() if name != kind and key in {f.name for f in fields(m.config)}]
+        if key not in mine and owners:
+            raise ConfigError(f'{origin}: [model] {key} is a key of kind "{owners[0]}", not of kind "{kind}"; '
+                              f'remove it, or set kind = "{owners[0]}"')  # fmt: skip
+    section = build(cls, values, origin, "model", exclude=cls.DERIVED)
+    if section.learning_rate <= 0:  # the class takes any rate (the gate's tests inject 0); a recipe needs > 0
+        raise ConfigError(f"{origin}: [model] learning_rate is {section.learning_rate:g}; it must be > 0")
+    return section
 
 
 @dataclass(frozen=True)
@@ -148,7 +133,7 @@ class ScalingConfig:
 
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
-    "model": ModelConfig,
+    "model": RBMConfig,  # the default kind's; `model_section` picks each profile's by its kind
     "run": RunConfig,
     "eval": EvalConfig,
     "verdict": VerdictConfig,
@@ -162,7 +147,7 @@ class Profile:
 
     name: str
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelConfig = field(default_factory=RBMConfig)
     run: RunConfig = RunConfig()
     eval: EvalConfig = EvalConfig()
     verdict: VerdictConfig = VerdictConfig()
@@ -184,6 +169,8 @@ class Profile:
             values = {k: v for k, v in values.items() if v is not None}
             if values:
                 merged = _table(getattr(self, section)) | values
+                if section == "model" and values.get("kind", self.model.kind) != self.model.kind:
+                    merged = values  # another model: its own defaults, never the first one's keys
                 changed[section] = _section(section, merged, origin)
         profile = replace(self, **changed)
         _check_profile(profile, origin)
@@ -233,35 +220,22 @@ def _check_memory(profile: Profile, origin: str) -> None:
 
     n_visible = profile.data.window_spec().n_visible
     # float64 initial weights, their float32 copy, velocity and gradient, plus the scorer's float64 copy
-    needed = n_visible * profile.model.n_hidden * (8 + 4 + 4 + 4 + 8)
+    n_hidden = getattr(profile.model, "n_hidden", 0)
+    needed = n_visible * n_hidden * (8 + 4 + 4 + 4 + 8)
     total = psutil.virtual_memory().total
     if needed > total / 2:
         raise ConfigError(
-            f"{origin}: [model] n_hidden {profile.model.n_hidden:,} needs about {needed / 2**30:,.1f} GiB for "
-            f"{n_visible:,} x {profile.model.n_hidden:,} weights, more than half this machine's "
+            f"{origin}: [model] n_hidden {n_hidden:,} needs about {needed / 2**30:,.1f} GiB for "
+            f"{n_visible:,} x {n_hidden:,} weights, more than half this machine's "
             f"{total / 2**30:,.0f} GiB; choose fewer hidden units"
         )
 
 
 def _check_model_kind(profile: Profile, origin: str) -> None:
-    """Keys that belong to the other model, and data a sequence model cannot read as frames, are refused.
-
-    At a grid point of a sweep over ``model.kind`` the window RBM's recipe keys (momentum, PCD, weight decay)
-    stay set for its points, and the RNN-RBM's points train by plain SGD on CD-k as the paper: not an error.
-    """
+    """Data a sequence model cannot read as frames is refused (its keys are checked by its own config class)."""
     model, data = profile.model, profile.data
-    default = ModelConfig()
-    if impls.models()[model.kind].data != "sequences":
-        for key in ModelConfig.RNN_ONLY:
-            if getattr(model, key) != getattr(default, key):
-                raise ConfigError(f'{origin}: [model] {key} applies to kind "rnn_rbm" only; remove it')
+    if impls.model(model.kind).data != "sequences":
         return
-    for key in () if "sweep" in origin else ModelConfig.RBM_ONLY:
-        if getattr(model, key):
-            raise ConfigError(f'{origin}: [model] {key} applies to the window RBM only; set {key} = '
-                              f'{"false" if key == "persistent" else 0} for kind "{model.kind}"')  # fmt: skip
-    if model.precision == "tf32":
-        raise ConfigError(f'{origin}: [model] precision "tf32" is not offered by kind "{model.kind}"; use float32')
     if data.stride != data.num_timesteps or data.train_stride not in (0, data.num_timesteps):
         raise ConfigError(
             f"{origin}: [data] kind {model.kind!r} reads each piece's windows end to end as its frames, so windows "
@@ -270,19 +244,22 @@ def _check_model_kind(profile: Profile, origin: str) -> None:
     if data.order != "shuffle":
         raise ConfigError(f'{origin}: [data] order "{data.order}" is for windows; kind "{model.kind}" shuffles '
                           'chunks of pieces: use order = "shuffle"')  # fmt: skip
-    if profile.eval.sample_start == "persistent" and "sweep" not in origin:
+    if profile.eval.sample_start == "persistent":
         raise ConfigError(f'{origin}: [eval] sample_start "persistent" needs PCD chains; kind "{model.kind}" '
                           'generates frame by frame from zeros: set sample_start = "zeros"')  # fmt: skip
 
 
 def _table(section: Any) -> dict:
-    """A section's chosen values (derived model fields left out), as a TOML table would give them."""
+    """A section's chosen values (derived model fields left out; a model's ``kind`` in), as a TOML table."""
     derived = getattr(section, "DERIVED", ())
-    return {k: v for k, v in asdict(section).items() if k not in derived}
+    kind = {"kind": section.kind} if isinstance(getattr(type(section), "kind", None), str) else {}
+    return kind | {k: v for k, v in asdict(section).items() if k not in derived}
 
 
 def _section(name: str, table: Any, origin: str) -> Any:
     """One section's dataclass from its table; each value checked against its declaration once, here."""
+    if name == "model":
+        return model_section(table, origin)
     cls = SECTIONS[name]
     return build(cls, table, origin, name, exclude=getattr(cls, "DERIVED", ()))
 
@@ -294,8 +271,6 @@ def _check_profile(profile: Profile, origin: str) -> None:
     for name in run.impls:
         if name not in known:
             raise ConfigError(f"{origin}: [run] impls names {name!r}; {suggest(name, known)}")
-    if model.kind not in impls.models():
-        raise ConfigError(f"{origin}: [model] kind {model.kind!r}; {suggest(model.kind, list(impls.models()))}")
     _check_memory(profile, origin)
     _check_model_kind(profile, origin)
     scores = [s.name for s in catalogue.scores()]
@@ -308,7 +283,7 @@ def _check_profile(profile: Profile, origin: str) -> None:
             f'{origin}: [eval] ais_betas {evaluation.ais_betas} contradicts ais_schedule "paper" '
             f'({PAPER_BETAS:,} betas); set ais_betas = {PAPER_BETAS} or ais_schedule = "quick"'
         )
-    if evaluation.sample_start == "persistent" and not model.persistent:
+    if evaluation.sample_start == "persistent" and not getattr(model, "persistent", False):
         raise ConfigError(f'{origin}: [eval] sample_start "persistent" needs PCD chains; set [model] persistent = '
                           'true or choose sample_start "random" or "zeros"')  # fmt: skip
     parse_executor(run.executor, origin)
@@ -354,7 +329,8 @@ def _raw(name: str, relative_to: Path | None = None, seen: tuple[Path, ...] = ()
         raise ConfigError(f"{path}: extends is {describe(parent)}; give a profile name or path")
     base, _ = _raw(parent, path.parent, (*seen, path))
     for key, value in table.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "sweep":
+        other_model = key == "model" and value.get("kind", "rbm") != base.get("model", {}).get("kind", "rbm")
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "sweep" and not other_model:
             base[key] = base[key] | value
         else:
             base[key] = value
@@ -388,7 +364,9 @@ def check_sweep(profile: Profile, sweep: dict, origin: str) -> dict[str, tuple]:
         section, _, name = key.partition(".")
         if section not in SECTIONS or section in ("verdict", "scaling"):
             raise ConfigError(f'{origin}: [sweep] {key!r}: say section.key, e.g. "model.n_hidden"')
-        known = [f.name for f in fields(SECTIONS[section]) if f.name not in getattr(SECTIONS[section], "DERIVED", ())]
+        cls = type(profile.model) if section == "model" else SECTIONS[section]
+        known = [f.name for f in fields(cls) if f.name not in getattr(cls, "DERIVED", ())]
+        known += ["kind"] if section == "model" else []
         if name not in known:
             raise ConfigError(f"{origin}: [sweep] unknown key {key}; {suggest(name, known)}")
         if not isinstance(values, list) or not values:

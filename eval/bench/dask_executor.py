@@ -23,8 +23,8 @@ from pathlib import Path
 
 from core.files import atomic_write_bytes, sha256_bytes, sha256_file
 from eval.bench.executors import ExecutorSpec, Outcome, run_task_process
-from eval.bench.tasks import Task
 from eval.config import ConfigError
+from eval.contract.task import Task
 
 RESOURCE = "rbm_task"
 

@@ -29,11 +29,13 @@ from core.paths import relative
 from core.process import run_module
 from eval.bench.executors import ExecutorSpec, Outcome, parse_executor, run_local
 from eval.bench.progress import Progress
-from eval.bench.rows import COLUMNS, make_row
 from eval.bench.runfolder import RunFolder
-from eval.bench.tasks import Task, prepare
+from eval.bench.tasks import prepare
 from eval.config import ConfigError, Profile, profile_from_dict
+from eval.contract.rows import COLUMNS, make_row
+from eval.contract.task import Task
 from eval.environment import describe_environment
+from eval.models import plugin
 from eval.timing.roofline import Speed, ratios, roofline
 
 
@@ -139,7 +141,7 @@ def _store(folder: RunFolder, outcome: Outcome) -> dict:
 def reference_rows(folder: RunFolder, task: Task) -> list[dict]:
     """scikit-learn's BernoulliRBM throughput on this shape, in its own process, in the quiet phase."""
     context = {**task.context.columns(), "impl": "sklearn", "device": "cpu"}
-    shape = [str(getattr(task.model, k)) for k in ("n_visible", "n_hidden", "batch_size")]
+    shape = [str(task.config[k]) for k in ("n_visible", "n_hidden", "batch_size")]
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "sklearn.json"
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -173,11 +175,11 @@ def derived_rows(frame: pd.DataFrame, timing_tasks: list[Task]) -> list[dict]:
                     values.get("draw_ms"),
                 )
             )
-        batch = tasks[0].model.batch_size
+        batch = tasks[0].config["batch_size"]
         _, roof = roofline(speeds, batch)
         if not np.isfinite(roof):
             continue
-        base = {**tasks[0].context.columns(), "impl": "roofline", "device": tasks[0].model.device}
+        base = {**tasks[0].context.columns(), "impl": "roofline", "device": tasks[0].context.device}
         rows.append(make_row(base, "timing", "roofline_windows_per_s", roof))
         for task, ratio in zip(tasks, ratios(speeds, batch)):
             for metric, number in (
@@ -255,7 +257,7 @@ def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
             results[task.task_id] = stored
             progress.done(task.task_id)
     rows = [row for stored in results.values() for row in stored["rows"]]
-    window_timings = [t for t in timing_tasks if t.rnn is None]  # scikit-learn has a window RBM only
+    window_timings = [t for t in timing_tasks if plugin(t.context.model).products_roofline]  # sklearn's: an RBM
     references = {json.dumps(t.context.point, sort_keys=True): t for t in window_timings}
     if keep_reference:
         reference = folder.read_json(sklearn)["rows"]

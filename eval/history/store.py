@@ -20,7 +20,7 @@ finished again replaces its earlier file.
 
 What a row holds
 ----------------
-The run's own row (`eval.bench.rows.COLUMNS` and the environment columns the harness adds; a sweep's grid columns,
+The run's own row (`eval.contract.rows.COLUMNS` and the environment columns the harness adds; a sweep's grid columns,
 such as ``model.n_hidden``, go into one JSON ``point`` column), and: ``schema`` (`SCHEMA`), ``git_commit`` (the bare
 sha) and ``dirty`` (env.json records ``<sha>+dirty`` when tracked files differed from the commit: `git status
 --porcelain --untracked-files=no` at run time, `eval.environment.git_commit`; `commit_state` parses it),
@@ -54,8 +54,8 @@ import pyarrow.parquet as pq
 from core.errors import UserError
 from core.files import atomic_write_bytes, sha256_bytes
 from core.paths import ROOT, runs_dir
-from eval.bench.rows import COLUMNS
 from eval.bench.runfolder import IncompleteRun, RunFolder
+from eval.contract.rows import COLUMNS
 from eval.scoring.stats import interval
 
 SCHEMA = 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 
@@ -51,7 +51,17 @@ class RBMConfig:
         on GPUs that have them, ``float64``.
     device : str
         ``cpu`` (default) or ``cuda``.
+    lr_schedule : {"constant", "linear"}
+        The rate of each epoch: constant, or decaying linearly to ``lr / epochs`` in the last one.
+    init : {"normal", "seed"}
+        The initial weights (`init_params`).
+
+    A profile's ``[model]`` section is this config (``kind = "rbm"``); ``n_visible`` comes from the data and
+    ``device`` from ``[run]`` (``DERIVED``).
     """
+
+    kind: ClassVar[str] = "rbm"
+    DERIVED: ClassVar[tuple[str, ...]] = ("n_visible", "device")
 
     n_visible: int = field(default=2340, metadata=at_least(1))
     n_hidden: int = field(default=50, metadata=at_least(1))
@@ -65,6 +75,8 @@ class RBMConfig:
     chain_start: Literal["shared", "fresh"] = "shared"
     precision: Literal["float32", "tf32", "float64"] = "float32"
     device: Literal["cpu", "cuda"] = "cpu"
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    init: Literal["normal", "seed"] = "normal"
 
     def __post_init__(self) -> None:
         check(self)  # the one check of these declarations, wherever the config comes from (one line)
@@ -84,7 +96,7 @@ class RBMParams(Params):
     b_h: np.ndarray
 
 
-def init_params(config: RBMConfig, seed: int | np.random.SeedSequence, scheme: str = "normal") -> RBMParams:
+def init_params(config: RBMConfig, seed: int | np.random.SeedSequence, scheme: str | None = None) -> RBMParams:
     """Initial parameters, drawn once in NumPy (float64) and shared by all implementations.
 
     ``normal``: ``W ~ N(0, 0.01^2)``, biases 0 (Hinton's guide).
@@ -92,7 +104,7 @@ def init_params(config: RBMConfig, seed: int | np.random.SeedSequence, scheme: s
     which passes 0.01 as the *mean*, so ``W ~ N(0.01, 1)`` — the original's
     mistake, kept so the ``seed`` profile reproduces what it really trained.
     """
-    rng = np.random.default_rng(seed)
+    rng, scheme = np.random.default_rng(seed), scheme or config.init
     shape = (config.n_visible, config.n_hidden)
     if scheme == "normal":
         W = rng.normal(0.0, 0.01, shape)

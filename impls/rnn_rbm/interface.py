@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
@@ -51,7 +51,18 @@ class RNNRBMConfig:
         Storage and arithmetic type; float32 products are strict (no TF32) in every framework.
     device : {"cpu", "cuda"}
         Where the framework keeps its tensors (the NumPy reference runs on the CPU only).
+    lr_schedule : {"constant", "linear"}
+        The rate of each epoch: constant, or decaying linearly to ``lr / epochs`` in the last one.
+    pretrain_epochs, pretrain_learning_rate : int, float
+        The paper's initialisation: ``W``, ``b_v``, ``b_h`` from an RBM trained on the frames alone
+        (`impls.rnn_rbm.numpy.pretrained`); 0 epochs: none.
+
+    A profile's ``[model]`` section is this config (``kind = "rnn_rbm"``); ``n_visible`` comes from the data
+    and ``device`` from ``[run]`` (``DERIVED``). The recipe is plain SGD on CD-k, as the paper.
     """
+
+    kind: ClassVar[str] = "rnn_rbm"
+    DERIVED: ClassVar[tuple[str, ...]] = ("n_visible", "device")
 
     n_visible: int = field(default=156, metadata=at_least(1))
     n_hidden: int = field(default=150, metadata=at_least(1))
@@ -63,6 +74,9 @@ class RNNRBMConfig:
     clip_norm: float = field(default=0.0, metadata=at_least(0))
     precision: Literal["float32", "float64"] = "float32"
     device: Literal["cpu", "cuda"] = "cpu"
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    pretrain_epochs: int = field(default=0, metadata=at_least(0))
+    pretrain_learning_rate: float = field(default=0.1, metadata=at_least(0, strict=True))
 
     def __post_init__(self) -> None:
         check(self)

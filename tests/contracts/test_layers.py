@@ -24,11 +24,13 @@ RANKS = (
     ("eval.config", 4),
     ("eval.environment", 4),
     ("eval.timing", 5),
-    ("eval.bench", 6),
-    ("eval.gates", 7),
-    ("eval.history", 6),  # beside the bench: it keeps finished runs (the bench records each one)
-    ("eval.__main__", 8),
-    ("reports", 9),
+    ("eval.contract", 5),  # what crosses a process: the task and its rows
+    ("eval.models", 6),  # one plug-in per model, below the model-blind bench
+    ("eval.bench", 7),
+    ("eval.gates", 8),
+    ("eval.history", 7),  # beside the bench: it keeps finished runs (the bench records each one)
+    ("eval.__main__", 9),
+    ("reports", 10),
 )
 
 

@@ -13,10 +13,7 @@ from eval.bench.runfolder import RunFolder
 from eval.bench.tasks import _save_order, load_order
 from eval.config import ConfigError, load_profile
 
-RNN = (
-    'extends = "default"\n[eval]\nsample_start = "zeros"\n'
-    '[model]\nkind = "rnn_rbm"\npersistent = false\nmomentum = 0.0\nweight_decay = 0.0\n'
-)
+RNN = 'extends = "default"\n[eval]\nsample_start = "zeros"\n[model]\nkind = "rnn_rbm"\n'
 
 
 def pieces(lengths: list[int], seed: int = 0, split: str = "train") -> list[Piece]:
@@ -80,13 +77,13 @@ def test_order_file_round_trips_chunked_updates_and_its_hash_sees_the_shape(tmp_
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('extends = "default"\n[model]\nn_recurrent = 20', 'n_recurrent applies to kind "rnn_rbm" only'),
-        (RNN.replace("momentum = 0.0", "momentum = 0.9"), "momentum applies to the window RBM only"),
-        (RNN.replace("persistent = false", "persistent = true"), "persistent applies to the window RBM only"),
+        ('extends = "default"\n[model]\nn_recurrent = 20', 'n_recurrent is a key of kind "rnn_rbm", not of kind "rbm"'),
+        (RNN + "momentum = 0.9\n", 'momentum is a key of kind "rbm", not of kind "rnn_rbm"'),
+        (RNN + "persistent = true\n", 'persistent is a key of kind "rbm", not of kind "rnn_rbm"'),
         (RNN + "[data]\nstride = 5\n", "windows must not overlap; set stride = num_timesteps (15)"),
         (RNN + '[data]\norder = "seed"\n', 'order "seed" is for windows'),
         (RNN.replace('"zeros"', '"persistent"'), 'sample_start "persistent" needs PCD chains'),
-        (RNN + 'precision = "tf32"\n', 'precision "tf32" is not offered'),
+        (RNN + 'precision = "tf32"\n', "precision is 'tf32' (a str); use one of float32, float64"),
     ],
 )
 def test_rnn_rbm_profiles_refuse_what_the_model_cannot_do(tmp_path, text, message):
@@ -101,8 +98,9 @@ def test_an_rnn_rbm_profile_maps_its_keys_onto_the_model(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text(RNN + "n_recurrent = 30\ncd_steps = 15\nchunk_length = 64\n")
     profile = load_profile(str(path))
-    config = profile.model.rnn_config(156, "cpu")
-    assert (config.n_recurrent, config.cd_steps, config.chunk_length, config.n_hidden) == (30, 15, 64, 50)
+    config = profile.model  # the [model] section is the RNN-RBM's own config
+    assert type(config).__name__ == "RNNRBMConfig"
+    assert (config.n_recurrent, config.cd_steps, config.chunk_length, config.n_hidden) == (30, 15, 64, 150)
 
 
 def test_pretraining_learns_the_frames_rbm_and_keeps_the_rnns_weights():

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.errors import UserError
-from eval.bench.rows import make_row
 from eval.bench.runfolder import IncompleteRun, RunFolder
+from eval.contract.rows import make_row
 from eval.history import store, trend
 from eval.scoring import catalogue
 from eval.scoring.stats import interval

@@ -101,10 +101,9 @@ def test_the_exact_nll_of_a_20_hidden_frame_rbm_on_jsb_lies_inside_the_bracket()
     profile = load_profile("jsb")
     spec = WindowSpec(num_timesteps=1, stride=1, low=21, high=109, articulation=False, pad_last=True)
     dataset = build(f"jsb:{SHARED / 'JSB_Chorales.mat'}", spec, log=False)
-    config = profile.model.model_config(spec.n_visible, "cpu")
     from dataclasses import replace
 
-    config = replace(config, n_hidden=20)
+    config = replace(profile.model, n_visible=spec.n_visible, n_hidden=20)
     seeds = np.random.SeedSequence(0).spawn(4)
     model = load("numpy")(config, init_params(config, seeds[0]), int(seeds[2].generate_state(1)[0]))
     model.set_data(dataset.windows)

@@ -337,11 +337,12 @@ def test_structure_score_is_zero_for_the_same_music_and_high_for_noise(synthetic
 
 def samples_of(profile_name: str, dataset) -> np.ndarray:
     """Train the NumPy reference with a profile's recipe (seed 0) and sample the way the profile says."""
-    from eval.bench.tasks import learning_rates, model_config
+    from eval.bench.tasks import model_config
     from eval.config import load_profile
+    from eval.contract.task import learning_rates
 
     profile = load_profile(profile_name)
-    config = model_config(profile, dataset.spec.n_visible)
+    config = model_config(profile, dataset.spec)
     seeds = np.random.SeedSequence(0).spawn(4)
     model = load("numpy")(config, init_params(config, seeds[0], profile.model.init), int(seeds[2].generate_state(1)[0]))
     model.set_data(dataset.windows)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from eval.scoring.catalogue import describe
 
 if TYPE_CHECKING:
-    from eval.bench.tasks import Task
+    from eval.contract.task import Task
 
 COLUMNS = (
     "run_id",

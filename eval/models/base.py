@@ -1,0 +1,134 @@
+"""What every model plug-in offers, and the steps all models share: divergence checks and one steady-state timer.
+
+A plug-in runs one training task as `run` lays it out — `train` (its curves and divergence checks),
+`score` (the shared float64 scorer on exported parameters), `draw` and `describe` — and one timing task
+with `time_training` (the steady-state timer below, and the model's roofline). It declares the scores it
+writes (`outputs`), its learning-curve measure (`curve`) and what its samples are (`samples`).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import datasets
+import impls
+from eval.scoring import catalogue
+
+if TYPE_CHECKING:
+    from eval.contract.rows import Recorder
+    from eval.contract.task import Task
+
+
+def parameter_problem(params: impls.Params, bound: float) -> str:
+    """Why parameters count as diverged (NaN/inf, or larger than the profile's bound), else ''."""
+    if not params.finite():
+        return "parameters became NaN/inf"
+    largest = params.largest()
+    return f"max |parameter| {largest:.3g} exceeds max_abs_param {bound:g}" if largest > bound else ""
+
+
+def steady_epochs(work: Callable[[Any], object], order: list, epochs: int) -> tuple[float, float]:
+    """The one steady-state timer: ``epochs`` epochs of ``order`` (cycled), each timed; returns the median of all
+    but the first (steady state) and the first's excess over it (compilation, warm-up), in seconds."""
+    chosen = (order * epochs)[:epochs]
+    seconds = []
+    for batches in chosen:
+        started = time.perf_counter()
+        work(batches)
+        seconds.append(time.perf_counter() - started)
+    steady = float(np.median(seconds[1:]))
+    return steady, max(0.0, seconds[0] - steady)
+
+
+class ModelPlugin(ABC):
+    """One model's place in the bench. Subclasses set the class attributes and the abstract steps.
+
+    Attributes
+    ----------
+    name : str
+        The model's catalogue name (``[model] kind``; ``impls/<name>/``, whose config class is its ``[model]``).
+    outputs : tuple of str
+        Every score its tasks write (one writer per score).
+    curve : str
+        The learning-curve measure, in the model's own units (a ``train`` row per logged epoch).
+    unit_of_data : str
+        What ``train_<unit>_per_s`` counts (``windows``, ``frames``).
+    products_roofline : bool
+        Its timing rows hold ``five_products_ms`` and ``draw_ms`` of one CD-1 step, from which the harness
+        derives the cross-framework roofline (`eval.timing.roofline`) and runs scikit-learn's BernoulliRBM
+        of the same shape beside it; other models record their own roofline in `time_training`.
+    """
+
+    name: str
+    outputs: tuple[str, ...] = ()
+    curve: str = ""
+    unit_of_data: str = "windows"
+    products_roofline: bool = False
+
+    @property
+    def model(self) -> impls.Model:
+        """Its entry in the implementations' model catalogue."""
+        return impls.model(self.name)
+
+    @abstractmethod
+    def config(self, section: Any, dataset_spec: datasets.WindowSpec, device: str) -> Any:
+        """The implementation's config for this ``[model]`` section, data and device."""
+
+    @abstractmethod
+    def inputs(self, at: Any, dataset: datasets.Dataset, seeds: list, split: str | None) -> tuple[Any, list]:
+        """The shared initial parameters and batch order of one seed (``seeds``: the init and order streams)."""
+
+    def training_data(self, dataset: datasets.Dataset) -> np.ndarray:
+        """What `impls.Implementation.set_data` takes: the windows (a sequence model: its frame table)."""
+        return dataset.windows
+
+    @abstractmethod
+    def train(self, model: impls.Implementation, task: Task, dataset: datasets.Dataset, order: list,
+              record: Recorder, rng: np.random.Generator) -> str:  # fmt: skip
+        """Every epoch with the schedule's rates, its curve; '' or why it diverged."""
+
+    @abstractmethod
+    def score(self, params: impls.Params, task: Task, dataset: datasets.Dataset, record: Recorder,
+              rng: np.random.Generator) -> str:  # fmt: skip
+        """The held-out scores; '' or why they diverged."""
+
+    @abstractmethod
+    def draw(self, model: impls.Implementation, task: Task, record: Recorder) -> np.ndarray:
+        """The samples the report and the statistics read (timed after a warm-up)."""
+
+    @abstractmethod
+    def describe(self, samples: np.ndarray, dataset: datasets.Dataset, task: Task, record: Recorder,
+                 rng: np.random.Generator) -> None:  # fmt: skip
+        """Statistics of the samples against the held-out music."""
+
+    @abstractmethod
+    def time_training(self, model: impls.Implementation, task: Task, dataset: datasets.Dataset, order: list,
+                      record: Recorder) -> None:  # fmt: skip
+        """The quiet phase: steady-state speed (`steady_epochs`) and the model's roofline."""
+
+    def run(self, model: impls.Implementation, task: Task, dataset: datasets.Dataset, order: list,
+            record: Recorder, rng: np.random.Generator) -> dict:  # fmt: skip
+        """Train, score, sample and describe one implementation; the artefacts (samples, params) for the folder."""
+        model.set_data(self.training_data(dataset))
+        if task.kind == "timing":
+            self.time_training(model, task, dataset, order, record)
+            return {}
+        diverged = self.train(model, task, dataset, order, record, rng)
+        params = model.params()
+        record.add("train", "max_abs_param", params.largest())
+        diverged = diverged or self.score(params, task, dataset, record, rng)
+        if diverged:
+            record.flag(catalogue.headline(), diverged)
+            return {}
+        samples = self.draw(model, task, record)
+        self.describe(samples, dataset, task, record, rng)
+        record.add("train", "peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        if (device_mb := model.peak_device_mb()) is not None:
+            record.add("train", "peak_device_mb", device_mb)
+        return {"samples": samples, "params": params}

@@ -1,0 +1,209 @@
+"""The RNN-RBM's plug-in: train on chunks of pieces, score every test frame, generate pieces.
+
+The same steps as the window RBM's (`eval.models.rbm`) — train with divergence checks, score with the
+shared float64 scorer on exported parameters, sample, describe the samples — on the same dataset artifact read
+as pieces (`datasets.sequences`): training takes the seeded chunk order; scoring runs the RNN over each whole
+held-out piece from ``u0`` and brackets ``log p(v(t) | v(<t))`` of every frame (batched AIS per frame from the
+frame's mean-field base, on all frames or a random subset extended by the mean-field bound as control variate;
+RAISE on a random subset of those; exact by enumeration for <= 20 hidden units); samples are pieces of
+``[eval] piece_rows`` rows, generated frame by frame, described as windows of the data's shape (beside the
+window model's samples) and as whole pieces (statistics that need more than one window).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+import datasets
+from eval.contract.rows import Recorder
+from eval.contract.task import Task
+from eval.models.base import ModelPlugin, parameter_problem, steady_epochs
+from eval.scoring import catalogue
+from eval.scoring.ais import schedule
+from eval.scoring.frames import frame_likelihood_bracket
+from eval.scoring.likelihood import EXACT_HIDDEN
+from eval.scoring.notes import note_statistics
+from eval.scoring.pieces import defined, piece_statistics
+from eval.scoring.sequences import as_windows, pieces_biases
+from eval.scoring.sets import compare_sets, memorisation
+from eval.timing.rnn_roofline import step_products_ms
+from impls import RNNRBM, RNNRBMConfig, RNNRBMParams, init_rnn_rbm_params
+from impls.rnn_rbm.numpy import pretrained
+
+
+def scored_frames(dataset: datasets.Dataset, split: str, windows: int) -> np.ndarray:
+    """Which of the split's frames (in `datasets.piece_frames` order) the bracket scores: those of its first
+    ``windows`` windows, the rows a window model's bracket scores (``[eval] ll_windows``)."""
+    first = dataset.indices(split)[:windows]
+    frames = np.concatenate(datasets.piece_frames(dataset, split))
+    return np.isin(frames // dataset.spec.num_timesteps, first)
+
+
+class RNNRBMPlugin(ModelPlugin):
+    """The RNN-RBM (``kind = "rnn_rbm"``): chunks of pieces in, every test frame scored, pieces out."""
+
+    name = "rnn_rbm"
+    curve = "valid_nll_per_frame"
+    unit_of_data = "frames"
+
+    def config(self, section: RNNRBMConfig, dataset_spec: datasets.WindowSpec, device: str) -> RNNRBMConfig:
+        return replace(section, n_visible=dataset_spec.row_width, device=device)
+
+    def inputs(self, at, dataset: datasets.Dataset, seeds: list, split: str | None) -> tuple[RNNRBMParams, list]:
+        """Its own initial weights (pre-trained if the section says so: part of the shared, hashed weights) and
+        the seeded order of chunks of pieces."""
+        config = self.config(at.model, dataset.spec, "cpu")
+        params = init_rnn_rbm_params(config, seeds[0])
+        if config.pretrain_epochs:
+            frames = datasets.frame_table(dataset)[np.concatenate(datasets.piece_frames(dataset, "train"))]
+            rate = config.pretrain_learning_rate
+            params = pretrained(params, frames, config.pretrain_epochs, seeds[0].spawn(1)[0], rate)
+        order = datasets.chunk_order(dataset, seeds[1], config.chunk_length, config.batch_size, at.run.epochs, split)
+        return params, order
+
+    def training_data(self, dataset: datasets.Dataset) -> np.ndarray:
+        return datasets.frame_table(dataset)
+
+    def train(self, model: RNNRBM, task: Task, dataset: datasets.Dataset, order: list, record: Recorder,
+              rng: np.random.Generator) -> str:  # fmt: skip
+        """Every epoch's updates at the schedule's rate; '' or why it diverged.
+
+        Curves: the epoch's mean CD cost, and every ``curve_every`` epochs (and the last) the NLL per frame of
+        ``pl_valid_windows`` random validation frames, each conditioned on its piece's true past (exact for
+        <= 20 hidden units, else AIS from the frame's mean-field base), from a stream of its own.
+        """
+        curve = self.validation_frames(task, dataset)
+        for epoch, (updates, rate) in enumerate(zip(order, task.learning_rates(model.config.learning_rate)), start=1):
+            started = time.perf_counter()
+            costs = model.train_epoch(updates, rate)
+            record.add("train", "epoch_seconds", time.perf_counter() - started, epoch)
+            weights = [update.size for update in updates]
+            record.add("train", "cd_cost", float(np.average(costs, weights=weights)), epoch)
+            params = model.params()
+            problem = parameter_problem(params, task.evaluation.max_abs_param)
+            if problem:
+                return f"{problem} in epoch {epoch}"
+            if curve is not None and (epoch % task.evaluation.curve_every == 0 or epoch == len(order)):
+                record.add("train", "valid_nll_per_frame", self.validation_nll(params, task, *curve), epoch)
+        return ""
+
+    @staticmethod
+    def validation_frames(task: Task, dataset: datasets.Dataset) -> tuple | None:
+        """The validation pieces, which of their frames the curve scores, and its random stream (None: no split)."""
+        pieces = datasets.piece_frames(dataset, "valid")
+        if not pieces:
+            return None
+        rng = np.random.default_rng(np.random.SeedSequence(task.eval_seed, spawn_key=(1,)))  # not the scorer's
+        total = sum(len(p) for p in pieces)
+        chosen = np.sort(rng.choice(total, min(total, task.evaluation.pl_valid_windows), replace=False))
+        table = datasets.frame_table(dataset)
+        return [table[frames] for frames in pieces], chosen, rng
+
+    @staticmethod
+    def validation_nll(params: RNNRBMParams, task: Task, pieces: list, chosen: np.ndarray, rng) -> float:
+        """Mean NLL per frame of the chosen validation frames (exact where the hidden units allow, else AIS)."""
+        v, b_v, b_h = (a[chosen] for a in pieces_biases(params, pieces))
+        evaluation = task.evaluation
+        bracket = frame_likelihood_bracket(
+            params.W, b_v, b_h, v, schedule(evaluation.ais_betas), evaluation.ais_runs, None, 0, rng
+        )
+        exact = bracket.exact_nll_per_frame if params.W.shape[1] <= EXACT_HIDDEN else None
+        return exact if exact is not None else bracket.ais_nll_per_frame
+
+    def score(self, params: RNNRBMParams, task: Task, dataset: datasets.Dataset, record: Recorder, rng) -> str:
+        """The per-frame bracket, in nats per frame (= per row); '' or why it diverged.
+
+        The frames scored are those of the first ``ll_windows`` held-out windows (every one on the published
+        benchmarks' profiles), each conditioned on its piece's whole true past.
+        """
+        evaluation = task.evaluation
+        split = evaluation.score_split
+        reason = "" if split == "test" else f"scored on the {split} split (no held-out songs)"
+        table, scored = datasets.frame_table(dataset), scored_frames(dataset, split, evaluation.ll_windows)
+        pieces = datasets.piece_frames(dataset, split)
+        v, b_v, b_h = pieces_biases(params, [table[frames] for frames in pieces])  # the RNN over each whole piece
+        v, b_v, b_h = (a[scored] for a in (v, b_v, b_h))
+        backward = schedule(evaluation.raise_betas) if evaluation.raise_betas else None
+        bracket = frame_likelihood_bracket(
+            params.W, b_v, b_h, v, schedule(evaluation.ais_betas), evaluation.ais_runs, backward,
+            evaluation.raise_windows, rng, ais_frames=evaluation.ais_frames,
+        )  # fmt: skip
+        if not np.isfinite(bracket.ais_nll_per_frame):
+            return "the per-frame AIS log-likelihood is NaN/inf"
+        caution = ""
+        if bracket.min_effective_runs < 0.1 * evaluation.ais_runs:
+            caution = (
+                f"rough on some frames: AIS effective runs down to {bracket.min_effective_runs:.1f} of "
+                f"{evaluation.ais_runs} (median {bracket.effective_runs:.1f})"
+            )
+        rows = dataset.spec.num_timesteps  # a window of the data's shape: the window model's unit, for the table
+        record.add("eval", "ais_nll_per_frame", bracket.ais_nll_per_frame, reason=caution or reason)
+        record.add("eval", "ais_ll_per_row", -bracket.ais_nll_per_frame, reason=caution or reason)
+        record.add("eval", "ais_ll_per_window", -bracket.ais_nll_per_frame * rows, reason=caution or reason)
+        record.add("eval", "ais_ll_stderr", bracket.ais_stderr * rows)
+        record.add("eval", "ais_effective_runs", bracket.effective_runs)
+        record.add("eval", "ais_min_effective_runs", bracket.min_effective_runs)
+        record.add("eval", "ais_frames", bracket.ais_frames)
+        record.add("eval", "scored_frames", bracket.frames)
+        if bracket.mean_field_gap is not None:
+            record.add("eval", "mean_field_gap", bracket.mean_field_gap)
+        record.add("timing", "ais_seconds", bracket.ais_seconds)
+        if bracket.raise_nll_per_frame is not None:
+            record.add("eval", "raise_nll_per_frame", bracket.raise_nll_per_frame, reason=reason)
+            record.add("eval", "raise_ll_per_row", -bracket.raise_nll_per_frame, reason=reason)
+            record.add("eval", "raise_ll_per_window", -bracket.raise_nll_per_frame * rows, reason=reason)
+            if bracket.raise_stderr is not None:
+                record.add("eval", "raise_ll_stderr", bracket.raise_stderr * rows)
+            record.add("eval", "bracket_width_per_frame", bracket.width_per_frame)
+            record.add("eval", "bracket_width", bracket.width_per_frame * rows)
+            record.add("timing", "raise_seconds", bracket.raise_seconds)
+        if bracket.exact_nll_per_frame is not None and params.W.shape[1] <= EXACT_HIDDEN:
+            record.add("eval", "exact_nll_per_frame", bracket.exact_nll_per_frame, reason=reason)
+        return ""
+
+    def draw(self, model: RNNRBM, task: Task, record: Recorder) -> np.ndarray:
+        """``n_samples`` pieces of ``piece_rows`` rows, each frame by ``cd_k`` Gibbs steps; timed after a warm-up."""
+        evaluation = task.evaluation
+        model.generate(evaluation.n_samples, evaluation.piece_rows)  # warm-up: a compiled framework compiles this shape
+        started = time.perf_counter()
+        pieces = model.generate(evaluation.n_samples, evaluation.piece_rows)
+        record.add(
+            "timing", "generated_frames_per_s", pieces.shape[0] * pieces.shape[1] / (time.perf_counter() - started)
+        )
+        record.add("sample", "n_samples_kept", len(pieces))
+        return pieces
+
+    def describe(self, pieces: np.ndarray, dataset: datasets.Dataset, task: Task, record: Recorder, rng) -> None:
+        """The window model's sample statistics on the pieces cut into windows, and whole-piece statistics."""
+        spec = dataset.spec
+        windows = as_windows(pieces, spec.num_timesteps)
+        held_out, train_windows = dataset.subset(task.evaluation.score_split), dataset.subset("train")
+        values = {
+            **note_statistics(windows, spec),
+            **compare_sets(windows, held_out, spec, rng),
+            **catalogue.computed("samples", windows, held_out, spec),
+            **memorisation(windows, train_windows, held_out),
+            **defined(piece_statistics(list(pieces), spec, task.evaluation.bar_rows)),
+        }
+        for metric, value in values.items():
+            record.add("sample", metric, value)
+
+    def time_training(self, model: RNNRBM, task: Task, dataset: datasets.Dataset, order: list,
+                      record: Recorder) -> None:  # fmt: skip
+        """The quiet phase: steady-state frames/s (`steady_epochs`) and the ratio to its roofline."""
+        steady, compile_s = steady_epochs(model.train_epoch, order, task.timing_epochs)
+        speed = sum(u.size for u in order[0]) / steady
+        record.add("timing", "train_frames_per_s", speed)
+        record.add("timing", "compile_s", compile_s)
+        config = model.config  # the roofline at the profile's full update shape, measured in this quiet process
+        roof = (
+            config.batch_size * config.chunk_length / step_products_ms(config, config.batch_size, config.chunk_length)
+        )
+        record.add("timing", "roofline_frames_per_s", roof * 1e3)
+        record.add("timing", "ratio_to_roofline", speed / (roof * 1e3))
+
+
+PLUGIN = RNNRBMPlugin()
