@@ -83,6 +83,7 @@ class SourceKind:
     help: str  # one line: what it reads
     check: Callable[[str], None]  # the argument after the colon -> None, or SourceError
     parse: Callable[[str], Source]  # the argument after the colon -> Source
+    pinned: bool = False  # its argument is only a local copy of pinned bytes: the kind alone names the same data
 
 
 def _encode_files(
@@ -137,9 +138,8 @@ def portable_source(spec: str) -> str:
     name, _, argument = spec.partition(":")
     if not argument or ("/" not in argument and "\\" not in argument and not argument.startswith("~")):
         return spec
-    from datasets.sources._benchmarks import BENCHMARKS
-
-    return name if name in BENCHMARKS else f"{name}:{Path(argument).expanduser().name}"
+    pinned = name in kind_names() and source_kind(name).pinned
+    return name if pinned else f"{name}:{Path(argument).expanduser().name}"
 
 
 # ---------------------------------------------------------------- the catalogue

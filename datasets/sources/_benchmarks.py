@@ -319,4 +319,5 @@ def benchmark_kind(kind: str) -> SourceKind:
         ),
         check=lambda argument: check(benchmark, argument),
         parse=lambda argument: parse(benchmark, argument),
+        pinned=True,
     )
