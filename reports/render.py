@@ -271,7 +271,8 @@ def write_html(folder, intro, sections, pictures, audio, environment, manifest) 
             f"<h2>{html.escape(title)}</h2>",
             f'<img alt="{html.escape(title)}" src="data:image/png;base64,{png}">',
         ]
-    body.append("<h2>Listen</h2>")
+    if any(audio.values()):  # no heading over nothing to hear
+        body.append("<h2>Listen</h2>")
     for stems in audio.values():
         for stem in stems:
             body.append(
