@@ -46,6 +46,18 @@ CAVEATS = [
     "Speeds come from a quiet phase after training (one implementation at a time) and are compared only as "
     "ratios measured in the same run.",
 ]
+# a sequence model has no pseudo-likelihood and a partition function per frame: its bracket caveat says so
+SEQUENCE_CAVEATS = [
+    "The bracket: AIS estimates each frame's log Z_t without bias in Z_t, so its log-likelihood is optimistic on "
+    "average; RAISE anneals backwards from each test frame and is conservative on average. Where they meet, the "
+    "log-likelihood is known to their width.",
+    *CAVEATS[2:],
+]
+
+
+def caveats(kind: str) -> list[str]:
+    """The caveats that hold for a model of ``kind`` (`impls.models`)."""
+    return SEQUENCE_CAVEATS if impls.models()[kind].data == "sequences" else CAVEATS
 
 
 def _pieces(dataset: datasets.Dataset, split: str | None, windows: np.ndarray, length: int) -> list[np.ndarray]:
@@ -238,12 +250,13 @@ def render(run_dir: Path, beside: list[Path] | None = None) -> Path:
         f"{run.threads} thread(s) per task · device {run.device} · precision {spec.model.precision}.",
         f"Inputs across implementations (per seed): {sameness}. Dataset sha256 {manifest['windows_sha256'][:16]}….",
     ]
-    write_markdown(folder, intro, sections, environment)
-    write_html(folder, intro, sections, pictures, audio, environment, manifest)
+    notes = caveats(spec.model.kind)
+    write_markdown(folder, intro, sections, environment, notes)
+    write_html(folder, intro, sections, pictures, audio, environment, manifest, notes)
     return folder.report_html
 
 
-def write_markdown(folder: RunFolder, intro: list[str], sections: list, environment: dict) -> None:
+def write_markdown(folder: RunFolder, intro: list[str], sections: list, environment: dict, notes=CAVEATS) -> None:
     lines = [f"# RBM Music Bench — run `{folder.name}`", "", *[p for p in intro if p for p in (p, "")]]
     for title, paragraphs, table in sections:
         lines += [f"## {title}", ""]
@@ -251,12 +264,12 @@ def write_markdown(folder: RunFolder, intro: list[str], sections: list, environm
             lines += [f"- {paragraph}" if title == "Not everything ran" else paragraph, ""]
         if table is not None and not table.empty:
             lines += [table.to_markdown(), ""]
-    lines += ["## Caveats", "", *[f"- {c}" for c in CAVEATS], "", "## Environment", ""]
+    lines += ["## Caveats", "", *[f"- {c}" for c in notes], "", "## Environment", ""]
     lines += [pd.Series(environment).to_frame("value").to_markdown(), ""]
     folder.write_text(folder.report_md, "\n".join(lines))
 
 
-def write_html(folder, intro, sections, pictures, audio, environment, manifest) -> None:
+def write_html(folder, intro, sections, pictures, audio, environment, manifest, notes=CAVEATS) -> None:
     body = [f"<p>{html.escape(p)}</p>" for p in intro if p]
     for title, paragraphs, table in sections:
         body.append(f"<h2>{html.escape(title)}</h2>")
@@ -279,7 +292,7 @@ def write_html(folder, intro, sections, pictures, audio, environment, manifest) 
                 f'<p>{html.escape(stem)} <audio controls src="samples/{stem}.wav"></audio> '
                 f'<a href="samples/{stem}.mid">MIDI</a></p>'
             )
-    body += ["<h2>Caveats</h2>", "<ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in CAVEATS) + "</ul>"]
+    body += ["<h2>Caveats</h2>", "<ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in notes) + "</ul>"]
     shown = {k: v for k, v in manifest.items() if k not in ("piece_ids", "inputs")}
     body += [
         "<h2>Environment</h2>",

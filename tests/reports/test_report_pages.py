@@ -226,3 +226,11 @@ def test_a_rendered_report_draws_only_what_its_rows_hold(which, request, copy_ru
         assert "Piano rolls (whole pieces)" in sections
     else:
         assert "test windows" in page and "frame conditioned" not in page
+
+
+def test_a_sequence_models_caveats_speak_of_frames_not_windows():
+    from reports.render import caveats
+
+    sequence, window = " ".join(caveats("rnn_rbm")), " ".join(caveats("rbm"))
+    assert "each test frame" in sequence and "test window" not in sequence and "pseudo-likelihood" not in sequence
+    assert "each test window" in window and "pseudo-likelihood" in window.lower()
