@@ -131,15 +131,18 @@ def piece_rolls(pieces: dict[str, np.ndarray], music: list[np.ndarray], spec: Wi
         return None
     length = max(len(p) for p in sets.values())
     figure, axes = plt.subplots(len(sets), 1, figsize=(10, 1.2 * len(sets) + 0.4), squeeze=False, layout="constrained")
+    rolls = {name: spec.to_matrix(piece)[:, : spec.n_pitches].T for name, piece in sets.items()}
+    sounding = np.flatnonzero(np.any([roll.any(axis=1) for roll in rolls.values()], axis=0))  # one range for all
     for axis, (name, piece) in zip(axes[:, 0], sets.items()):
-        roll = spec.to_matrix(piece)[:, : spec.n_pitches].T
-        sounding = np.flatnonzero(roll.any(axis=1))
+        roll = rolls[name]
         axis.imshow(roll, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
                     extent=(0, len(piece), 0, spec.n_pitches))  # fmt: skip
         axis.set_xlim(0, length)
-        if len(sounding):  # the pitches music uses, not the whole keyboard
+        if len(sounding):  # the pitches any set uses, not the whole keyboard; the same on every line
             axis.set_ylim(max(sounding.min() - 2, 0), min(sounding.max() + 3, spec.n_pitches))
-        axis.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        impl, _, seed = name.rpartition("-")  # a sample set is named <impl>-s<seed>
+        label = f"{display_name(impl)} {seed}" if impl and seed.startswith("s") else name
+        axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
         axis.set_yticks([])
     axes[-1, 0].set_xlabel(f"time steps (rows); each line one whole piece of up to {length} steps")
     return figure
