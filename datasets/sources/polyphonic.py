@@ -14,7 +14,7 @@ import numpy as np
 
 from core.files import sha256_file
 from datasets.encoding import N_PITCHES, EncodeOptions
-from datasets.sources import SPLITS, Input, Piece, Progress, Source, SourceError, SourceKind
+from datasets.sources import SPLITS, Input, Piece, Progress, Source, SourceError, SourceKind, content_name
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -129,7 +129,8 @@ def parse(argument: str) -> Source:
     path = Path(argument).expanduser()
     inputs = [Input(path.name, sha256_file(path), path)]
     # one input file, many pieces: the progress total is not known before loading
-    return Source(f"polyphonic:{path}", inputs, lambda options, progress: _load(path, options, progress))
+    name = content_name(f"polyphonic:{path.name}", inputs)  # the file's name and content, not its path
+    return Source(name, inputs, lambda options, progress: _load(path, options, progress))
 
 
 KIND = SourceKind(

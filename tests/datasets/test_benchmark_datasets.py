@@ -200,7 +200,7 @@ def test_a_good_download_is_cached_checked_and_not_fetched_again(server):
     assert server.hits == ["/mirror/mdata/JSB_Chorales.mat"]
     cached = server.cache / "downloads" / "JSB_Chorales.mat"
     assert _files(server.cache) == [cached] and cached.read_bytes() == published
-    assert source.name == "jsb" and [(i.name, i.sha256, i.path) for i in source.inputs] == [
+    assert source.name == "jsb (sha256 ac0e6085…)" and [(i.name, i.sha256, i.path) for i in source.inputs] == [
         ("JSB_Chorales.mat", BENCHMARKS["jsb"].sha256, cached)
     ]
     again = parse_source("jsb")

@@ -134,3 +134,25 @@ def test_moved_names_are_still_importable_from_datasets_sources():
 
     assert load_polyphonic is direct and callable(frames_to_states)
     assert SYNTHETIC_SCALE == (0, 2, 4, 5, 7, 9, 11) and MAX_POLYPHONIC_BYTES == 2**30
+
+
+def test_a_local_source_is_named_by_what_it_holds_never_where_it_lies(tmp_path):
+    """The recorded name goes into manifests, result rows and the history: a path there differs between machines
+    for the same bytes (and leaks the machine's layout), so it names the folder or file and its content."""
+    from datasets.sources import portable_source
+
+    songs = tmp_path / "deep" / "songs"
+    songs.mkdir(parents=True)
+    (songs / "a.mid").write_bytes(b"MThd")  # parsing hashes the files; encoding them comes later
+    midi = parse_source(f"midi:{songs}")
+    assert midi.name.startswith("midi:songs (sha256 ") and midi.name.endswith("…)") and str(tmp_path) not in midi.name
+    frames = tmp_path / "frames.json"
+    frames.write_text('{"train": [[[60]]], "valid": [[[62]]], "test": [[[64]]]}')
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(frames, other / "frames.json")
+    names = {parse_source(f"polyphonic:{p}").name for p in (frames, other / "frames.json")}
+    assert len(names) == 1 and names.pop().startswith("polyphonic:frames.json (sha256 ")  # same bytes, same name
+    assert portable_source(f"jsb:{tmp_path}/JSB_Chorales.mat") == "jsb"  # the pinned bytes: the benchmark itself
+    assert portable_source(f"midi:{songs}") == "midi:songs"
+    assert portable_source("synthetic:3") == "synthetic:3" and portable_source("bach") == "bach"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -45,7 +46,8 @@ def history(tmp_path, monkeypatch) -> Path:
 
 # ------------------------------------------------------------------------------------------------ fake runs
 def fake_run(parent: Path, name: str, commit: str, values: dict[tuple[str, str], list[float]], cpu: str = "Test CPU",
-             finished: datetime | None = None, profile: str = "quick", complete: bool = True) -> Path:  # fmt: skip
+             finished: datetime | None = None, profile: str = "quick", complete: bool = True,
+             dataset: str = "synthetic") -> Path:  # fmt: skip
     """A run folder written by `RunFolder` as the harness writes one: spec, env, results and (if complete) the
     completion record; ``values[(impl, metric)]`` holds one value per seed."""
     folder = RunFolder.create(name, path=parent / name)
@@ -57,7 +59,7 @@ def fake_run(parent: Path, name: str, commit: str, values: dict[tuple[str, str],
     for (impl, metric), per_seed in values.items():
         for seed, value in enumerate(per_seed):
             context = {"run_id": name, "impl": impl, "model": "rbm", "seed": seed, "profile": profile,
-                       "dataset": "synthetic", "attempts": 1}  # fmt: skip
+                       "dataset": dataset, "attempts": 1}  # fmt: skip
             phase = "train" if metric == "epoch_seconds" else "eval"
             epochs = (1, 2) if phase == "train" else (None,)  # a curve: one row an epoch
             rows += [make_row(context, phase, metric, value * (e or 1), epoch=e) for e in epochs]
@@ -309,6 +311,78 @@ def test_the_history_page_draws_each_metric_over_commits(tmp_path, history):
         assert prefix == "data:image/png;base64" and base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n")
     assert parser.tables >= len(metrics)
     assert "history.html" in render_history(tmp_path / "empty", profile="none").name  # nothing to draw: still a page
+
+
+class Panels(HTMLParser):
+    """Each metric's section (h2) with its figures (images), the class of each table's parent, and the style."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, list[str]] = {}
+        self.current, self.heading, self.style, self.open = "", False, "", []
+        self.table_boxes: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.heading = tag == "h2"
+        if tag == "img" and self.current:
+            self.sections[self.current].append(dict(attrs).get("src", ""))
+        if tag == "table":
+            self.table_boxes.append(self.open[-1] if self.open else "")
+        if tag == "div":
+            self.open.append(dict(attrs).get("class", ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.heading = False
+        if tag == "div" and self.open:
+            self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self.heading:
+            self.current = data
+            self.sections[data] = []
+        elif self.lasttag == "style":
+            self.style += data
+
+
+def test_the_history_page_draws_one_panel_per_profile_and_dataset(tmp_path, history):
+    """Scores of different data differ in scale (a Bach window's log-likelihood is about twice a JSB frame's):
+    one axis for all would flatten each into a line, so each (profile, dataset) gets its own panel and table, the
+    tables scroll in their own box, and the legends sit beside the axes."""
+    from reports.history import render_history
+
+    base, rng = datetime(2026, 1, 1), np.random.default_rng(5)
+    data = [("default", "bach", -14.0), ("jsb", "jsb (sha256 ac0e6085…)", -6.6), ("rnn_jsb", "jsb (sha256 ac0e6085…)",
+            -7.4)]  # fmt: skip
+    for i in range(2):
+        for profile, dataset, level in data:
+            values = {(impl, "pl_per_unit"): seeds(level, rng) for impl in ("numpy", "jax")}
+            fake_run(tmp_path, f"{profile}-{i}", COMMITS[i], values, finished=base + timedelta(days=i),
+                     profile=profile, dataset=dataset)  # fmt: skip
+    store.record_many(sorted(p for p in tmp_path.iterdir() if p.name != "history"))
+    parser = Panels()
+    parser.feed(render_history(tmp_path / "site", metrics=["pl_per_unit"]).read_text())
+    parser.close()
+    images = parser.sections["pl_per_unit"]
+    assert len(images) == len(data)  # one figure per (profile, dataset), never one axis for every scale
+    assert all(base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG") for src in images)
+    assert parser.table_boxes and set(parser.table_boxes) == {"wide"}  # every table in its scroll box
+    assert re.search(r"\.wide\{[^}]*overflow:auto", parser.style)
+
+
+def test_a_history_panel_keeps_its_legend_beside_the_axes(tmp_path, history):
+    from reports.history import figure
+
+    rng = np.random.default_rng(1)
+    values = {(impl, "pl_per_unit"): seeds(-0.1, rng) for impl in ("numpy", "jax", "torch")}
+    fake_run(tmp_path, "r0", COMMITS[0], values)
+    store.record_many([tmp_path / "r0"])
+    drawn = figure(store.series("pl_per_unit", store=history), "pl_per_unit")
+    drawn.canvas.draw()
+    (axis,) = drawn.axes
+    (legend,) = drawn.legends
+    assert axis.get_legend() is None  # a figure legend, not one inside the axes
+    box, plot = legend.get_window_extent(), axis.get_window_extent()
+    assert box.x0 >= plot.x1 - 1  # beside the plot: it covers no point
 
 
 def test_the_ci_workflow_is_yaml_that_runs_the_gate_and_keeps_the_history():
