@@ -20,11 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 from core.files import atomic_write_text
-from eval.bench.cli import add_bench_arguments, bench_main, keep_in_history, main_guard
+from eval.bench.cli import add_bench_arguments, bench_main, main_guard
 from eval.bench.harness import run_bench
 from eval.bench.runfolder import RunFolder
 from eval.config import ConfigError, load_profile
 from eval.gates import quality
+from eval.history import keep_in_history
 from impls import frameworks
 
 
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", type=Path, default=quality.BASELINE.with_name("margins.json"))
     args = parser.parse_args(argv)
     handlers = {
-        "bench": lambda a: bench_main(a),
+        "bench": lambda a: bench_main(a, record=keep_in_history),
         "quality": run_quality,
         "speed": run_speed,
         "scaling": run_scaling,

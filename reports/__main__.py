@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from eval.bench.cli import add_bench_arguments, bench_main, main_guard
+from eval.history import keep_in_history
 from reports.compare import compare, differences, write_html
 from reports.render import publish, render
 
@@ -30,7 +31,7 @@ def _bench(args: argparse.Namespace) -> int:
         print(result.folder.report_md.read_text().split("## Caveats")[0])
         print(f"report: {page}")
 
-    return bench_main(args, after=report)
+    return bench_main(args, after=report, record=keep_in_history)
 
 
 def _compare(args: argparse.Namespace) -> int:

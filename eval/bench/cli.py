@@ -18,7 +18,7 @@ from pathlib import Path
 from datasets.sources import source_help
 from eval.bench.harness import BenchResult, run_bench
 from eval.bench.runfolder import RunFolder
-from eval.config import PROFILES, ConfigError, load_profile
+from eval.config import PROFILES, load_profile
 from impls import frameworks
 
 
@@ -101,39 +101,30 @@ def report_outcome(result: BenchResult, strict: bool) -> int:
     return 0
 
 
-def bench_main(args: argparse.Namespace, after: Callable[[BenchResult], None] | None = None) -> int:
-    """Run the bench from parsed options; ``after`` (e.g. the report) runs on the finished run."""
+def bench_main(
+    args: argparse.Namespace,
+    after: Callable[[BenchResult], None] | None = None,
+    record: Callable[[Path], None] | None = None,
+) -> int:
+    """Run the bench from parsed options; ``after`` (e.g. the report) runs on the finished run, then ``record``
+    (the command line's: `eval.history.keep_in_history`) keeps it; the bench itself knows no history."""
     result = execute(args)
     if after is not None:
         after(result)
     print(f"run folder: {result.folder.path}")
-    keep_in_history(result.folder.path)
+    if record is not None:
+        record(result.folder.path)
     return report_outcome(result, args.strict)
-
-
-def keep_in_history(run: Path) -> None:
-    """Record a finished run in the history (``eval.history``); a history that cannot take it leaves the run as is."""
-    from core.errors import UserError, os_error_line
-    from eval.history import store
-
-    try:
-        print(f"recorded in the history: {store.record(run)}")
-    except UserError as error:  # a newer store, a run whose files changed: the run stands, unrecorded
-        print(f"history: not recorded ({error})", file=sys.stderr)
-    except OSError as error:
-        print(f"history: not recorded ({os_error_line(error)})", file=sys.stderr)
 
 
 def main_guard(body: Callable[[], int]) -> int:
     """Run a command body, turning the project's errors into one line and an exit code."""
-    from core.errors import os_error_line
-    from datasets import SourceError
+    from core.errors import UserError, os_error_line
     from eval.bench.executors import stop_running_processes
-    from eval.bench.runfolder import IncompleteRun
 
     try:
         return body()
-    except (ConfigError, SourceError, IncompleteRun, ValueError) as error:
+    except (UserError, ValueError) as error:  # the project's error type (ConfigError, SourceError, IncompleteRun...)
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:

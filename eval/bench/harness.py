@@ -218,6 +218,46 @@ def run_bench(
         return _bench(profile, folder, log)
 
 
+def _frame(folder: RunFolder, profile: Profile, tasks: list[Task], timing_tasks: list[Task], results: dict,
+           environment: dict, keep_reference: bool) -> pd.DataFrame:  # fmt: skip
+    """Every task's rows, scikit-learn's reference and the derived roofline rows, with the environment columns."""
+    sklearn = folder.path / "runs" / "sklearn.json"
+    rows = [row for stored in results.values() for row in stored["rows"]]
+    window_timings = [t for t in timing_tasks if plugin(t.context.model).products_roofline]  # sklearn's: an RBM
+    references = {json.dumps(t.context.point, sort_keys=True): t for t in window_timings}
+    if keep_reference:
+        reference = folder.read_json(sklearn)["rows"]
+    else:
+        reference = [row for task in references.values() for row in reference_rows(folder, task)]
+        folder.write_json(sklearn, {"rows": reference})
+        folder.record(sklearn)
+    rows += reference
+    frame = pd.DataFrame(rows)
+    frame = frame.reindex(columns=[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]])
+    frame = pd.concat([frame, pd.DataFrame(derived_rows(frame, window_timings))], ignore_index=True)
+    versions = {t.impl: results[t.task_id].get("framework_version", "") for t in tasks if t.task_id in results}
+    frame["framework_version"] = frame.impl.map(versions).fillna("")
+    for key in ("python", "cpu", "cores", "blas", "git_commit", "gpu", "gpu_driver"):
+        frame[key] = environment.get(key, "")
+    frame["threads"] = profile.run.threads
+    return frame
+
+
+def _tally(result: BenchResult, tasks: list[Task], results: dict) -> None:
+    """Count the tasks that ran and list each failed, skipped or diverged task once, with its reason."""
+    for task in tasks:
+        stored = results.get(task.task_id, {"rows": []})
+        result.ran += any(row["status"] != "skipped" for row in stored["rows"])
+        for row in stored["rows"]:
+            line = f"{task.task_id}: {row['reason']}"
+            if row["status"] == "failed" and line not in result.failed:
+                result.failed.append(line)
+            elif row["status"] == "skipped" and line not in result.skipped:
+                result.skipped.append(line)
+            elif row["status"] == "diverged" and line not in result.diverged:
+                result.diverged.append(line)
+
+
 def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
     """`run_bench` under the run's lock: check what is stored, then (and only then) change the run."""
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if log else (lambda message: None)
@@ -256,36 +296,9 @@ def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
                 stored = _store(folder, outcome)
             results[task.task_id] = stored
             progress.done(task.task_id)
-    rows = [row for stored in results.values() for row in stored["rows"]]
-    window_timings = [t for t in timing_tasks if plugin(t.context.model).products_roofline]  # sklearn's: an RBM
-    references = {json.dumps(t.context.point, sort_keys=True): t for t in window_timings}
-    if keep_reference:
-        reference = folder.read_json(sklearn)["rows"]
-    else:
-        reference = [row for task in references.values() for row in reference_rows(folder, task)]
-        folder.write_json(sklearn, {"rows": reference})
-        folder.record(sklearn)
-    rows += reference
-    frame = pd.DataFrame(rows)
-    frame = frame.reindex(columns=[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]])
-    frame = pd.concat([frame, pd.DataFrame(derived_rows(frame, window_timings))], ignore_index=True)
-    versions = {t.impl: results[t.task_id].get("framework_version", "") for t in tasks if t.task_id in results}
-    frame["framework_version"] = frame.impl.map(versions).fillna("")
-    for key in ("python", "cpu", "cores", "blas", "git_commit", "gpu", "gpu_driver"):
-        frame[key] = environment.get(key, "")
-    frame["threads"] = profile.run.threads
+    frame = _frame(folder, profile, tasks, timing_tasks, results, environment, keep_reference)
     folder.check_all_recorded("delete the task's runs/<task>.json to recompute it, or start a new run")
     folder.write_results(frame)
     result.frame = frame
-    for task in tasks:
-        stored = results.get(task.task_id, {"rows": []})
-        result.ran += any(row["status"] != "skipped" for row in stored["rows"])
-        for row in stored["rows"]:
-            line = f"{task.task_id}: {row['reason']}"
-            if row["status"] == "failed" and line not in result.failed:
-                result.failed.append(line)
-            elif row["status"] == "skipped" and line not in result.skipped:
-                result.skipped.append(line)
-            elif row["status"] == "diverged" and line not in result.diverged:
-                result.diverged.append(line)
+    _tally(result, tasks, results)
     return result

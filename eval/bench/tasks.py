@@ -62,26 +62,31 @@ def _point_id(index: int, point: dict) -> str:
     return f"p{index}" if point else ""
 
 
-def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[datasets.Dataset, list[Task], list[Task]]:
-    """Build the shared inputs into ``folder/inputs``; return the dataset, the training tasks and the timing tasks."""
-    spec = window_spec(profile)
-    dataset = datasets.build(profile.data.source, spec, log=log)
+def _input(folder: RunFolder, path: Path) -> InputFile:
+    """A file of the run folder as a task's input: its path relative to the folder and its sha256."""
+    return InputFile(str(path.relative_to(folder.path)), sha256_file(path))
+
+
+def _dataset_inputs(profile: Profile, folder: RunFolder, log: bool) -> tuple[datasets.Dataset, dict[str, InputFile]]:
+    """The dataset, built once and copied into the run folder (render and resume need no cache), as inputs."""
+    dataset = datasets.build(profile.data.source, window_spec(profile), log=log)
     if not len(dataset.indices("train")) or not len(dataset.indices(profile.eval.score_split)):
         raise ConfigError(
             f"{profile.data.source}: the dataset has no training or no {profile.eval.score_split} windows"
         )
     source_dir = Path(dataset.manifest["artifact_path"]).parent
     folder.dataset_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("dataset.npz", "manifest.json"):  # the run keeps its own copy: render and resume need no cache
+    for name in ("dataset.npz", "manifest.json"):
         if not (folder.dataset_dir / name).exists():
             folder.write_bytes(folder.dataset_dir / name, (source_dir / name).read_bytes())
-    rel = lambda p: str(p.relative_to(folder.path))
-    dataset_input = {
-        "dataset": InputFile(rel(folder.dataset_dir / "dataset.npz"), sha256_file(folder.dataset_dir / "dataset.npz")),
-        "manifest": InputFile(
-            rel(folder.dataset_dir / "manifest.json"), sha256_file(folder.dataset_dir / "manifest.json")
-        ),
-    }
+    names = {"dataset": "dataset.npz", "manifest": "manifest.json"}
+    return dataset, {key: _input(folder, folder.dataset_dir / name) for key, name in names.items()}
+
+
+def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[datasets.Dataset, list[Task], list[Task]]:
+    """Build the shared inputs into ``folder/inputs``; return the dataset, the training tasks and the timing tasks."""
+    dataset, dataset_input = _dataset_inputs(profile, folder, log)
+    spec = window_spec(profile)
     tasks, timings = [], []
     for index, point in enumerate(sweep_points(profile)):
         at = profile.at(point) if point else profile
@@ -97,8 +102,8 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
             folder.write_npz(folder.init_path(key), **dict(zip(params.names(), params.arrays())))
             _save_order(folder, folder.order_path(key), order)
             inputs = dataset_input | {
-                "init": InputFile(rel(folder.init_path(key)), sha256_file(folder.init_path(key))),
-                "order": InputFile(rel(folder.order_path(key)), sha256_file(folder.order_path(key))),
+                "init": _input(folder, folder.init_path(key)),
+                "order": _input(folder, folder.order_path(key)),
             }
             hashes = {"dataset_hash": dataset.hash, "init_hash": params.hash, "order_hash": datasets.order_hash(order)}
             for impl in profile.run.impls:

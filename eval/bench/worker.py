@@ -69,6 +69,8 @@ def injected_fault(task: Task) -> dict[str, float]:
 
 def build_model(task: Task) -> tuple[type[impls.Implementation] | None, str]:
     """The implementation's class for this task, or (None, the skip reason)."""
+    if task.context.model not in impls.framework(task.impl).models:
+        return None, f"skipped: {task.impl} has no {task.context.model} (no impls/{task.context.model}/{task.impl}.py)"
     try:
         cls = load(task.impl, task.context.model)
     except Unavailable as error:

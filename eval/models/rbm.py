@@ -90,13 +90,29 @@ class WindowRBM(ModelPlugin):
         """Pseudo-likelihood, the log-likelihood bracket and monitors; returns a divergence reason ('' if none)."""
         evaluation, spec = task.evaluation, dataset.spec
         scored_split = evaluation.score_split
-        held_out = dataset.subset(scored_split)
-        scored = held_out[: evaluation.pl_test_windows]
+        scored = dataset.subset(scored_split)[: evaluation.pl_test_windows]
+        reason = "" if scored_split == "test" else f"scored on the {scored_split} split (no held-out songs)"
+        problem = self.pseudo_likelihoods(params, scored, spec, record, rng, reason)
+        if problem:
+            return problem
+        self.bracket(params, task, dataset, record, rng, reason)
+        record.add("eval", "reconstruction_xent", reconstruction_cross_entropy(params, scored))
+        for metric, value in catalogue.computed("params", params, scored, spec).items():  # the catalogue's own
+            record.add("eval", metric, value, reason=reason)
+        valid = dataset.subset("valid")
+        if len(valid):
+            record.add("eval", "free_energy_gap", free_energy_gap(params, dataset.subset("train")[: len(valid)], valid))
+        return ""
+
+    @staticmethod
+    def pseudo_likelihoods(params: RBMParams, scored: np.ndarray, spec: datasets.WindowSpec, record: Recorder,
+                           rng: np.random.Generator, reason: str) -> str:  # fmt: skip
+        """Exact PL per window and unit, and the two one-bit estimates (scikit-learn's, Theano's); '' or why the
+        model is no model (worse than coin flips)."""
         pl = pseudo_log_likelihood(params, scored)
         per_unit = pl.mean() / spec.n_visible
         if abs(per_unit) > LOG2:  # worse than a fair coin for every bit: no model, whatever the numbers say
             return f"pl_per_unit {per_unit:.3g} is beyond -log 2 (worse than coin flips)"
-        reason = "" if scored_split == "test" else f"scored on the {scored_split} split (no held-out songs)"
         record.add("eval", "pl_per_window", pl.mean(), reason=reason)
         record.add("eval", "pl_per_unit", per_unit, reason=reason)
         sklearn_style = one_bit_pl(params, scored, sklearn_bits(len(scored), spec.n_visible, rng))
@@ -109,31 +125,35 @@ class WindowRBM(ModelPlugin):
         )
         record.add("eval", "pl_sklearn_one_bit_per_unit", sklearn_style.mean() / spec.n_visible)
         record.add("eval", "pl_theano_one_bit_per_unit", theano_style.mean() / spec.n_visible)
-        ll_windows = held_out[: evaluation.ll_windows]
-        ll_frames = int(dataset.frames[dataset.indices(scored_split)][: evaluation.ll_windows].sum())
-        forward = paper_schedule() if evaluation.ais_schedule == "paper" else schedule(evaluation.ais_betas)
-        backward = schedule(evaluation.raise_betas) if evaluation.raise_betas else None  # inverse temperatures
-        bases = ais_bases(dataset.subset("train"))
-        bracket = likelihood_bracket(
-            params,
-            ll_windows,
-            bases,
-            forward,
-            evaluation.ais_runs,
-            backward,
-            rng,
-            sweep_every=evaluation.ais_sweep_every,
-            raise_windows=evaluation.raise_windows,
-        )
+        return ""
+
+    @staticmethod
+    def caution(bracket, runs: int) -> str:
+        """Why the bracket's AIS side is to be read with care ('' if it need not be)."""
         caution = ""
-        if bracket.effective_runs < 0.1 * evaluation.ais_runs:  # a few runs carry all the weight: log Z is a guess
-            caution = f"rough: AIS effective sample size {bracket.effective_runs:.1f} of {evaluation.ais_runs} runs"
+        if bracket.effective_runs < 0.1 * runs:  # a few runs carry all the weight: log Z is a guess
+            caution = f"rough: AIS effective sample size {bracket.effective_runs:.1f} of {runs} runs"
         elif bracket.width is not None and bracket.width < -max(1.0, 3 * (bracket.raise_stderr or 0)):
             caution = f"inverted bracket: RAISE above AIS by {-bracket.width:.2f} nats (the annealing misses mass)"
         if bracket.base_gap > GAP_NATS:  # the starts reached different mass: a multimodal model
             note = f"AIS from the {bracket.start} start (the pilots' log Z differ by {bracket.base_gap:.1f} nats)"
             caution = f"{caution}; {note}" if caution else note
-        rows = spec.num_timesteps
+        return caution
+
+    def bracket(self, params: RBMParams, task: Task, dataset: datasets.Dataset, record: Recorder,
+                rng: np.random.Generator, reason: str) -> None:  # fmt: skip
+        """The AIS/RAISE bracket of the first ``ll_windows`` held-out windows, per window, row and frame; the exact
+        answer where the hidden units are few enough to enumerate."""
+        evaluation, rows = task.evaluation, dataset.spec.num_timesteps
+        ll_windows = dataset.subset(evaluation.score_split)[: evaluation.ll_windows]
+        ll_frames = int(dataset.frames[dataset.indices(evaluation.score_split)][: evaluation.ll_windows].sum())
+        forward = paper_schedule() if evaluation.ais_schedule == "paper" else schedule(evaluation.ais_betas)
+        backward = schedule(evaluation.raise_betas) if evaluation.raise_betas else None  # inverse temperatures
+        bracket = likelihood_bracket(
+            params, ll_windows, ais_bases(dataset.subset("train")), forward, evaluation.ais_runs, backward, rng,
+            sweep_every=evaluation.ais_sweep_every, raise_windows=evaluation.raise_windows,
+        )  # fmt: skip
+        caution = self.caution(bracket, evaluation.ais_runs)
         record.add("eval", "ais_log_z", bracket.log_z)
         record.add("eval", "ais_log_z_stderr", bracket.log_z_stderr)
         record.add("eval", "ais_effective_runs", bracket.effective_runs)
@@ -159,13 +179,6 @@ class WindowRBM(ModelPlugin):
         if params.W.shape[1] <= EXACT_HIDDEN:  # few enough hidden units to enumerate: the exact answer, the oracle
             exact = -(-free_energy(params, ll_windows).mean() - exact_log_partition(params))
             record.add("eval", "exact_nll_per_frame", exact * per_frame, reason=reason)
-        record.add("eval", "reconstruction_xent", reconstruction_cross_entropy(params, scored))
-        for metric, value in catalogue.computed("params", params, scored, spec).items():  # the catalogue's own
-            record.add("eval", metric, value, reason=reason)
-        valid = dataset.subset("valid")
-        if len(valid):
-            record.add("eval", "free_energy_gap", free_energy_gap(params, dataset.subset("train")[: len(valid)], valid))
-        return ""
 
     def draw(self, model: RBM, task: Task, record: Recorder) -> np.ndarray:
         """Samples the way the profile says (start and Gibbs steps), timed after a warm-up call."""
