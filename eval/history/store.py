@@ -309,6 +309,49 @@ def _final(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("_order").groupby(keys, dropna=False, sort=False).tail(1).drop(columns="_order")
 
 
+def _series_filter(
+    metric: str, impl: str | None, profile: str | None, dataset: str | None, device: str | None,
+    machine: str | None, clean_only: bool,
+) -> tuple[str, list]:  # fmt: skip
+    """`series`'s WHERE clause and its parameters: the metric's ok, finite rows, narrowed as asked."""
+    conditions, parameters = ["metric = ?", "status = 'ok'", "isfinite(value)"], [metric]
+    for column, wanted in (("impl", impl), ("profile", profile), ("dataset", dataset), ("device", device)):
+        if wanted is not None:
+            conditions.append(f"{column} = ?")
+            parameters.append(wanted)
+    if machine is not None:
+        conditions.append("(machine = ? OR machine_label = ?)")
+        parameters += [machine, machine]
+    if clean_only:
+        conditions.append("NOT dirty")
+    return " AND ".join(conditions), parameters
+
+
+def _commit_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per series and commit: its seeds' values (ordered by seed, run) and their interval."""
+    points = []
+    for key, group in rows.groupby([*SERIES_KEYS, "commit"], dropna=False, sort=False):
+        values = group.sort_values(["seed", "run_id"]).value.tolist()
+        ci = interval(values)
+        points.append(
+            dict(zip([*SERIES_KEYS, "commit"], key)) | {
+                "machine_label": group.machine_label.iloc[0], "git_commit": group.git_commit.iloc[0],
+                "dirty": bool(group.dirty.iloc[0]), "commit_time": group.commit_time.min(),
+                "finished": group.finished.min(), "runs": group.run_id.nunique(), "n": ci.n, "mean": ci.mean,
+                "low": ci.low, "high": ci.high, "values": values,
+            }
+        )  # fmt: skip
+    return pd.DataFrame(points)
+
+
+def _in_commit_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each series' points by commit time, or by first finished run for a commit git does not know; index reset."""
+    when = pd.to_datetime(frame.commit_time, utc=True)
+    frame["_when"] = when.fillna(pd.to_datetime(frame.finished).dt.tz_localize("UTC"))
+    frame = frame.sort_values([*SERIES_KEYS, "_when", "finished"], kind="stable").drop(columns="_when")
+    return frame.reset_index(drop=True)
+
+
 def series(
     metric: str,
     impl: str | None = None,
@@ -340,39 +383,14 @@ def series(
         ``commit_time``, ``finished``, ``runs``, ``n``, ``mean``, ``low``, ``high``, ``values`` (per seed; runs of
         one commit pool their seeds). Only ``ok`` rows with a finite value count.
     """
-    conditions, parameters = ["metric = ?", "status = 'ok'", "isfinite(value)"], [metric]
-    for column, wanted in (("impl", impl), ("profile", profile), ("dataset", dataset), ("device", device)):
-        if wanted is not None:
-            conditions.append(f"{column} = ?")
-            parameters.append(wanted)
-    if machine is not None:
-        conditions.append("(machine = ? OR machine_label = ?)")
-        parameters += [machine, machine]
-    if clean_only:
-        conditions.append("NOT dirty")
+    where, parameters = _series_filter(metric, impl, profile, dataset, device, machine, clean_only)
     columns = ", ".join([*SERIES_KEYS, "machine_label", "run_id", "seed", "epoch", "value", "git_commit", "dirty",
                          "commit_time", "finished"])  # fmt: skip
-    rows = query(f"SELECT {columns} FROM rows WHERE {' AND '.join(conditions)}", parameters, store)
+    rows = query(f"SELECT {columns} FROM rows WHERE {where}", parameters, store)
     out_columns = [*SERIES_KEYS, "machine_label", "commit", "git_commit", "dirty", "commit_time", "finished", "runs",
                    "n", "mean", "low", "high", "values"]  # fmt: skip
     if rows.empty:
         return pd.DataFrame(columns=out_columns)
     rows = _final(rows.fillna({k: "" for k in SERIES_KEYS}))
     rows["commit"] = rows.git_commit + rows.dirty.map({True: "+dirty", False: ""})
-    points = []
-    for key, group in rows.groupby([*SERIES_KEYS, "commit"], dropna=False, sort=False):
-        values = group.sort_values(["seed", "run_id"]).value.tolist()
-        ci = interval(values)
-        points.append(
-            dict(zip([*SERIES_KEYS, "commit"], key)) | {
-                "machine_label": group.machine_label.iloc[0], "git_commit": group.git_commit.iloc[0],
-                "dirty": bool(group.dirty.iloc[0]), "commit_time": group.commit_time.min(),
-                "finished": group.finished.min(), "runs": group.run_id.nunique(), "n": ci.n, "mean": ci.mean,
-                "low": ci.low, "high": ci.high, "values": values,
-            }
-        )  # fmt: skip
-    frame = pd.DataFrame(points)
-    when = pd.to_datetime(frame.commit_time, utc=True)
-    frame["_when"] = when.fillna(pd.to_datetime(frame.finished).dt.tz_localize("UTC"))
-    frame = frame.sort_values([*SERIES_KEYS, "_when", "finished"], kind="stable").drop(columns="_when")
-    return frame.reset_index(drop=True)[out_columns]
+    return _in_commit_order(_commit_points(rows))[out_columns]

@@ -239,6 +239,42 @@ def choose_start(pilots: dict[str, AISResult]) -> str:
     return max(pilots, key=lambda name: pilots[name].effective_runs)
 
 
+def _pick_start(
+    params: RBMParams, bases: dict[str, np.ndarray], pilot: tuple[int, int], sweep_every: int, rng: np.random.Generator
+) -> tuple[str, dict[str, float], int]:
+    """The start the full runs anneal from, each start's pilot log Z, and the sweeps to run (none if pilots agree)."""
+    pilots = {}
+    if len(bases) > 1:
+        for name, base in bases.items():
+            pilots[name] = ais_log_partition(params, base, schedule(pilot[0]), pilot[1], rng.integers(2**63))
+    start = choose_start(pilots) if pilots else next(iter(bases))
+    pilot_log_z = {name: r.log_z for name, r in pilots.items()}
+    # collapsed sweeps as asked with one start; with two, only where the pilots showed separate modes
+    sweep_every = sweep_every if not pilots or pilot_gap(pilot_log_z) > GAP_NATS else 0
+    return start, pilot_log_z, sweep_every
+
+
+def _raise_estimate(
+    params: RBMParams, windows: np.ndarray, unnormalised: np.ndarray, base: np.ndarray, betas: np.ndarray,
+    repeats: int, sweep_every: int, raise_windows: int, rng: np.random.Generator,
+) -> tuple[float, float | None]:  # fmt: skip
+    """RAISE's mean log-likelihood per window and its stderr: on every window, or a subset extended by the exact -F."""
+    seed = rng.integers(2**63)
+    subset = None
+    if 0 < raise_windows < len(windows):
+        subset = np.sort(np.random.default_rng(rng.integers(2**63)).choice(len(windows), raise_windows, False))
+    chosen = windows if subset is None else windows[subset]
+    log_w = raise_log_likelihood(params, chosen, base, betas, repeats, seed, sweep_every)
+    raise_mean = float(log_w.mean())
+    raise_stderr = float(np.sqrt(log_w.var(axis=0, ddof=1).mean() / log_w.size)) if repeats > 1 else None
+    if subset is not None:  # every window's exact -F minus the subset's mean gap to RAISE
+        gap = unnormalised[subset] - log_w.mean(axis=0)
+        raise_mean = float(unnormalised.mean() - gap.mean())
+        sampling = float(gap.std(ddof=1) / np.sqrt(len(gap)))
+        raise_stderr = float(np.hypot(raise_stderr or 0.0, sampling))
+    return raise_mean, raise_stderr
+
+
 def likelihood_bracket(
     params: RBMParams,
     windows: np.ndarray,
@@ -268,33 +304,16 @@ def likelihood_bracket(
     """
     bases = bases if isinstance(bases, dict) else {"base": np.asarray(bases)}
     started = time.perf_counter()
-    pilots = {}
-    if len(bases) > 1:
-        for name, base in bases.items():
-            pilots[name] = ais_log_partition(params, base, schedule(pilot[0]), pilot[1], rng.integers(2**63))
-    start = choose_start(pilots) if pilots else next(iter(bases))
-    pilot_log_z = {name: r.log_z for name, r in pilots.items()}
-    # collapsed sweeps as asked with one start; with two, only where the pilots showed separate modes
-    sweep_every = sweep_every if not pilots or pilot_gap(pilot_log_z) > GAP_NATS else 0
+    start, pilot_log_z, sweep_every = _pick_start(params, bases, pilot, sweep_every, rng)
     ais = ais_log_partition(params, bases[start], ais_betas, ais_runs, rng.integers(2**63), sweep_every)
     ais_seconds = time.perf_counter() - started
     unnormalised = -free_energy(params, windows)
     raise_mean = raise_stderr = None
     started = time.perf_counter()
     if raise_betas is not None and len(raise_betas) > 1:
-        seed = rng.integers(2**63)
-        subset = None
-        if 0 < raise_windows < len(windows):
-            subset = np.sort(np.random.default_rng(rng.integers(2**63)).choice(len(windows), raise_windows, False))
-        chosen = windows if subset is None else windows[subset]
-        log_w = raise_log_likelihood(params, chosen, bases[start], raise_betas, raise_repeats, seed, sweep_every)
-        raise_mean = float(log_w.mean())
-        raise_stderr = float(np.sqrt(log_w.var(axis=0, ddof=1).mean() / log_w.size)) if raise_repeats > 1 else None
-        if subset is not None:  # every window's exact -F minus the subset's mean gap to RAISE
-            gap = unnormalised[subset] - log_w.mean(axis=0)
-            raise_mean = float(unnormalised.mean() - gap.mean())
-            sampling = float(gap.std(ddof=1) / np.sqrt(len(gap)))
-            raise_stderr = float(np.hypot(raise_stderr or 0.0, sampling))
+        raise_mean, raise_stderr = _raise_estimate(
+            params, windows, unnormalised, bases[start], raise_betas, raise_repeats, sweep_every, raise_windows, rng
+        )
     return Bracket(
         ais=float(unnormalised.mean() - ais.log_z),
         ais_stderr=ais.log_z_stderr,

@@ -386,6 +386,120 @@ class FrameBracket:
     mean_field_gap: float | None = None  # mean over the AIS frames of log Z_AIS - mean-field bound; None: "model"
 
 
+@dataclass(frozen=True)
+class _Frames:
+    """The checked inputs of `frame_likelihood_bracket` and what every estimate shares: the exact energies, the base."""
+
+    W: Array
+    b_v: Array
+    b_h: Array
+    v: Array
+    energy: Array  # F_t(v_t) per frame, exact
+    base_v: Array
+    base_h: Array
+    bound: Array | None  # the mean-field lower bound on log Z_t per frame; None on the "model" path
+
+
+@dataclass(frozen=True)
+class _AISPart:
+    """The AIS end of the bracket: what the RAISE end builds on, and the fields of `FrameBracket` it fills."""
+
+    frames: Array  # indices of the frames AIS ran on, sorted
+    nll: Array  # F_t(v_t) + log Z_t(AIS) per AIS frame
+    mean: float  # mean NLL per frame over every frame (the control variate when AIS ran on a subset)
+    run_var: float  # AIS's run noise in that mean
+    sampling_var: float  # the subset's sampling noise in that mean (0 on every frame)
+    effective: Array  # effective runs per AIS frame
+    mean_field_gap: float | None
+    seconds: float
+
+
+def _ais_on_frames(
+    frames: _Frames, betas: Array, runs: int, ais_frames: int, rng: np.random.Generator, started: float
+) -> _AISPart:
+    """AIS on every frame or on a random subset carried to all by the mean-field bound: the bracket's low end."""
+    n = len(frames.v)
+    every = ais_frames == 0 or ais_frames >= n
+    if not every and frames.bound is None:
+        raise ValueError("ais_frames < frames needs a mean-field base (the control variate); got base='model'")
+    ais_set = np.arange(n) if every else np.sort(rng.choice(n, ais_frames, False))
+    m = len(ais_set)
+    log_z, log_z_err, effective = _ais(
+        frames.W, frames.b_v[ais_set], frames.b_h[ais_set], frames.base_v[ais_set], frames.base_h[ais_set],
+        betas, runs, rng,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    nll = frames.energy[ais_set] + log_z  # per AIS frame
+    run_var = (log_z_err**2).sum() / m**2
+    gap_mf = None
+    if frames.bound is not None:
+        diff = log_z - frames.bound[ais_set]
+        gap_mf = float(diff.mean())
+    if every:
+        mean, sampling_var = float(nll.mean()), 0.0
+    else:
+        mean = float((frames.energy + frames.bound).mean()) + gap_mf
+        sampling_var = diff.var(ddof=1) / m * (1 - m / n) if m > 1 else 0.0
+    return _AISPart(ais_set, nll, mean, run_var, sampling_var, effective, gap_mf, seconds)
+
+
+_NO_RAISE = (None, None, None, None, 0)  # `_raise_on_frames`'s answer when RAISE is skipped
+
+
+def _raise_on_frames(
+    frames: _Frames, ais: _AISPart, betas: Array, runs: int, raise_frames: int, rng: np.random.Generator
+) -> tuple[float, float, float, float, int]:
+    """RAISE on all or a random subset of the AIS frames, entering through its mean gap to AIS: the high end.
+
+    Returns the mean NLL per frame, the width, the stderr, the seconds and how many frames RAISE ran on.
+    """
+    started = time.perf_counter()
+    m, n = len(ais.frames), len(frames.v)
+    within = np.arange(m) if raise_frames == 0 or raise_frames >= m else np.sort(rng.choice(m, raise_frames, False))
+    subset, chosen = ais.frames[within], len(within)
+    log_p, stderr = _raise(
+        frames.W, frames.b_v[subset], frames.b_h[subset], frames.v[subset], frames.base_v[subset],
+        frames.base_h[subset], _check_betas(betas, runs), runs, rng,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    gap = -log_p - ais.nll[within]
+    raise_mean = ais.mean + float(gap.mean())
+    width = raise_mean - ais.mean
+    sampling = gap.var(ddof=1) / chosen * (1 - chosen / n) if chosen > 1 else 0.0
+    raise_stderr = float(np.sqrt(sampling + (stderr**2).sum() / chosen**2 + ais.sampling_var))
+    return raise_mean, width, raise_stderr, seconds, chosen
+
+
+def _exact_nll_per_frame(frames: _Frames) -> float | None:
+    """The oracle's mean NLL per frame when one layer is small enough to enumerate, else None."""
+    if min(frames.W.shape) > EXACT_HIDDEN:
+        return None
+    return float((frames.energy + exact_frame_log_partition(frames.W, frames.b_v, frames.b_h)).mean())
+
+
+def _frame_bracket(
+    frames: _Frames, ais: _AISPart, raised: tuple[float, float, float, float, int], exact: float | None
+) -> FrameBracket:
+    """The AIS part, `_raise_on_frames`'s answer and the oracle as one `FrameBracket`."""
+    raise_mean, width, raise_stderr, raise_seconds, chosen = raised
+    return FrameBracket(
+        ais_nll_per_frame=ais.mean,
+        raise_nll_per_frame=raise_mean,
+        width_per_frame=width,
+        ais_stderr=float(np.sqrt(ais.run_var + ais.sampling_var)),
+        raise_stderr=raise_stderr,
+        effective_runs=float(np.median(ais.effective)),
+        min_effective_runs=float(ais.effective.min()),
+        frames=len(frames.v),
+        raise_frames=chosen,
+        ais_seconds=ais.seconds,
+        raise_seconds=raise_seconds,
+        exact_nll_per_frame=exact,
+        ais_frames=len(ais.frames),
+        mean_field_gap=ais.mean_field_gap,
+    )
+
+
 def frame_likelihood_bracket(
     W: Array,
     b_v: Array,
@@ -429,7 +543,6 @@ def frame_likelihood_bracket(
         With the exact mean NLL too when H or V <= `EXACT_HIDDEN`.
     """
     W, b_v, b_h, v = _check(W, b_v, b_h, v)
-    n = len(v)
     if ais_frames < 0 or raise_frames < 0:
         raise ValueError(
             f"ais_frames and raise_frames must be 0 (every frame) or positive, got {ais_frames}, {raise_frames}"
@@ -437,59 +550,9 @@ def frame_likelihood_bracket(
     started = time.perf_counter()
     forward_betas = _check_betas(forward_betas, runs)
     energy = frame_free_energy(W, b_v, b_h, v)
-    base_v, base_h, bound = _base(W, b_v, b_h, base)
-    every = ais_frames == 0 or ais_frames >= n
-    if not every and bound is None:
-        raise ValueError("ais_frames < frames needs a mean-field base (the control variate); got base='model'")
-    ais_set = np.arange(n) if every else np.sort(rng.choice(n, ais_frames, False))
-    m = len(ais_set)
-    log_z, log_z_err, effective = _ais(
-        W, b_v[ais_set], b_h[ais_set], base_v[ais_set], base_h[ais_set], forward_betas, runs, rng
-    )
-    ais_seconds = time.perf_counter() - started
-    ais_nll = energy[ais_set] + log_z  # per AIS frame
-    run_var = (log_z_err**2).sum() / m**2
-    gap_mf = None
-    if bound is not None:
-        diff = log_z - bound[ais_set]
-        gap_mf = float(diff.mean())
-    if every:
-        ais_mean, sampling_var = float(ais_nll.mean()), 0.0
-    else:
-        ais_mean = float((energy + bound).mean()) + gap_mf
-        sampling_var = diff.var(ddof=1) / m * (1 - m / n) if m > 1 else 0.0
-    raise_mean = width = raise_stderr = raise_seconds = None
-    chosen = 0
+    frames = _Frames(W, b_v, b_h, v, energy, *_base(W, b_v, b_h, base))
+    ais = _ais_on_frames(frames, forward_betas, runs, ais_frames, rng, started)
+    raised = _NO_RAISE
     if backward_betas is not None:
-        started = time.perf_counter()
-        within = np.arange(m) if raise_frames == 0 or raise_frames >= m else np.sort(rng.choice(m, raise_frames, False))
-        subset, chosen = ais_set[within], len(within)
-        log_p, stderr = _raise(
-            W, b_v[subset], b_h[subset], v[subset], base_v[subset], base_h[subset],
-            _check_betas(backward_betas, runs), runs, rng,
-        )  # fmt: skip
-        raise_seconds = time.perf_counter() - started
-        gap = -log_p - ais_nll[within]
-        raise_mean = ais_mean + float(gap.mean())
-        width = raise_mean - ais_mean
-        sampling = gap.var(ddof=1) / chosen * (1 - chosen / n) if chosen > 1 else 0.0
-        raise_stderr = float(np.sqrt(sampling + (stderr**2).sum() / chosen**2 + sampling_var))
-    exact = None
-    if min(W.shape) <= EXACT_HIDDEN:
-        exact = float((energy + exact_frame_log_partition(W, b_v, b_h)).mean())
-    return FrameBracket(
-        ais_nll_per_frame=ais_mean,
-        raise_nll_per_frame=raise_mean,
-        width_per_frame=width,
-        ais_stderr=float(np.sqrt(run_var + sampling_var)),
-        raise_stderr=raise_stderr,
-        effective_runs=float(np.median(effective)),
-        min_effective_runs=float(effective.min()),
-        frames=n,
-        raise_frames=chosen,
-        ais_seconds=ais_seconds,
-        raise_seconds=raise_seconds,
-        exact_nll_per_frame=exact,
-        ais_frames=m,
-        mean_field_gap=gap_mf,
-    )
+        raised = _raise_on_frames(frames, ais, backward_betas, runs, raise_frames, rng)
+    return _frame_bracket(frames, ais, raised, _exact_nll_per_frame(frames))
