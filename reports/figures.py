@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+import impls
 from datasets.windows import WindowSpec
+from eval.models import plugin
 from eval.scoring import catalogue
 from eval.scoring.notes import histograms
 from eval.scoring.stats import interval
@@ -39,8 +41,11 @@ def _per_epoch(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def curve_metric(frame: pd.DataFrame) -> str | None:
-    """The per-epoch curve `learning_curves` draws: a validation score where the rows hold one, else the CD cost."""
-    return next((m for m in CURVES if len(_per_epoch(frame, m))), None)
+    """The per-epoch curve `learning_curves` draws: the model's own measure (its plug-in's ``curve``) where the
+    rows hold it, else the first of `CURVES` they hold (a validation score, else the CD cost)."""
+    models = frame.model.dropna().unique() if "model" in frame else []
+    declared = [plugin(m).curve for m in models if m in impls.models()]
+    return next((m for m in [*declared, *CURVES] if m and len(_per_epoch(frame, m))), None)
 
 
 def learning_curves(frame: pd.DataFrame) -> plt.Figure | None:
@@ -55,7 +60,7 @@ def learning_curves(frame: pd.DataFrame) -> plt.Figure | None:
     panels = (["epoch", "time"] if metric else []) + (["gap"] if len(gaps) else [])
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), layout="constrained", squeeze=False)
     axis = dict(zip(panels, axes[0]))
-    label = CURVES.get(metric, "")
+    label = CURVES.get(metric, f"{metric} ({catalogue.describe(metric)[0]})" if metric else "")
     for (impl, seed), curve in curves.groupby(["impl", "seed"]):
         curve = curve.sort_values("epoch")
         name = f"{display_name(impl)} s{seed}"

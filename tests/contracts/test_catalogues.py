@@ -73,6 +73,34 @@ gibbs_steps = 5
 audio_samples = 0
 """
 
+RNN_PROFILE = """extends = "quick"
+[data]
+source = "synthetic"
+[model]
+kind = "rnn_rbm"
+n_hidden = 6
+n_recurrent = 5
+cd_steps = 2
+batch_size = 4
+chunk_length = 16
+learning_rate = 0.05
+[run]
+impls = ["numpy", "fake"]
+seeds = [0]
+epochs = 2
+executor = "serial"
+timing_epochs = 2
+[eval]
+ais_betas = 50
+ais_runs = 8
+raise_betas = 50
+ll_windows = 8
+n_samples = 2
+piece_rows = 16
+sample_start = "zeros"
+audio_samples = 0
+"""
+
 
 def run(copy: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(copy), "RBM_BENCH_RUNS": str(copy / "runs")}
@@ -98,6 +126,18 @@ def extended(tmp_path_factory):
     bench = run(copy, "-m", "reports", "bench", "--profile", "tiny.toml")
     run_dir = Path(bench.stdout.split("run folder: ")[1].split()[0])
     return copy, run_dir, pd.read_csv(run_dir / "results.csv")
+
+
+@pytest.mark.bench
+def test_the_fifth_framework_runs_the_second_model_too(extended):
+    copy, _, _ = extended
+    (copy / "rnn.toml").write_text(RNN_PROFILE)
+    bench = run(copy, "-m", "eval", "bench", "--profile", "rnn.toml")
+    frame = pd.read_csv(Path(bench.stdout.split("run folder: ")[1].split()[0]) / "results.csv")
+    fake = frame[frame.impl == "fake"]
+    assert set(fake.model) == {"rnn_rbm"} and (fake.status == "ok").all(), fake[fake.status != "ok"]
+    final = frame[frame.epoch.isna() & (frame.metric == "exact_nll_per_frame")].set_index("impl").value
+    assert abs(final["fake"] - final["numpy"]) < 1e-9  # the reference under another name: the same numbers
 
 
 @pytest.mark.bench
