@@ -64,7 +64,7 @@ def injected_fault(task: Task) -> dict[str, float]:
     if name != task.impl or "=" not in assignment:
         return {}
     field, _, value = assignment.partition("=")
-    return {field: float(value)}
+    return {field: int(value) if value.lstrip("-").isdigit() else float(value)}
 
 
 def build_model(task: Task) -> tuple[type[impls.Implementation] | None, str]:
