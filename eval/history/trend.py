@@ -164,6 +164,12 @@ def p_value(statistic: float, n: int, first: int) -> float:
     return float((beyond + 1) / (len(null) + 1))
 
 
+def own_margin(metric: str, model: str | None, dataset: str | None) -> float | None:
+    """The verdict's margin of ``metric`` calibrated for ``model`` on ``dataset``; None where a verdict score has
+    none (not judged); 0 (no floor) for a score outside the verdict."""
+    return margins(None, model, dataset).get(metric) if metric in verdict_scores() else 0.0
+
+
 def change(
     commits: Sequence[str],
     means: Sequence[float],
@@ -179,7 +185,8 @@ def change(
     model: str | None = None,
     dataset: str | None = None,
 ) -> Trend:
-    """Judge the newest commit of one series against its recent history.
+    """Judge the newest commit of one series against its recent history: a `Trend`, whose ``first_commit`` names
+    where the change began when one is flagged.
 
     Parameters
     ----------
@@ -188,21 +195,13 @@ def change(
     metric : str
         The score: its direction comes from the catalogue unless ``better`` is given.
     margin : float, optional
-        The smallest change that matters; default the verdict's margin of ``metric`` calibrated for ``model`` on
-        ``dataset`` (a verdict score without one is ``not judged``; 0, no floor, for a score outside the verdict).
+        The smallest change that matters; default `own_margin` of the series' ``model`` and ``dataset``.
     alpha : float
         The level for this one series (shared by its two tests).
     window, history, min_before, floor, recent : int, int, int, float, int
         See the module docstring.
     better : {"higher", "lower", "none"}, optional
         Override the catalogue's direction (tests; metrics it does not know).
-    model, dataset : str, optional
-        The series' model and dataset: the key of the calibration whose margin applies.
-
-    Returns
-    -------
-    Trend
-        ``first_commit`` names where the change began when one is flagged.
     """
     values = np.asarray(means, float)
     names = [str(c) for c in commits]
@@ -211,11 +210,9 @@ def change(
     keep = np.isfinite(values)
     values, names = values[keep][-history:], [c for c, k in zip(names, keep) if k][-history:]
     n, newest = len(values), names[-1] if names else ""
+    margin = own_margin(metric, model, dataset) if margin is None else float(margin)
     if margin is None:
-        margin = margins(None, model, dataset).get(metric) if metric in verdict_scores() else 0.0
-        if margin is None:
-            return Trend(metric, "not judged", None, newest, math.nan, math.nan, math.nan, alpha, n)
-    margin = float(margin)
+        return Trend(metric, "not judged", None, newest, math.nan, math.nan, math.nan, alpha, n)
     better = better or describe(metric)[1]
     first = max(min_before, n - window)
     if n < min_before + 1:
