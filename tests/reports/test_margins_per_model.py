@@ -162,3 +162,18 @@ def test_the_margins_command_on_a_broken_calibration_is_one_line_and_exit_2(tmp_
     (tmp_path / "rbm-bach.json").unlink()  # no run folder where the calibration run should be: one line too
     assert main(["margins", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_a_margin_is_never_below_the_noise_floor_three_seeds_resolve():
+    """Halving the rate moves the likelihoods clearly (shared random streams: a precise paired effect) but by 0.02,
+    half of which is below the frameworks' noise floor: the margin is the floor, or the unchanged recipe gets ?/✗."""
+    recipe = calibration.Plan({"model.learning_rate": 0.1}, {"model.learning_rate": 0.05},
+                              {"model.learning_rate": 0.025}, "halved", "quarter")  # fmt: skip
+    rows = [{"impl": "numpy", "model": "rnn_rbm", "dataset": "jsb", "seed": seed, "epoch": np.nan, "status": "ok",
+             "metric": metric, "value": -7.0 + 0.1 * seed + move + 0.001 * (seed % 2), **point}
+            for seed in range(5) for metric in LIKELIHOODS
+            for point, move in ((recipe.base, 0.0), (recipe.change, -0.02), (recipe.fault, -0.5))]  # fmt: skip
+    for metric, entry in calibration.derive(pd.DataFrame(rows), run_rows("rnn_rbm", "jsb"), recipe).items():
+        assert entry["effect_of_change"][2] < 0 and abs(entry["effect_of_change"][0]) / 2 < entry["noise_floor"]
+        assert entry["margin"] == entry["noise_floor"] and "half its effect is below it" in entry["basis"], metric
+        assert entry["fault_verdict"] == "✗"
