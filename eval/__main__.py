@@ -7,7 +7,8 @@
 ``speed``       training throughput per implementation beside the roofline and scikit-learn, in one run
 ``scaling``     throughput and peak memory over a grid of hidden units and batch sizes
 ``perf-check``  pytest-benchmark ratios to the roofline against reports/baselines/perf.json
-``margins``     derive the verdict's margins from a calibration run into reports/baselines/margins.json
+``margins``     derive the verdict's margins of one (model, dataset) from a calibration run into
+                reports/baselines/margins/<model>-<dataset>.json (``--plan PROFILE``: the sweep such a run needs)
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def _names(text: str) -> list[str]:
 def history_gate(folder: RunFolder, frame: pd.DataFrame) -> bool:
     """Record a finished run into the history and judge its machine's series of the verdict's scores (True: fail)."""
     from eval.history import store
-    from eval.scoring.catalogue import margins
+    from eval.scoring.catalogue import verdict_scores
 
     path = store.record(folder.path)
-    return trend_gate(path, frame, [m for m in margins() if m in set(frame.metric)])
+    return trend_gate(path, frame, [m for m in verdict_scores() if m in set(frame.metric)])
 
 
 def trend_gate(path: Path, frame: pd.DataFrame, metrics: list[str]) -> bool:
@@ -58,8 +59,11 @@ def trend_gate(path: Path, frame: pd.DataFrame, metrics: list[str]) -> bool:
             f"{'FAIL' if row.failed else 'note'} trend {row.impl} {row.metric}: {row.status} since "
             f"{row.first_commit[:12]} (shift {row.shift:.4g}, margin {row.margin:.4g}, p {row.p_value:.2g})"
         )
-    shorter = int((table.status == "too short").sum())
-    print(f"trend gate: {len(table)} series, {int(table.failed.sum())} failing, {shorter} too short to judge")
+    shorter, unjudged = int((table.status == "too short").sum()), int((table.status == "not judged").sum())
+    print(
+        f"trend gate: {len(table)} series, {int(table.failed.sum())} failing, {shorter} too short to judge"
+        + (f", {unjudged} not judged (no margin calibrated for their model and dataset)" if unjudged else "")
+    )
     return bool(table.failed.any())
 
 
@@ -162,14 +166,36 @@ def run_perf_check(args: argparse.Namespace) -> int:
 
 
 def run_margins(args: argparse.Namespace) -> int:
+    """Derive and write one calibration, or (``--plan``) print the sweep a calibration run of a profile needs."""
+    from eval.config import profile_from_dict
     from eval.gates import margins
+    from eval.scoring import calibrations
 
+    calibrations.calibrations(args.out)  # fail fast: a broken calibration beside the new one is one line
+    if args.plan:
+        recipe = margins.plan(load_profile(args.plan))
+        print(f"# calibration of {args.plan}: {recipe.change_description}; fault: {recipe.fault_description}")
+        print("[sweep]\n" + "\n".join(f'"{k}" = {json.dumps(v)}' for k, v in recipe.sweep().items()))
+        return 0
+    if args.calibration is None:
+        raise ConfigError("python -m eval margins: give a finished calibration run (or --plan PROFILE)")
     calibration, noise = RunFolder.open(args.calibration), RunFolder.open(args.noise)
-    scores = margins.derive(calibration.results(), noise.results())
+    rows, noise_rows = calibration.results(), noise.results()
+    key = margins.key_of(rows, str(calibration.path))
+    if margins.key_of(noise_rows, str(noise.path)) != key:
+        raise ConfigError(f"{noise.path}: the noise run is not of {key[0]} on {key[1]}, as the calibration run is; "
+                          "give --noise a run of every framework with the same model and data")  # fmt: skip
+    spec = json.loads(calibration.spec.read_text())
+    profile = profile_from_dict(spec)
+    recipe = margins.plan(profile)
+    scores = margins.derive(rows, noise_rows, recipe, str(calibration.path))
     with pd.option_context("display.width", 250, "display.max_columns", 20):
         print(margins.table(scores).to_string())
-    margins.write(calibration.path, noise.path, scores, args.out)
-    print(f"margins written: {args.out}")
+    manifest = json.loads(calibration.dataset_manifest.read_text())
+    row_units = int(manifest["n_visible"]) // max(int(spec["data"].get("num_timesteps", 1)), 1)
+    about = {"profile": profile.name, "row_units": row_units, "basis": args.basis or profile.description}
+    path = margins.write(calibration.path, noise.path, scores, recipe, key, folder=args.out, **about)
+    print(f"margins of {key[0]} on {key[1]} written: {path}")
     return 0
 
 
@@ -202,11 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--history", action="store_true", help="record the ratios in the history; fail on a trend regression"
     )
-    m = commands.add_parser("margins", help="derive the verdict's margins from a calibration run (--profile margins)")
-    m.add_argument("calibration", type=Path, help="a finished run of --profile margins")
-    m.add_argument("--noise", type=Path, default=quality.BASELINE.parents[1] / "example",
-                   help="a default run of every framework (the example report)")  # fmt: skip
-    m.add_argument("--out", type=Path, default=quality.BASELINE.with_name("margins.json"))
+    m = commands.add_parser("margins", help="derive one (model, dataset)'s margins from a calibration run")
+    m.add_argument("calibration", type=Path, nargs="?", help="a finished calibration run (e.g. --profile margins)")
+    m.add_argument(
+        "--noise",
+        type=Path,
+        default=quality.BASELINE.parents[1] / "example",
+        help="a run of every framework on the same model and data (default: the example report)",
+    )
+    m.add_argument("--out", type=Path, default=quality.BASELINE.with_name("margins"), help="the calibrations' folder")
+    m.add_argument("--plan", default=None, help="print the [sweep] a calibration run of this profile needs")
+    m.add_argument("--basis", default=None, help="the recipe in words, recorded (default: the profile's description)")
     args = parser.parse_args(argv)
     handlers = {
         "bench": lambda a: bench_main(a, record=keep_in_history),

@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 import impls
-from eval.scoring import catalogue
+from eval.scoring import calibrations, catalogue
 from eval.scoring.catalogue import describe
 from eval.scoring.stats import equivalence, interval
 
@@ -76,17 +76,36 @@ def label(frame: pd.DataFrame, impl: str) -> str:
     return f"{display_name(impl)} ({', '.join(devices)})" if gpu_run and devices else display_name(impl)
 
 
+def run_key(frame: pd.DataFrame) -> tuple[str | None, str | None]:
+    """The (model, dataset) of a run's rows: the key of the calibration its verdict reads (None where unnamed)."""
+
+    def pick(column: str) -> str | None:
+        values = frame[column].dropna() if column in frame else pd.Series(dtype=object)
+        return str(values.iloc[0]) if len(values) else None
+
+    return pick("model"), pick("dataset")
+
+
 def verdict_table(frame: pd.DataFrame, margins: dict[str, float], alpha: float) -> pd.DataFrame:
     """✓/✗ per metric and framework: paired TOST of the framework against the reference (NumPy) over seeds.
 
-    ``margins`` are the profile's overrides of the score catalogue's default margins.
+    ``margins`` are the profile's overrides; every other margin is the calibration of the run's own (model,
+    dataset), and a score without either is "not judged: no margin" (another model's margin never stands in).
     """
     base = impls.reference()
     candidates = [name for name in implementations(frame) if name != base]
+    model, dataset = run_key(frame)
+    present = set(frame.loc[frame.epoch.isna(), "metric"])  # diverged rows too: their score shows "—"
     rows = []
-    for metric, margin in catalogue.margins(margins).items():
+    for metric, margin in catalogue.margins(margins, model, dataset).items():
+        if metric not in present:  # a score this model does not have (the RNN-RBM's pseudo-likelihood)
+            continue
         reference = per_seed(frame, base, metric)
-        basis = catalogue.margin_basis(metric, margins)
+        basis = catalogue.margin_basis(metric, margins, model, dataset)
+        if margin is None:
+            rows.append({"metric": metric, "margin": f"none ({basis})"}
+                        | {label(frame, name): calibrations.NO_MARGIN for name in candidates})  # fmt: skip
+            continue
         shown = f"± {number(margin, metric)} {describe(metric)[0]} ({basis})".replace("  ", " ")
         row = {"metric": metric, "margin": shown}
         for name in candidates:
@@ -113,12 +132,16 @@ def equivalence_summary(frame: pd.DataFrame, margins: dict[str, float], alpha: f
     if table.empty or len(table.columns) < 2:
         return "No framework besides the NumPy reference ran, so there is no equivalence verdict."
     seeds = final_rows(frame).seed.nunique()
+    model, dataset = run_key(frame)
     parts = []
     for column in table.columns[1:]:
         counts = {mark: int(table[column].str.startswith(mark).sum()) for mark in ("✓", "✗", "?")}
-        parts.append(f"{column} {counts['✓']} equivalent, {counts['✗']} different, {counts['?']} inconclusive")
+        unjudged = int((table[column] == calibrations.NO_MARGIN).sum())
+        parts.append(f"{column} {counts['✓']} equivalent, {counts['✗']} different, {counts['?']} inconclusive"
+                     + (f", {unjudged} not judged" if unjudged else ""))  # fmt: skip
     undetermined = " With one seed the test cannot conclude: run more seeds." if seeds < 2 else ""
-    measured = catalogue.measured_margins()
+    found = calibrations.calibration(model, dataset)
+    measured = found.scores if found else {}
     short = [m for m in table.index if m not in margins and measured.get(m, {}).get("seeds_needed", 0) > seeds]
     power = (
         f" At {seeds} seeds the test confirms truly equivalent implementations with 80 % power only where the "
@@ -127,11 +150,14 @@ def equivalence_summary(frame: pd.DataFrame, margins: dict[str, float], alpha: f
         if short
         else ""
     )
+    where = (
+        f"within margins calibrated for {model} on {dataset} from the smallest recipe change that matters"
+        if found
+        else f"with no calibrated margins for {model} on {dataset} (scores without a profile margin are not judged)"
+    )
     return (
-        f"Against the NumPy reference, per metric, within margins measured on the default profile from the "
-        f"smallest recipe change that matters (paired TOST over {seeds} seeds, α = {alpha}, 90 % intervals; "
-        "✓ equivalent, ✗ different, "
-        "? inconclusive — more seeds would decide): "
+        f"Against the NumPy reference, per metric, {where} (paired TOST over {seeds} seeds, α = {alpha}, "
+        "90 % intervals; ✓ equivalent, ✗ different, ? inconclusive — more seeds would decide): "
         + "; ".join(parts)
         + f" of {len(table)} metrics.{undetermined}{power}"
     )

@@ -41,23 +41,26 @@ standard errors, and the gate's family-wise rate over ten series under 5 % plus 
 What is big enough to flag: half the verdict's margin
 -----------------------------------------------------
 The verdict's margin (`eval.scoring.catalogue.margins`) is the suite's measure of the smallest difference that
-matters. A significant change is flagged only when its size — the mean of the newest (up to ``recent``) commits
-minus the mean before the change — is at least ``floor × margin`` (``floor`` = 0.5): a change whose estimate is
-under half the margin is never flagged, however many commits prove it is real. Half, not the whole margin,
-because an estimate of a change of exactly the margin falls below the margin half the time: at half the margin a
-margin-sized step is flagged, for three seeds per commit and a margin of 2.8 seed standard deviations (as in
-``reports/baselines/margins.json``), at its very first commit in about 93 % of histories (the noise of one commit's
-mean allows no more at this level) and from its second commit on in over 98 %; the commit named is its first in
-about 97 % of these (otherwise a neighbour that noise moved towards the new level). A slow drift that totals the
-margin over 20 commits is flagged by its end. A metric without a margin has no floor: every statistically
-significant change counts.
+matters. A series uses the calibration of its own model and dataset (the history's ``model`` and ``dataset``
+columns); a verdict score whose series has none is ``not judged`` (neither failed nor silently passed: the gate
+prints it), never judged with another model's margin. A significant change is flagged only when its size — the
+mean of the newest (up to ``recent``) commits minus the mean before the change — is at least ``floor × margin``
+(``floor`` = 0.5): a change whose estimate is under half the margin is never flagged, however many commits prove
+it is real. Half, not the whole margin, because an estimate of a change of exactly the margin falls below the
+margin half the time: at half the margin a margin-sized step is flagged, for three seeds per commit and a margin
+of 2.8 seed standard deviations (as in ``reports/baselines/margins/rbm-bach.json``), at its very first commit in
+about 93 % of histories (the noise of one commit's mean allows no more at this level) and from its second
+commit on in over 98 %; the commit named is its first in about 97 % of these (otherwise a neighbour that noise
+moved towards the new level). A slow drift that totals the margin over 20 commits is flagged by its end. A
+metric outside the verdict has no floor: every statistically significant change counts.
 
 The verdict
 -----------
 Each score's direction (`eval.scoring.catalogue.describe`) decides what a change is: a move in the bad direction
 is a ``regression`` (the gate fails), one in the good direction an ``improvement`` (reported, the gate passes), and
 any move of a directionless score (``better == "none"``: a statistic to match, not to push) a ``change`` (the gate
-fails, as the quality gate does). Otherwise ``steady``, or ``too short`` with fewer than ``min_before + 1`` commits.
+fails, as the quality gate does). Otherwise ``steady``, or ``too short`` with fewer than ``min_before + 1`` commits,
+or ``not judged`` (a verdict score without a calibrated margin for the series).
 A change older than ``window`` commits is history, not news: the gate judged it when it came.
 """
 
@@ -72,7 +75,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from eval.scoring.catalogue import describe, margins
+from eval.scoring.catalogue import describe, margins, verdict_scores
 
 ALPHA = 0.01  # one series
 FAMILY_ALPHA = 0.05  # the gate over every series it reads
@@ -93,7 +96,7 @@ class Trend:
     ----------
     metric : str
         The score.
-    status : {"regression", "improvement", "change", "steady", "too short"}
+    status : {"regression", "improvement", "change", "steady", "too short", "not judged"}
         ``regression`` / ``change`` fail the gate; ``improvement`` is reported.
     first_commit : str or None
         The first commit of the change (the scan's best split), None when none is flagged.
@@ -161,6 +164,12 @@ def p_value(statistic: float, n: int, first: int) -> float:
     return float((beyond + 1) / (len(null) + 1))
 
 
+def own_margin(metric: str, model: str | None, dataset: str | None) -> float | None:
+    """The verdict's margin of ``metric`` calibrated for ``model`` on ``dataset``; None where a verdict score has
+    none (not judged); 0 (no floor) for a score outside the verdict."""
+    return margins(None, model, dataset).get(metric) if metric in verdict_scores() else 0.0
+
+
 def change(
     commits: Sequence[str],
     means: Sequence[float],
@@ -173,8 +182,11 @@ def change(
     floor: float = FLOOR,
     recent: int = RECENT,
     better: str | None = None,
+    model: str | None = None,
+    dataset: str | None = None,
 ) -> Trend:
-    """Judge the newest commit of one series against its recent history.
+    """Judge the newest commit of one series against its recent history: a `Trend`, whose ``first_commit`` names
+    where the change began when one is flagged.
 
     Parameters
     ----------
@@ -183,18 +195,13 @@ def change(
     metric : str
         The score: its direction comes from the catalogue unless ``better`` is given.
     margin : float, optional
-        The smallest change that matters; default the verdict's margin of ``metric`` (0: no floor, when it has none).
+        The smallest change that matters; default `own_margin` of the series' ``model`` and ``dataset``.
     alpha : float
         The level for this one series (shared by its two tests).
     window, history, min_before, floor, recent : int, int, int, float, int
         See the module docstring.
     better : {"higher", "lower", "none"}, optional
         Override the catalogue's direction (tests; metrics it does not know).
-
-    Returns
-    -------
-    Trend
-        ``first_commit`` names where the change began when one is flagged.
     """
     values = np.asarray(means, float)
     names = [str(c) for c in commits]
@@ -202,9 +209,11 @@ def change(
         raise ValueError(f"{metric}: {len(names)} commits but {len(values)} means")
     keep = np.isfinite(values)
     values, names = values[keep][-history:], [c for c, k in zip(names, keep) if k][-history:]
-    margin = float(margins().get(metric, 0.0) if margin is None else margin)
-    better = better or describe(metric)[1]
     n, newest = len(values), names[-1] if names else ""
+    margin = own_margin(metric, model, dataset) if margin is None else float(margin)
+    if margin is None:
+        return Trend(metric, "not judged", None, newest, math.nan, math.nan, math.nan, alpha, n)
+    better = better or describe(metric)[1]
     first = max(min_before, n - window)
     if n < min_before + 1:
         return Trend(metric, "too short", None, newest, math.nan, margin, math.nan, alpha, n)
@@ -225,6 +234,11 @@ def change(
 def trend_of(series: pd.DataFrame, metric: str, **options) -> Trend:
     """`change` on one series of `eval.history.store.series` (one machine, implementation, ...; ordered rows)."""
     return change(series.commit.tolist(), series["mean"].tolist(), metric, **options)
+
+
+def _series_key(key: dict) -> dict[str, str]:
+    """The series' model and dataset (the calibration its margin comes from), where the history names them."""
+    return {name: str(key[name]) for name in ("model", "dataset") if name in key and not pd.isna(key[name])}
 
 
 def gate(
@@ -260,7 +274,9 @@ def gate(
             groups.append((metric, dict(zip(by, key if isinstance(key, tuple) else (key,))), rows))
     each = alpha / max(len(groups), 1)
     table = [
-        key | asdict(trend := trend_of(rows, metric, alpha=each, **options)) | {"failed": trend.failed}
+        key
+        | asdict(trend := trend_of(rows, metric, alpha=each, **_series_key(key), **options))
+        | {"failed": trend.failed}
         for metric, key, rows in groups
     ]
     return pd.DataFrame(table)

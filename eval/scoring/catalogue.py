@@ -1,8 +1,9 @@
 """The score catalogue: every metric the suite records, listed here once with what everyone needs to know of it.
 
 Rows take their unit and direction from here, the quality gate checks the ``gated`` ones, the verdict tests the
-ones with a ``margin`` (measured: ``reports/baselines/margins.json``, written by ``python -m eval margins``, holds
-each one's value and basis; a profile's ``[verdict] margins`` may override it), the report shows each in the tables
+ones with a ``margin`` (measured per model and dataset: ``reports/baselines/margins/``, written by ``python -m eval
+margins``, holds each one's value, unit and basis; a profile's ``[verdict] margins`` may override it), the report
+shows each in the tables
 its ``shown`` names. A score with a ``compute`` function is computed by the worker and by the report's anchors
 (held-out music, coin flips) with no other code: adding such a score is one `Score` entry. The others are
 measured by the worker's steps (``needs = "run"``): the likelihood bracket, timings, curves, note statistics.
@@ -11,16 +12,12 @@ A name ending in ``*`` describes a family (``mgeval_oa_*``).
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
-from core.paths import BASELINES
+from eval.scoring import calibrations
 from eval.scoring.quality import music_structure_js
 from eval.scoring.sets import frechet_note_distance
 
@@ -38,8 +35,9 @@ class Score:
     better : {"higher", "lower", "none"}
         Which way is better; ``none``: a statistic to match, not to push (the gate fails a move either way).
     margin : float or None
-        In the cross-framework verdict, with this margin (in ``unit``) until a calibration measures one
-        (`measured_margins`: half the effect of the smallest recipe change that matters, or the noise floor).
+        Not None: the score is in the cross-framework verdict. The number is the guess declared before margins
+        were measured, kept for the record and never applied: a run is judged with the calibration of its own
+        (model, dataset) (`eval.scoring.calibrations`) or its profile's ``[verdict] margins``, else not judged.
         None: not in the verdict.
     gated : bool
         Checked by the sample-quality gate against its baseline and against the reference framework.
@@ -190,45 +188,36 @@ def shown(table: str) -> tuple[str, ...]:
     return tuple(s.name for s in SCORES if table in s.shown)
 
 
-MEASURED_MARGINS = BASELINES / "margins.json"
+def verdict_scores() -> tuple[str, ...]:
+    """The scores the cross-framework verdict tests (those with a declared ``margin``), in catalogue order."""
+    return tuple(s.name for s in SCORES if s.margin is not None)
 
 
-def measured_margins(path: Path | None = None) -> dict[str, dict]:
-    """The calibrated margins per score (``{metric: {"margin", "basis", "seeds_needed", ...}}``), {} without a file.
+def margins(
+    overrides: dict[str, float] | None = None, model: str | None = None, dataset: str | None = None
+) -> dict[str, float | None]:
+    """The verdict's margins for a run of ``model`` on ``dataset``, in catalogue order.
 
-    A file that is not a calibration (not JSON, a margin that is not a positive finite number) is a `ConfigError`:
-    one line saying how to regenerate it.
+    Each is the calibration's of that (model, dataset) (`eval.scoring.calibrations`), a profile's override last;
+    None where neither gives one: the verdict does not judge that score. A declared catalogue margin never
+    applies (it was measured on nothing, and one model's calibration never stands in for another's).
     """
-    path = path or MEASURED_MARGINS
-    if not path.exists():
-        return {}
-    fix = "regenerate it with python -m eval margins RUN (README, The verdict's margins)"
-    try:
-        scores = json.loads(path.read_text())["scores"]
-        for metric, entry in scores.items():
-            margin = entry["margin"]
-            if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
-                raise ValueError(f"{metric}: margin {margin!r} is not a positive finite number")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ConfigError(f"{path}: not a margins calibration ({error}); {fix}") from None
-    return scores
+    found = calibrations.calibration(model, dataset)
+    measured = found.scores if found else {}
+    values = {name: measured.get(name, {}).get("margin") for name in verdict_scores()} | dict(overrides or {})
+    return {name: None if value is None else float(value) for name, value in values.items()}
 
 
-def margins(overrides: dict[str, float] | None = None) -> dict[str, float]:
-    """The verdict's margins in catalogue order: measured where calibrated, else declared; a profile's last."""
-    measured = measured_margins()
-    found = {s.name: measured.get(s.name, {}).get("margin", s.margin) for s in SCORES if s.margin is not None}
-    return {name: float(value) for name, value in (found | dict(overrides or {})).items()}
-
-
-def margin_basis(metric: str, overrides: dict[str, float] | None = None) -> str:
+def margin_basis(
+    metric: str, overrides: dict[str, float] | None = None, model: str | None = None, dataset: str | None = None
+) -> str:
     """Where a verdict margin comes from, in a few words (the report prints it beside the margin)."""
     if metric in (overrides or {}):
-        return "the profile's"
-    entry = measured_margins().get(metric)
-    if not entry:
-        return "declared"
-    return "½ lr/2 effect" if str(entry.get("basis", "")).startswith("half") else "noise floor"
+        return "the profile's [verdict] margins"
+    found = calibrations.calibration(model, dataset)
+    if not found or metric not in found.scores:
+        return f"no calibration of {model}/{dataset}"
+    return found.basis(metric)
 
 
 def headline() -> tuple[str, ...]:

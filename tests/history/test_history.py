@@ -29,8 +29,9 @@ from eval.scoring import catalogue
 from eval.scoring.stats import interval
 
 ROOT = Path(__file__).resolve().parents[2]
-MARGINS = json.loads((ROOT / "reports" / "baselines" / "margins.json").read_text())["scores"]
+MARGINS = json.loads((ROOT / "reports" / "baselines" / "margins" / "rbm-bach.json").read_text())["scores"]
 SIGMA = MARGINS["pl_per_unit"]["noise_sd"]  # the measured spread of one seed
+BACH = {"model": "rbm", "dataset": "bach"}  # the calibration MARGINS is: the series' own model and data
 MARGIN = MARGINS["pl_per_unit"]["margin"]  # the verdict's margin (about 2.8 sigma)
 SEEDS = 3
 COMMITS = [f"{i:02d}" + "c" * 38 for i in range(50)]  # 40 characters, like a sha
@@ -119,9 +120,9 @@ def test_a_step_of_the_margin_is_flagged_from_its_first_commit_and_named():
     step = lambda c: -MARGIN * (c >= 30)  # pl_per_unit: higher is better, so a fall is a regression
     means = synthetic_means(step, np.random.default_rng(3))
     for newest in range(6, 30):
-        assert trend.change(COMMITS[: newest + 1], means[: newest + 1], "pl_per_unit").status == "steady"
+        assert trend.change(COMMITS[: newest + 1], means[: newest + 1], "pl_per_unit", **BACH).status == "steady"
     for newest in range(30, 50):
-        verdict = trend.change(COMMITS[: newest + 1], means[: newest + 1], "pl_per_unit")
+        verdict = trend.change(COMMITS[: newest + 1], means[: newest + 1], "pl_per_unit", **BACH)
         assert (verdict.status, verdict.first_commit, verdict.failed) == ("regression", COMMITS[30], True), newest
         assert verdict.shift == pytest.approx(-MARGIN, abs=0.5 * MARGIN)
     rng = np.random.default_rng(4)  # how often, over many histories (the docstring's figures)
@@ -147,25 +148,25 @@ def test_a_slow_drift_of_the_margin_over_20_commits_is_flagged_by_its_end():
 
 @pytest.mark.parametrize("direction", [+1, -1])
 def test_a_directionless_score_is_flagged_either_way_and_a_good_move_is_an_improvement(direction):
-    margin = catalogue.margins()["note_density"]
+    margin = catalogue.margins(None, "rbm", "bach")["note_density"]
     assert catalogue.describe("note_density")[1] == "none"
     rng = np.random.default_rng(6)
     sd = margin / 2.8
     means = np.array([rng.normal(0.1 + direction * margin * (c >= 45), sd, SEEDS).mean() for c in range(50)])
-    moved = trend.change(COMMITS, means, "note_density")
+    moved = trend.change(COMMITS, means, "note_density", **BACH)
     assert (moved.status, moved.first_commit, moved.failed) == ("change", COMMITS[45], True)
     better = synthetic_means(lambda c: direction * MARGIN * (c >= 45), rng)  # pl_per_unit: higher is better
-    verdict = trend.change(COMMITS, better, "pl_per_unit")
+    verdict = trend.change(COMMITS, better, "pl_per_unit", **BACH)
     expected = "improvement" if direction > 0 else "regression"
     assert (verdict.status, verdict.first_commit, verdict.failed) == (expected, COMMITS[45], direction < 0)
 
 
 def test_a_detectable_change_smaller_than_half_the_margin_is_not_flagged():
     means = np.r_[np.zeros(40), np.full(10, 0.3 * MARGIN)] + np.random.default_rng(9).normal(0, 1e-6 * MARGIN, 50)
-    small = trend.change(COMMITS, means, "pl_per_unit")
+    small = trend.change(COMMITS, means, "pl_per_unit", **BACH)
     assert small.p_value < 1e-3 and small.status == "steady"  # real, but it does not matter
     assert trend.change(COMMITS, means, "pl_per_unit", margin=0.0).status == "improvement"
-    assert trend.change(COMMITS[:4], means[:4], "pl_per_unit").status == "too short"
+    assert trend.change(COMMITS[:4], means[:4], "pl_per_unit", **BACH).status == "too short"
 
 
 # ------------------------------------------------------------------------------------------------ the store
@@ -272,8 +273,10 @@ def test_the_trend_gate_reads_the_store(tmp_path, history):
         fake_run(tmp_path, f"r{i:02d}", COMMITS[i], {("numpy", "pl_per_unit"): seeds(mean, rng),
                  ("numpy", "note_density"): seeds(0.1, rng, 1e-4)}, finished=base + timedelta(days=i))  # fmt: skip
     store.record_many(sorted(tmp_path.glob("r*")))
-    table = trend.gate({m: store.series(m) for m in ("pl_per_unit", "note_density")})
-    verdict = table.set_index("metric")
+    frames = {m: store.series(m) for m in ("pl_per_unit", "note_density")}
+    unjudged = trend.gate(frames)  # synthetic data has no calibration: no margin is borrowed from another
+    assert unjudged.status.tolist() == ["not judged"] * 2 and not unjudged.failed.any()
+    verdict = trend.gate(frames, margin=MARGIN).set_index("metric")  # a margin given: judged with it
     assert verdict.loc["pl_per_unit", ["status", "first_commit", "failed"]].tolist() == ["regression", COMMITS[10], 1]
     assert verdict.loc["note_density", "status"] == "steady"
 

@@ -1,6 +1,6 @@
 """The verdict catches injected faults: a framework that is wrong does not come out ✓ on the scores its fault moves.
 
-Margins are measured (`eval.gates.margins`, ``reports/baselines/margins.json``): half the effect of halving the
+Margins are measured (`eval.gates.margins`, ``reports/baselines/margins/rbm-bach.json``): half the effect of halving the
 learning rate, or the noise floor where that moves a score by less than its noise. Here a copy of the layers gets
 one more framework, the NumPy reference with momentum 0.5 where the profile says 0.9 (the fault a PyTorch port once
 had, which the guessed margins called equivalent on five of nine scores), and the default profile runs it beside the
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from eval.gates import margins as calibration
-from eval.scoring import catalogue
+from eval.scoring import calibrations, catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("core", "datasets", "impls", "eval", "reports")
@@ -56,16 +56,21 @@ print(json.dumps(verdict_table(frame, {}, 0.05)["Faulty"].to_dict()))
 """
 
 
+def measured() -> dict[str, dict]:
+    """The window RBM's calibration on the Bach data (the default profile's), per score."""
+    return calibrations.calibration("rbm", "bach").scores
+
+
 def moved_by_the_fault() -> list[str]:
     """Scores the fault moved clearly (95 % interval excludes 0) and by at least the margin, in the calibration."""
-    scores = catalogue.measured_margins()
+    scores = measured()
     clear = [m for m, e in scores.items() if e["fault_effect"][1] > 0 or e["fault_effect"][2] < 0]
     return [m for m in clear if abs(scores[m]["fault_effect"][0]) >= scores[m]["margin"]]
 
 
 def test_the_calibration_is_recorded_and_each_margin_has_its_basis():
-    scores = catalogue.measured_margins()
-    assert set(scores) == set(catalogue.margins()), "every verdict score is calibrated"
+    scores = measured()
+    assert set(scores) == set(catalogue.verdict_scores()), "every verdict score is calibrated"
     for metric, entry in scores.items():
         assert entry["basis"].startswith(("half the effect", "noise floor")), metric
         effect = entry["effect_of_change"]
@@ -121,5 +126,5 @@ def test_a_broken_margins_file_is_one_line_saying_how_to_regenerate_it(tmp_path,
     path = tmp_path / "margins.json"
     path.write_text(content)
     with pytest.raises(ConfigError) as error:
-        catalogue.measured_margins(path)
+        calibrations.read(path)
     assert "python -m eval margins" in str(error.value) and "\n" not in str(error.value)
