@@ -329,7 +329,8 @@ def _raw(name: str, relative_to: Path | None = None, seen: tuple[Path, ...] = ()
         raise ConfigError(f"{path}: extends is {describe(parent)}; give a profile name or path")
     base, _ = _raw(parent, path.parent, (*seen, path))
     for key, value in table.items():
-        other_model = key == "model" and value.get("kind", "rbm") != base.get("model", {}).get("kind", "rbm")
+        inherited = base.get("model", {}).get("kind", "rbm") if isinstance(base.get("model"), dict) else "rbm"
+        other_model = key == "model" and isinstance(value, dict) and value.get("kind", inherited) != inherited
         if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "sweep" and not other_model:
             base[key] = base[key] | value
         else:

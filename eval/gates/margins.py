@@ -122,7 +122,7 @@ def key_of(frame: pd.DataFrame, where: str) -> tuple[str, str]:
         raise ConfigError(f"{where}: a calibration needs rows of one model on one dataset, found {found}; "
                           "calibrate each (model, dataset) on its own run")  # fmt: skip
     model, dataset = pairs.iloc[0]
-    return str(model), str(dataset)
+    return str(model), calibrations.dataset_key(dataset)
 
 
 def per_seed(rows: pd.DataFrame, metric: str) -> pd.Series:

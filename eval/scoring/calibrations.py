@@ -111,6 +111,12 @@ def calibrations(folder: Path | None = None) -> dict[tuple[str, str], Calibratio
     return found
 
 
+def dataset_key(dataset: str | None) -> str:
+    """The name a calibration is keyed by: a pinned benchmark's rows say ``jsb (sha256 ac0e6085…)`` (its content,
+    the same bytes wherever it came from), the calibration says ``jsb``."""
+    return str(dataset).split(" (sha256 ")[0]
+
+
 def calibration(model: str | None, dataset: str | None, folder: Path | None = None) -> Calibration | None:
     """The calibration of (model, dataset), None where there is none (the verdict then does not judge)."""
-    return calibrations(folder).get((str(model), str(dataset)))
+    return calibrations(folder).get((str(model), dataset_key(dataset)))

@@ -142,7 +142,9 @@ def test_a_crashing_task_is_a_failed_row_exit_1_and_the_others_go_on(tmp_path):
     env = {**os.environ, "RBM_BENCH_FAULT": "numpy:cd_steps=0"}  # RBMConfig refuses k = 0: the worker crashes
     result = run_cli("bench", "--profile", profile_file(tmp_path, impls=["numpy"], seeds=[0, 1]), env=env)
     assert result.returncode == 1, result.stderr
-    assert "FAILED numpy-s0: exit code 1: core.errors.ConfigError: task numpy-s0: [model] cd_steps is 0" in result.stderr
+    assert (
+        "FAILED numpy-s0: exit code 1: core.errors.ConfigError: task numpy-s0: [model] cd_steps is 0" in result.stderr
+    )
     assert "FAILED numpy-s1" in result.stderr and "Traceback" not in result.stderr
     run_dir = Path(result.stdout.split("run folder: ")[1].split()[0])
     frame = RunFolder(run_dir).results()

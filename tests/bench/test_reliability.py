@@ -156,7 +156,16 @@ def test_the_verdict_table_names_the_confidence_of_the_interval_it_prints():
     from reports.tables import verdict_table
 
     rows = [
-        {"impl": impl, "seed": seed, "metric": "pl_per_unit", "value": value, "status": "ok", "epoch": None}
+        {
+            "impl": impl,
+            "seed": seed,
+            "metric": "pl_per_unit",
+            "value": value,
+            "status": "ok",
+            "epoch": None,
+            "model": "rbm",
+            "dataset": "bach",
+        }  # a calibrated (model, dataset): the verdict judges it
         for impl, values in (("numpy", (-0.100, -0.101, -0.102)), ("jax", (-0.1001, -0.1012, -0.1019)))
         for seed, value in enumerate(values)
     ]
