@@ -67,21 +67,54 @@ def trend_gate(path: Path, frame: pd.DataFrame, metrics: list[str]) -> bool:
     return bool(table.failed.any())
 
 
-def run_quality(args: argparse.Namespace) -> int:
-    path = args.baseline
-    baseline = None if args.update_baseline else quality.load_baseline(path)  # fail fast: before any training
+def _quality_run(args: argparse.Namespace, baseline: dict | None) -> tuple[RunFolder, pd.DataFrame]:
+    """The run the gate judges: ``--results``, or a quick-profile run trained now at the baseline's seeds."""
     if args.results:
         folder = RunFolder.open(args.results)
-        frame = folder.results()
-    else:
-        wanted = args.impls or (list(baseline["metrics"]) if baseline else None)
-        seeds = quality.recipe(baseline["spec"])["run.seeds"] if baseline else list(quality.SEEDS)  # the baseline's
-        profile = load_profile("quick").override("quality gate", run={"seeds": seeds, "impls": wanted})
-        if baseline:  # fail fast: a quick profile changed since the baseline was made trains for nothing
-            quality.check_run(profile.to_dict(), None, baseline, where="the quick profile")
-        result = run_bench(profile)
-        folder, frame = result.folder, result.frame
-        print(f"run folder: {result.folder.path}")
+        return folder, folder.results()
+    wanted = args.impls or (list(baseline["metrics"]) if baseline else None)
+    seeds = quality.recipe(baseline["spec"])["run.seeds"] if baseline else list(quality.SEEDS)  # the baseline's
+    profile = load_profile("quick").override("quality gate", run={"seeds": seeds, "impls": wanted})
+    if baseline:  # fail fast: a quick profile changed since the baseline was made trains for nothing
+        quality.check_run(profile.to_dict(), None, baseline, where="the quick profile")
+    result = run_bench(profile)
+    print(f"run folder: {result.folder.path}")
+    return result.folder, result.frame
+
+
+def _update_baseline(path: Path, folder: RunFolder, frame: pd.DataFrame, spec: dict, summary, versions: dict,
+                     data_hash: str) -> int:  # fmt: skip
+    """Rewrite the baseline from this run (complete or absent: the old one stays on failure); print what changed."""
+    from eval.environment import describe_environment
+
+    old = None
+    if path.exists():
+        try:
+            old = quality.load_baseline(path)
+        except quality.BaselineError:
+            old = None
+    profiles = sorted(str(p) for p in frame.profile.dropna().unique()) if "profile" in frame else []
+    try:
+        as_run = quality.profile_from_dict(spec).to_dict()  # validated, defaults filled
+    except (ConfigError, KeyError, TypeError, ValueError) as error:
+        raise quality.BaselineError(f"{folder.spec}: not a profile ({error}); give a complete run folder") from None
+    new = quality.make_baseline(
+        summary, versions, describe_environment(), ", ".join(profiles) or "unknown", as_run, data_hash
+    )
+    if problem := quality.baseline_problem(new):  # never write a baseline the gate would refuse to read
+        raise quality.BaselineError(f"{folder.path}: cannot make a baseline of this run: {problem}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(new, indent=1) + "\n")
+    print(f"baseline rewritten: {path}")
+    print("\n".join(quality.baseline_changes(old, new)))
+    return 0
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    """The sample-quality gate: judge a run against the baseline (or rewrite the baseline from it)."""
+    path = args.baseline
+    baseline = None if args.update_baseline else quality.load_baseline(path)  # fail fast: before any training
+    folder, frame = _quality_run(args, baseline)
     spec = folder.read_json(folder.spec)  # the profile as run (one line, exit 2, when missing or corrupt)
     data_hash = quality.dataset_hash(frame)
     versions = {
@@ -89,29 +122,7 @@ def run_quality(args: argparse.Namespace) -> int:
     }
     summary = quality.summarise(frame)
     if args.update_baseline:
-        old = None
-        if path.exists():
-            try:
-                old = quality.load_baseline(path)
-            except quality.BaselineError:
-                old = None
-        from eval.environment import describe_environment
-
-        profiles = sorted(str(p) for p in frame.profile.dropna().unique()) if "profile" in frame else []
-        try:
-            as_run = quality.profile_from_dict(spec).to_dict()  # validated, defaults filled
-        except (ConfigError, KeyError, TypeError, ValueError) as error:
-            raise quality.BaselineError(f"{folder.spec}: not a profile ({error}); give a complete run folder") from None
-        new = quality.make_baseline(
-            summary, versions, describe_environment(), ", ".join(profiles) or "unknown", as_run, data_hash
-        )
-        if problem := quality.baseline_problem(new):  # never write a baseline the gate would refuse to read
-            raise quality.BaselineError(f"{folder.path}: cannot make a baseline of this run: {problem}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(new, indent=1) + "\n")  # complete or absent: the old one stays on failure
-        print(f"baseline rewritten: {path}")
-        print("\n".join(quality.baseline_changes(old, new)))
-        return 0
+        return _update_baseline(path, folder, frame, spec, summary, versions, data_hash)
     table = quality.gate(summary, baseline, expected=args.impls, spec=spec, data_hash=data_hash)
     for note in quality.version_notes(baseline, versions):
         print(note)

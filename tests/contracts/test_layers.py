@@ -142,3 +142,15 @@ def test_no_framework_is_imported_outside_its_own_file(framework, short):
                 if any(n == framework or n.startswith(framework + ".") for n in names):
                     outside.append(str(path.relative_to(ROOT)))
     assert outside == []
+
+
+def test_no_function_in_eval_is_over_60_lines():
+    """Each of eval/'s functions reads in one sitting (decorators aside): a longer one is split into named steps."""
+    longer = []
+    for path in (ROOT / "eval").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 60:
+                longer.append(
+                    f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})"
+                )
+    assert longer == []
