@@ -393,8 +393,19 @@ def sweep_points(profile: Profile) -> list[dict[str, Any]]:
     return points
 
 
+def _recorded_model(table: dict) -> dict:
+    """A recorded ``[model]`` as its kind's config reads it: a spec.json written before each kind had its own
+    config class recorded every model's keys (the RNN-RBM's beside the window RBM's); the other kinds' are dropped."""
+    kind = table.get("kind", "rbm")
+    if kind not in impls.models():
+        return table  # refused by model_section, in one line
+    known = {f.name for f in fields(impls.model(kind).config)} | {"kind"}
+    return {key: value for key, value in table.items() if key in known}
+
+
 def profile_from_dict(values: dict) -> Profile:
     """A profile recorded in a run's spec.json (already validated when the run began)."""
+    values = values | {"model": _recorded_model(dict(values.get("model", {})))}
     sections = {s: _section(s, values.get(s, {}), "spec.json") for s in SECTIONS}
     sweep = {k: tuple(v) for k, v in values.get("sweep", {}).items()}
     return Profile(name=values["name"], description=values.get("description", ""), sweep=sweep, **sections)
