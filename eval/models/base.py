@@ -54,7 +54,8 @@ class ModelPlugin(ABC):
     name : str
         The model's catalogue name (``[model] kind``; ``impls/<name>/``, whose config class is its ``[model]``).
     outputs : tuple of str
-        Every score its tasks write (one writer per score).
+        The held-out scores its `score` writes (``eval`` rows), besides the score catalogue's ``params`` scores
+        it computes for every model; `run` refuses an undeclared one, so each score has one declared writer.
     curve : str
         The learning-curve measure, in the model's own units (a ``train`` row per logged epoch).
     unit_of_data : str
@@ -112,6 +113,13 @@ class ModelPlugin(ABC):
                       record: Recorder) -> None:  # fmt: skip
         """The quiet phase: steady-state speed (`steady_epochs`) and the model's roofline."""
 
+    def check_declared(self, record: Recorder) -> None:
+        """Every ``eval`` score written so far is one this plug-in declares (a programming error otherwise)."""
+        declared = {*self.outputs, *(s.name for s in catalogue.scores() if s.needs == "params")}
+        undeclared = sorted({row["metric"] for row in record.rows if row["phase"] == "eval"} - declared)
+        if undeclared:
+            raise RuntimeError(f"the {self.name} plug-in writes undeclared scores {undeclared}; add them to outputs")
+
     def run(self, model: impls.Implementation, task: Task, dataset: datasets.Dataset, order: list,
             record: Recorder, rng: np.random.Generator) -> dict:  # fmt: skip
         """Train, score, sample and describe one implementation; the artefacts (samples, params) for the folder."""
@@ -123,6 +131,7 @@ class ModelPlugin(ABC):
         params = model.params()
         record.add("train", "max_abs_param", params.largest())
         diverged = diverged or self.score(params, task, dataset, record, rng)
+        self.check_declared(record)
         if diverged:
             record.flag(catalogue.headline(), diverged)
             return {}

@@ -46,6 +46,13 @@ class WindowRBM(ModelPlugin):
     curve = "valid_pl_per_unit"
     unit_of_data = "windows"
     products_roofline = True
+    outputs = (
+        "pl_per_window", "pl_per_unit", "pl_sklearn_one_bit_per_unit", "pl_theano_one_bit_per_unit",
+        "ais_log_z", "ais_log_z_stderr", "ais_effective_runs", "ais_base_gap", "ais_ll_per_window", "ais_ll_per_row",
+        "ais_ll_stderr", "raise_ll_per_window", "raise_ll_per_row", "raise_ll_stderr", "bracket_width",
+        "ais_nll_per_frame", "raise_nll_per_frame", "bracket_width_per_frame", "exact_nll_per_frame",
+        "reconstruction_xent", "free_energy_gap",
+    )  # fmt: skip
 
     def config(self, section: RBMConfig, dataset_spec: datasets.WindowSpec, device: str) -> RBMConfig:
         return replace(section, n_visible=dataset_spec.n_visible, device=device)

@@ -48,6 +48,12 @@ class RNNRBMPlugin(ModelPlugin):
     name = "rnn_rbm"
     curve = "valid_nll_per_frame"
     unit_of_data = "frames"
+    outputs = (
+        "ais_nll_per_frame", "ais_ll_per_row", "ais_ll_per_window", "ais_ll_stderr", "ais_effective_runs",
+        "ais_min_effective_runs", "ais_frames", "scored_frames", "mean_field_gap", "raise_nll_per_frame",
+        "raise_ll_per_row", "raise_ll_per_window", "raise_ll_stderr", "bracket_width_per_frame", "bracket_width",
+        "exact_nll_per_frame",
+    )  # fmt: skip
 
     def config(self, section: RNNRBMConfig, dataset_spec: datasets.WindowSpec, device: str) -> RNNRBMConfig:
         return replace(section, n_visible=dataset_spec.row_width, device=device)

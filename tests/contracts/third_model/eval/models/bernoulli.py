@@ -22,6 +22,7 @@ class BernoulliPlugin(WindowRBM):
     name = "bernoulli"
     curve = "valid_pl_per_unit"
     products_roofline = False
+    outputs = ("pl_per_window", "pl_per_unit", "exact_nll_per_frame")
 
     def config(self, section, dataset_spec, device):
         return replace(section, n_visible=dataset_spec.n_visible, device=device)
