@@ -154,34 +154,31 @@ def reference_rows(folder: RunFolder, task: Task) -> list[dict]:
 
 
 def derived_rows(frame: pd.DataFrame, timing_tasks: list[Task]) -> list[dict]:
-    """Roofline, ratio to it, ceiling and ratio to the ceiling, per grid point (see `eval.timing.roofline`)."""
+    """Roofline, ratio to it, ceiling and ratio to the ceiling, per grid point and model: the one rule of
+    `eval.timing.roofline`, read from the timing rows the model's plug-in names (its ``roofline``)."""
     ok = frame[(frame.status == "ok") & (frame.phase == "timing")]
     rows = []
-    by_point: dict[str, list[Task]] = {}
+    groups: dict[tuple[str, str], list[Task]] = {}
     for task in timing_tasks:
-        by_point.setdefault(json.dumps(task.context.point, sort_keys=True), []).append(task)
-    for tasks in by_point.values():
-        speeds = []
+        if plugin(task.context.model).roofline is not None:
+            groups.setdefault((json.dumps(task.context.point, sort_keys=True), task.context.model), []).append(task)
+    for (_, model), tasks in groups.items():
+        found, speeds = plugin(model), []
+        rule = found.roofline
         for task in tasks:
             mine = ok[(ok.impl == task.impl) & (ok.run_id == task.context.run_id)]
             for key, value in task.context.point.items():
                 mine = mine[mine[key] == value] if key in mine else mine
             values = {m: float(g.value.iloc[0]) for m, g in mine.groupby("metric")}
-            speeds.append(
-                Speed(
-                    task.impl,
-                    values.get("train_windows_per_s"),
-                    values.get("five_products_ms"),
-                    values.get("draw_ms"),
-                )
-            )
-        batch = tasks[0].config["batch_size"]
-        _, roof = roofline(speeds, batch)
+            draws = values.get(rule.draws) if rule.draws else None
+            speeds.append(Speed(task.impl, values.get(rule.speed), values.get(rule.products), draws))
+        units = rule.units(tasks[0].config)
+        _, roof = roofline(speeds, units)
         if not np.isfinite(roof):
             continue
         base = {**tasks[0].context.columns(), "impl": "roofline", "device": tasks[0].context.device}
-        rows.append(make_row(base, "timing", "roofline_windows_per_s", roof))
-        for task, ratio in zip(tasks, ratios(speeds, batch)):
+        rows.append(make_row(base, "timing", f"roofline_{found.unit_of_data}_per_s", roof))
+        for task, ratio in zip(tasks, ratios(speeds, units)):
             for metric, number in (
                 ("ratio_to_roofline", ratio.ratio_to_roofline),
                 ("ceiling_ratio", ratio.ceiling),
@@ -223,7 +220,7 @@ def _frame(folder: RunFolder, profile: Profile, tasks: list[Task], timing_tasks:
     """Every task's rows, scikit-learn's reference and the derived roofline rows, with the environment columns."""
     sklearn = folder.path / "runs" / "sklearn.json"
     rows = [row for stored in results.values() for row in stored["rows"]]
-    window_timings = [t for t in timing_tasks if plugin(t.context.model).products_roofline]  # sklearn's: an RBM
+    window_timings = [t for t in timing_tasks if plugin(t.context.model).sklearn_reference]
     references = {json.dumps(t.context.point, sort_keys=True): t for t in window_timings}
     if keep_reference:
         reference = folder.read_json(sklearn)["rows"]
@@ -234,7 +231,7 @@ def _frame(folder: RunFolder, profile: Profile, tasks: list[Task], timing_tasks:
     rows += reference
     frame = pd.DataFrame(rows)
     frame = frame.reindex(columns=[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]])
-    frame = pd.concat([frame, pd.DataFrame(derived_rows(frame, window_timings))], ignore_index=True)
+    frame = pd.concat([frame, pd.DataFrame(derived_rows(frame, timing_tasks))], ignore_index=True)
     versions = {t.impl: results[t.task_id].get("framework_version", "") for t in tasks if t.task_id in results}
     frame["framework_version"] = frame.impl.map(versions).fillna("")
     for key in ("python", "cpu", "cores", "blas", "git_commit", "gpu", "gpu_driver"):

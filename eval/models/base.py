@@ -12,6 +12,7 @@ import resource
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,6 +47,20 @@ def steady_epochs(work: Callable[[Any], object], order: list, epochs: int) -> tu
     return steady, max(0.0, seconds[0] - steady)
 
 
+@dataclass(frozen=True)
+class Roofline:
+    """Where a model's timing rows hold what the one roofline rule (`eval.timing.roofline`) reads.
+
+    ``speed``: training units/s; ``products``: the dense products of one update alone (ms); ``draws``: one
+    update's noise draws (ms), None where not measured; ``units``: the units of one update from the task's config.
+    """
+
+    speed: str
+    products: str
+    draws: str | None
+    units: Callable[[dict], int]
+
+
 class ModelPlugin(ABC):
     """One model's place in the bench. Subclasses set the class attributes and the abstract steps.
 
@@ -60,17 +75,19 @@ class ModelPlugin(ABC):
         The learning-curve measure, in the model's own units (a ``train`` row per logged epoch).
     unit_of_data : str
         What ``train_<unit>_per_s`` counts (``windows``, ``frames``).
-    products_roofline : bool
-        Its timing rows hold ``five_products_ms`` and ``draw_ms`` of one CD-1 step, from which the harness
-        derives the cross-framework roofline (`eval.timing.roofline`) and runs scikit-learn's BernoulliRBM
-        of the same shape beside it; other models record their own roofline in `time_training`.
+    roofline : Roofline or None
+        Which timing rows the harness reads for the roofline, the ratio to it and the ceiling (one rule for every
+        model, `eval.timing.roofline`); None: the model is timed without one.
+    sklearn_reference : bool
+        scikit-learn's BernoulliRBM of the same shape is timed beside it (a window RBM's only reference).
     """
 
     name: str
     outputs: tuple[str, ...] = ()
     curve: str = ""
     unit_of_data: str = "windows"
-    products_roofline: bool = False
+    roofline: Roofline | None = None
+    sklearn_reference: bool = False
 
     @property
     def model(self) -> impls.Model:

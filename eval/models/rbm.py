@@ -16,7 +16,7 @@ import numpy as np
 import datasets
 from eval.contract.rows import Recorder
 from eval.contract.task import Task
-from eval.models.base import ModelPlugin, parameter_problem, steady_epochs
+from eval.models.base import ModelPlugin, Roofline, parameter_problem, steady_epochs
 from eval.scoring import catalogue
 from eval.scoring.ais import GAP_NATS, ais_bases, likelihood_bracket, paper_schedule, schedule
 from eval.scoring.likelihood import (
@@ -45,7 +45,8 @@ class WindowRBM(ModelPlugin):
     name = "rbm"
     curve = "valid_pl_per_unit"
     unit_of_data = "windows"
-    products_roofline = True
+    roofline = Roofline("train_windows_per_s", "five_products_ms", "draw_ms", lambda config: config["batch_size"])
+    sklearn_reference = True
     outputs = (
         "pl_per_window", "pl_per_unit", "pl_sklearn_one_bit_per_unit", "pl_theano_one_bit_per_unit",
         "ais_log_z", "ais_log_z_stderr", "ais_effective_runs", "ais_base_gap", "ais_ll_per_window", "ais_ll_per_row",

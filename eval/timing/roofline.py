@@ -1,12 +1,12 @@
-"""The one copy of the throughput arithmetic: roofline, ratio to it, and each implementation's ceiling.
+"""The one copy of the throughput arithmetic, for every model: roofline, ratio to it, and each implementation's ceiling.
 
-The **roofline** of a shape is the fastest framework's time for the five
-dense products of one CD-1 step (``v W``, ``h W^T``, ``v' W``, ``v^T h``,
-``v'^T h'``), measured in the same run; an implementation's **ratio** is its
-training windows/s over the roofline's; its **ceiling** is
-``roofline time / (own five products + own noise draws)``: about the best
-ratio it could reach with its framework's products and generator if all else
-were free. Speeds are only ever compared as ratios measured in one run.
+The **roofline** of a shape is ``units of one update / the fastest time measured in the run for the dense products
+of one update`` (the window RBM: the five products of one CD-1 step, ``v W``, ``h W^T``, ``v' W``, ``v^T h``,
+``v'^T h'``, in each framework; the RNN-RBM: the products of one CD-k + BPTT update, `eval.timing.rnn_roofline`);
+an implementation's **ratio** is its training units/s (windows, frames) over the roofline's; its **ceiling**,
+where it measured its own noise draws, is ``roofline time / (own products + own draws)``: about the best ratio it
+could reach with its framework's products and generator if all else were free. Speeds are only ever compared as
+ratios measured in one run.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ class Speed:
     """One implementation's measurements for one shape."""
 
     impl: str
-    windows_per_s: float | None
-    five_products_ms: float | None
-    draw_ms: float | None
+    per_s: float | None  # training units (windows, frames) per second
+    products_ms: float | None  # the dense products of one update, alone
+    draw_ms: float | None  # the noise draws of one update (None: not measured)
 
 
 @dataclass(frozen=True)
@@ -33,21 +33,22 @@ class Ratios:
     ratio_to_ceiling: float | None
 
 
-def roofline(speeds: list[Speed], batch: int) -> tuple[float, float]:
-    """``(fastest five-product ms, roofline windows/s)`` over the implementations that measured it."""
-    products = [s.five_products_ms for s in speeds if s.five_products_ms and math.isfinite(s.five_products_ms)]
+def roofline(speeds: list[Speed], units: int) -> tuple[float, float]:
+    """``(fastest products ms, roofline units/s)`` over the implementations that measured it (``units``: of one
+    update, e.g. a batch of windows)."""
+    products = [s.products_ms for s in speeds if s.products_ms and math.isfinite(s.products_ms)]
     if not products:
         return math.nan, math.nan
     fastest = min(products)
-    return fastest, batch / fastest * 1e3
+    return fastest, units / fastest * 1e3
 
 
-def ratios(speeds: list[Speed], batch: int) -> list[Ratios]:
+def ratios(speeds: list[Speed], units: int) -> list[Ratios]:
     """Each implementation's ratio to the roofline, its ceiling and how much of the ceiling it reaches."""
-    fastest, roof = roofline(speeds, batch)
+    fastest, roof = roofline(speeds, units)
     out = []
     for s in speeds:
-        ratio = s.windows_per_s / roof if s.windows_per_s and math.isfinite(roof) else None
-        ceiling = fastest / (s.five_products_ms + s.draw_ms) if s.five_products_ms and s.draw_ms else None
+        ratio = s.per_s / roof if s.per_s and math.isfinite(roof) else None
+        ceiling = fastest / (s.products_ms + s.draw_ms) if s.products_ms and s.draw_ms else None
         out.append(Ratios(s.impl, ratio, ceiling, ratio / ceiling if ratio and ceiling else None))
     return out

@@ -59,10 +59,15 @@ def test_pieces_are_generated_and_described_as_pieces_and_as_windows(rnn):
 
 def test_throughput_is_frames_per_second_beside_the_step_roofline(rnn):
     _, frame, ran = rnn
+    timing = frame[(frame.phase == "timing") & (frame.status == "ok")]
+    products = timing[timing.metric == "step_products_ms"]
+    assert set(products.impl) == set(ran)  # each timing process measures one update's products alone
+    roof = timing[(timing.impl == "roofline") & (timing.metric == "roofline_frames_per_s")].value.item()
+    config_frames = 4 * 32  # RNN_PROFILE: batch_size x chunk_length frames per update
+    assert roof == pytest.approx(config_frames / products.value.min() * 1e3)  # the one rule: the fastest of the run
     for impl in ran:
-        mine = frame[(frame.impl == impl) & (frame.phase == "timing") & (frame.status == "ok")]
+        mine = timing[timing.impl == impl]
         speed = mine[mine.metric == "train_frames_per_s"].value.item()
-        roof = mine[mine.metric == "roofline_frames_per_s"].value.item()
         assert speed > 0 and mine[mine.metric == "ratio_to_roofline"].value.item() == pytest.approx(speed / roof)
     assert not (frame.metric == "sklearn_windows_per_s").any()  # scikit-learn has no RNN-RBM to time
 

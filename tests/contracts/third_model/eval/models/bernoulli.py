@@ -21,7 +21,8 @@ def log_likelihood(b_v: np.ndarray, windows: np.ndarray) -> np.ndarray:
 class BernoulliPlugin(WindowRBM):
     name = "bernoulli"
     curve = "valid_pl_per_unit"
-    products_roofline = False
+    roofline = None
+    sklearn_reference = False
     outputs = ("pl_per_window", "pl_per_unit", "exact_nll_per_frame")
 
     def config(self, section, dataset_spec, device):
