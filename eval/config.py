@@ -278,6 +278,8 @@ def _check_profile(profile: Profile, origin: str) -> None:
         if catalogue.lookup(metric) is None:
             raise ConfigError(f"{origin}: [verdict] margins names {metric!r}, not a catalogued score; "
                               f"{suggest(metric, scores)}")  # fmt: skip
+    if evaluation.raise_betas == 1:
+        raise ConfigError(f"{origin}: [eval] raise_betas 1 is no annealing (from 0 to 1); set 0 (no RAISE) or >= 2")
     if evaluation.ais_schedule == "paper" and evaluation.ais_betas != PAPER_BETAS:
         raise ConfigError(
             f'{origin}: [eval] ais_betas {evaluation.ais_betas} contradicts ais_schedule "paper" '

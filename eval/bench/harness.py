@@ -240,8 +240,14 @@ def _frame(folder: RunFolder, profile: Profile, tasks: list[Task], timing_tasks:
     return frame
 
 
-def _tally(result: BenchResult, tasks: list[Task], results: dict) -> None:
-    """Count the tasks that ran and list each failed, skipped or diverged task once, with its reason."""
+def _tally(result: BenchResult, tasks: list[Task], results: dict, timing_tasks: list[Task] = ()) -> None:
+    """Count the tasks that ran and list each failed, skipped or diverged task once, with its reason; a failed
+    timing task is a failure too (its speed is a result the run promised), though it trains nothing."""
+    for task in timing_tasks:
+        for row in results.get(task.task_id, {"rows": []})["rows"]:
+            line = f"{task.task_id}: {row['reason']}"
+            if row["status"] == "failed" and line not in result.failed:
+                result.failed.append(line)
     for task in tasks:
         stored = results.get(task.task_id, {"rows": []})
         result.ran += any(row["status"] != "skipped" for row in stored["rows"])
@@ -297,5 +303,5 @@ def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
     folder.check_all_recorded("delete the task's runs/<task>.json to recompute it, or start a new run")
     folder.write_results(frame)
     result.frame = frame
-    _tally(result, tasks, results)
+    _tally(result, tasks, results, timing_tasks)
     return result

@@ -50,13 +50,22 @@ def paper_schedule() -> np.ndarray:
 
 
 def schedule(n: int) -> np.ndarray:
-    """``n`` inverse temperatures with the paper's shape: 1/29 in [0, .5), 8/29 in [.5, .9), 20/29 in [.9, 1]."""
-    first, second = n // 29, 8 * n // 29
+    """``n`` inverse temperatures with the paper's shape: 1/29 in [0, .5), 8/29 in [.5, .9), 20/29 in [.9, 1].
+
+    Always from 0 to 1: below 29 betas the first part keeps one beta (0), so the annealing starts at the base
+    distribution (``n // 29`` alone would be 0 there, and the schedule would start at 0.5: an AIS estimate that is
+    no bound at all).
+    """
+    if n < 2:
+        raise ValueError(f"an annealing schedule needs at least 2 inverse temperatures (0 and 1), not {n}")
+    first = max(1, n // 29)
+    second = min(8 * n // 29, n - first - 1)
+    last = n - first - second  # >= 1; one beta there is 1 itself
     return np.concatenate(
         [
             np.linspace(0, 0.5, first, endpoint=False),
             np.linspace(0.5, 0.9, second, endpoint=False),
-            np.linspace(0.9, 1.0, n - first - second),
+            np.linspace(0.9, 1.0, last) if last > 1 else np.ones(1),
         ]
     )
 

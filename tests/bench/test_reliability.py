@@ -184,3 +184,46 @@ def test_a_tls_scheduler_without_certificates_is_one_line_not_a_traceback(tmp_pa
                             timeout=300)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "TLS needs this client's certificate" in result.stderr
+
+
+def bench(tmp_path: Path, text: str, **env: str) -> tuple[subprocess.CompletedProcess, Path | None]:
+    """``python -m eval bench`` on a tiny profile (its runs under ``tmp_path``); the result and its run folder."""
+    runs = tmp_path / "runs"
+    environment = {k: v for k, v in os.environ.items() if k not in ("RBM_BENCH_FAULT", "RBM_BENCH_NO_BENCH")}
+    environment |= {"RBM_BENCH_RUNS": str(runs), "RBM_BENCH_HISTORY": str(tmp_path / "history"), **env}
+    command = [sys.executable, "-m", "eval", "bench", "--profile", str(profile(tmp_path, text))]
+    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    folders = list(runs.iterdir()) if runs.exists() else []
+    return done, folders[0] if folders else None
+
+
+TINY = (
+    '[data]\nsource = "synthetic"\n[model]\nn_hidden = 12\n'
+    '[run]\nimpls = ["numpy"]\nseeds = [0]\nepochs = 3\nexecutor = "serial"\ntiming_epochs = 2\n'
+    "[eval]\nll_windows = 30\ngibbs_steps = 5\naudio_samples = 0\n"
+)
+
+
+@pytest.mark.bench
+def test_a_short_ais_schedule_still_anneals_from_the_base_and_brackets_the_exact_answer(tmp_path):
+    """20 betas once started at 0.5 (20 // 29 = 0 in [0, 0.5)): AIS came out pessimistic, every row 'ok'."""
+    done, run = bench(tmp_path, TINY + "ais_betas = 20\nraise_betas = 20\nais_runs = 64\n")
+    assert done.returncode == 0, done.stderr[-2000:]
+    frame = RunFolder(run).results()
+    final = frame[frame.epoch.isna() & (frame.impl == "numpy")].set_index("metric").value
+    # AIS's log Z is low in expectation, so its NLL is optimistic (at or below the exact one), RAISE's pessimistic
+    assert final["ais_nll_per_frame"] <= final["exact_nll_per_frame"] + 0.05
+    assert final["raise_nll_per_frame"] >= final["exact_nll_per_frame"] - 0.05
+
+
+@pytest.mark.bench
+def test_a_failed_timing_task_fails_the_run(tmp_path):
+    """A timing task killed with no retries left was only a row in results.csv and the run exited 0."""
+    text = TINY.replace("timing_epochs = 2\n", "timing_epochs = 2\nretries = 0\n")
+    done, run = bench(tmp_path, text, RBM_BENCH_FAULT="timing-numpy:kill")
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "FAILED timing-numpy" in done.stderr and "Traceback" not in done.stderr
+    frame = RunFolder(run).results()
+    failed = frame[frame.status == "failed"]
+    assert len(failed) == 1 and "killed" in failed.reason.item()  # the timing task's one row, with why
+    assert (frame.drop(failed.index).status == "ok").all()  # the trained and scored rows are kept
