@@ -32,9 +32,16 @@ SAMPLES = (
 def beside_frames(frame: pd.DataFrame, others: list[Path]) -> tuple[pd.DataFrame, list[str]]:
     """This run's rows with those of ``others`` (finished runs on the same music), and a sentence per run."""
     frames, notes = [frame], []
+    shown = set(frame.model.dropna())
     for path in others:
         other = RunFolder.open(path).results()
         notes.append(check_same_data(frame, other, path))
+        if repeated := shown & set(other.model.dropna()):  # one line per (model, framework): two runs would merge
+            raise UserError(
+                f"{path}: a run of the {', '.join(sorted(repeated))} model too; beside a run go runs of other models "
+                "(two runs of one model: python -m reports compare RUN_A RUN_B)"
+            )
+        shown |= set(other.model.dropna())
         lacking = [m for m in SAMPLES if not (other.metric == m).any()]
         if lacking:
             notes.append(f"{path.name}: recorded before {', '.join(lacking)} existed (—).")

@@ -227,3 +227,14 @@ def test_a_failed_timing_task_fails_the_run(tmp_path):
     failed = frame[frame.status == "failed"]
     assert len(failed) == 1 and "killed" in failed.reason.item()  # the timing task's one row, with why
     assert (frame.drop(failed.index).status == "ok").all()  # the trained and scored rows are kept
+
+
+@pytest.mark.bench
+def test_a_run_of_the_same_model_beside_is_refused_not_merged(window_run, copy_run):
+    """Two runs of one model beside each other were merged into one line (one run's seed 0 with the other's seed 1)."""
+    run, other = copy_run(window_run, "run"), copy_run(window_run, "other")
+    command = [sys.executable, "-m", "reports", "render", str(run), "--beside", str(other)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and "a run of the rbm model too" in done.stderr
+    assert "reports compare" in done.stderr

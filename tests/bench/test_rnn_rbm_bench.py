@@ -72,10 +72,11 @@ def test_throughput_is_frames_per_second_beside_the_step_roofline(rnn):
     assert not (frame.metric == "sklearn_windows_per_s").any()  # scikit-learn has no RNN-RBM to time
 
 
-def test_the_report_renders_pieces_audio_and_the_models_side_by_side(rnn_run, copy_run):
+def test_the_report_renders_pieces_audio_and_the_models_side_by_side(rnn_run, window_run, copy_run):
     run_dir = copy_run(rnn_run, "rnn")  # rendering writes into the run: on a copy
-    page = render(run_dir, beside=[run_dir]).read_text()
+    page = render(run_dir, beside=[window_run.path]).read_text()  # the window RBM on the same synthetic music
     assert "Models side by side" in page and "RNN-RBM · NumPy (reference)" in page
+    assert "window RBM · NumPy (reference)" in page
     assert "pieces of 64 rows, generated frame by frame" in page
     wavs = sorted((run_dir / "samples").glob("numpy-s0-*.wav"))
     assert wavs and "frames/s" in (run_dir / "report.md").read_text()
