@@ -28,7 +28,7 @@ def published(kind: str) -> list[dict]:
 
 
 def benchmark_of(source: str) -> str | None:
-    """The benchmark a run's data source names (``jsb``, ``jsb:/path/JSB_Chorales.mat``), None for other data."""
+    """The benchmark a run's data source names (``jsb``, ``jsb:<a local copy>``), None for other data."""
     kind = source.partition(":")[0]
     return kind if kind in TITLES else None
 

@@ -47,6 +47,7 @@ from scipy import stats
 from core.errors import ConfigError
 from core.files import atomic_write_text
 from eval.config import Profile
+from eval.models import plugin
 from eval.scoring import calibrations, catalogue
 from eval.scoring.stats import equivalence, interval
 from impls import reference
@@ -73,26 +74,16 @@ class Plan:
 
 
 def plan(profile: Profile) -> Plan:
-    """The calibration of ``profile``'s model: its learning rate halved, and a fault its config can express.
-
-    The window RBM's fault is momentum 0.5 (0.9 when the profile's is 0.5): a framework that ignores the profile's
-    momentum, the fault a PyTorch port once had. The RNN-RBM has no momentum (plain SGD, as the paper); its fault is
-    a gradient a quarter of the reference's (a port that averages over four times the terms it should): a quarter
-    of the rate. CD-1 where the profile says CD-k was tried first and moved no score beyond its noise on the small
-    JSB recipe (README); a wrong sign in one recurrent gradient would be finer, but it is code, not a sweep point.
-    """
+    """The calibration of ``profile``'s model: its learning rate halved, and the fault its plug-in names
+    (`eval.models.base.ModelPlugin.calibration_fault`), each as points of the calibration run's sweep."""
     model, rate = profile.model, profile.model.learning_rate
     base = {"model.learning_rate": rate}
     change = {"model.learning_rate": rate / 2}
-    if model.kind == "rnn_rbm":
-        fault = {"model.learning_rate": rate / 4}
-        what = f"learning_rate {rate / 4:g} instead of {rate:g} (a port whose gradient is a quarter of the reference's)"
-    else:
-        base["model.momentum"] = change["model.momentum"] = model.momentum
-        wrong = 0.5 if model.momentum != 0.5 else 0.9
-        fault = base | {"model.momentum": wrong}
-        what = f"momentum {wrong:g} instead of {model.momentum:g} (a framework that ignores the profile's momentum)"
-    return Plan(base, change, fault, "learning_rate halved", what)
+    wrong, what = plugin(model.kind).calibration_fault(model)
+    for key in wrong:  # a key the fault moves stays at the profile's value in the other two recipes
+        base.setdefault(key, getattr(model, key.partition(".")[2]))
+        change.setdefault(key, getattr(model, key.partition(".")[2]))
+    return Plan(base, change, base | wrong, "learning_rate halved", what)
 
 
 def final_scores(frame: pd.DataFrame) -> pd.DataFrame:

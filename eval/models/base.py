@@ -130,6 +130,16 @@ class ModelPlugin(ABC):
                       record: Recorder) -> None:  # fmt: skip
         """The quiet phase: steady-state speed (`steady_epochs`) and the model's roofline."""
 
+    def calibration_fault(self, section: Any) -> tuple[dict[str, float], str]:
+        """An injected fault the verdict must catch, as ``{"model.key": value}`` of this model's section, and in
+        words (`python -m eval margins --plan`). By default a gradient a quarter of the reference's (a port that
+        averages over four times the terms it should): a quarter of the rate. CD-1 where the profile says CD-k was
+        tried for the RNN-RBM first and moved no score beyond its noise on the small JSB recipe (README)."""
+        rate = section.learning_rate
+        return {"model.learning_rate": rate / 4}, (
+            f"learning_rate {rate / 4:g} instead of {rate:g} (a port whose gradient is a quarter of the reference's)"
+        )
+
     def check_declared(self, record: Recorder) -> None:
         """Every ``eval`` score written so far is one this plug-in declares (a programming error otherwise)."""
         declared = {*self.outputs, *(s.name for s in catalogue.scores() if s.needs == "params")}

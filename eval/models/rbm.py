@@ -58,6 +58,14 @@ class WindowRBM(ModelPlugin):
     def config(self, section: RBMConfig, dataset_spec: datasets.WindowSpec, device: str) -> RBMConfig:
         return replace(section, n_visible=dataset_spec.n_visible, device=device)
 
+    def calibration_fault(self, section: RBMConfig) -> tuple[dict[str, float], str]:
+        """Momentum 0.5 (0.9 when the profile's is 0.5): a framework that ignores the profile's momentum, the fault
+        a PyTorch port once had."""
+        wrong = 0.5 if section.momentum != 0.5 else 0.9
+        return {"model.momentum": wrong}, (
+            f"momentum {wrong:g} instead of {section.momentum:g} (a framework that ignores the profile's momentum)"
+        )
+
     def inputs(self, at, dataset: datasets.Dataset, seeds: list, split: str | None) -> tuple[RBMParams, list]:
         """``init_params`` of the section's scheme, and the seeded batch order of the point's mode and split."""
         config = self.config(at.model, dataset.spec, "cpu")
