@@ -32,8 +32,8 @@ class Model:
         As the report writes it.
     data : {"windows", "sequences"}
         What it trains on: fixed windows of rows, or whole pieces frame by frame.
-    partition : {"one", "per frame"}
-        What its likelihood needs: one log Z for the model, or one per time step.
+    partition : {"one", "per frame", "none"}
+        What its likelihood needs: one log Z for the model, one per time step, or none (a normalised model).
     samples : {"windows", "pieces"}
         What its sampler returns: windows of the training shape, or pieces of any length.
     config, params, base : type

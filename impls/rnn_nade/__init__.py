@@ -1,0 +1,1 @@
+"""The RNN-NADE (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012, sec. 5): interface, one file per framework."""
