@@ -153,6 +153,7 @@ SCORES: tuple[Score, ...] = (
     S("sklearn_windows_per_s", "windows/s", "higher"),
     S("five_products_ms", "ms", "lower"),
     S("step_products_ms", "ms", "lower"),  # the RNN-RBM: the dense products of one CD-k + BPTT update, alone
+    S("step_frames", "frames", "none"),  # the frames of that update: its largest (the music bounds a chunk)
     S("draw_ms", "ms", "lower"),
     S("ratio_to_roofline", "ratio", "higher"),
     S("train_step_ratio", "ratio", "higher"),  # pytest-benchmark's training step over the roofline (tox -e perf)
