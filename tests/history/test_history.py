@@ -236,10 +236,8 @@ def test_the_store_reads_its_schema_and_refuses_a_newer_one_in_one_line(tmp_path
     with pytest.raises(UserError) as refused:
         store.series("pl_per_unit")
     assert "newer than this code reads" in str(refused.value) and "\n" not in str(refused.value)
-    path.with_name("future.x.y.parquet").write_bytes(b"not parquet")
-    with pytest.raises(UserError) as unreadable:
-        store.query("SELECT count(*) FROM rows")
-    assert "cannot read the history" in str(unreadable.value) and "\n" not in str(unreadable.value)
+    path.with_name("future.x.y.parquet").write_bytes(b"not parquet")  # a broken file beside: skipped, the rest read
+    assert store.query("SELECT count(*) AS n FROM rows").n.tolist() == [len(table)]  # tests/history/test_history_files
 
 
 def test_a_series_has_per_commit_intervals_and_never_mixes_machines(tmp_path, history):
