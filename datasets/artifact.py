@@ -134,12 +134,24 @@ def build(
 ) -> Dataset:
     """Build (or load from cache) the windowed dataset of a source.
 
-    Raises `datasets.sources.SourceError` (one-line message) on bad input. The
+    Raises `datasets.sources.SourceError` (one-line message) on bad input, and
+    `DatasetError` (one line) if the machine runs out of memory on the way. The
     returned dataset's ``manifest`` records the source, every input's sha256,
     the encoding and window parameters, counts per split, skipped files with
     reasons, the windows' sha256 and whether the cache was used.
     """
     spec = spec or WindowSpec()
+    try:
+        return _build(source_spec, spec, cache_dir, refresh, log)
+    except MemoryError as error:  # the arrays die with the traceback, when this block ends
+        detail = " ".join(str(error).split())[:160] or "MemoryError"
+    raise DatasetError(
+        f"{source_spec}: out of memory while building its dataset ({detail}); free memory, or give a smaller "
+        "source (fewer or shorter pieces) or a smaller window"
+    )
+
+
+def _build(source_spec: str, spec: WindowSpec, cache_dir: Path | None, refresh: bool, log: bool) -> Dataset:
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     source = parse_source(source_spec)

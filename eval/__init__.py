@@ -6,5 +6,5 @@
 ``eval/bench/``    the harness: typed tasks, executors, the worker process, the run folder, rows, environment.
 ``eval/gates/``    the checks a CI runs: the sample-quality gate and the throughput check.
 ``eval/timing/``   the roofline arithmetic, the speed table, scikit-learn's reference and the scaling grid.
-``eval/config.py`` profiles as typed, validated configuration.
+``eval/config/`` profiles as typed, validated configuration.
 """

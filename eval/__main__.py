@@ -191,14 +191,15 @@ def run_margins(args: argparse.Namespace) -> int:
     if args.calibration is None:
         raise ConfigError("python -m eval margins: give a finished calibration run (or --plan PROFILE)")
     calibration, noise = RunFolder.open(args.calibration), RunFolder.open(args.noise)
-    rows, noise_rows = calibration.results(), noise.results()
-    key = margins.key_of(rows, str(calibration.path))
+    rows = calibration.results()
+    spec = calibration.read_json(calibration.spec)
+    profile = profile_from_dict(spec)
+    recipe = margins.plan(profile)
+    margins.check_calibration_run(profile, recipe, str(calibration.path))  # before the noise run: say what is wrong
+    key, noise_rows = margins.key_of(rows, str(calibration.path)), noise.results()
     if margins.key_of(noise_rows, str(noise.path)) != key:
         raise ConfigError(f"{noise.path}: the noise run is not of {key[0]} on {key[1]}, as the calibration run is; "
                           "give --noise a run of every framework with the same model and data")  # fmt: skip
-    spec = json.loads(calibration.spec.read_text())
-    profile = profile_from_dict(spec)
-    recipe = margins.plan(profile)
     scores = margins.derive(rows, noise_rows, recipe, str(calibration.path))
     with pd.option_context("display.width", 250, "display.max_columns", 20):
         print(margins.table(scores).to_string())

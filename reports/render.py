@@ -90,9 +90,10 @@ def _data_rows(dataset: datasets.Dataset, evaluation: EvalConfig, seed: int = 0)
 
 def _sampling_sentence(evaluation: EvalConfig, model: ModelConfig) -> str:
     if impls.models()[model.kind].samples == "pieces":
+        start = "silence" if evaluation.sample_start == "zeros" else "a frame of fair coin flips"
         return (
             f"Samples: {evaluation.n_samples} pieces of {evaluation.piece_rows} rows, generated frame by frame: each "
-            f"frame by {model.cd_steps} Gibbs steps of its conditional RBM from silence, then fed to the RNN. The "
+            f"frame by {model.cd_steps} Gibbs steps of its conditional RBM from {start}, then fed to the RNN. The "
             "note statistics read them as windows of the data's shape; the bar statistics as whole pieces."
         )
     start = {

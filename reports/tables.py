@@ -97,11 +97,11 @@ def verdict_table(frame: pd.DataFrame, margins: dict[str, float], alpha: float) 
     model, dataset = run_key(frame)
     present = set(frame.loc[frame.epoch.isna(), "metric"])  # diverged rows too: their score shows "—"
     rows = []
-    for metric, margin in catalogue.margins(margins, model, dataset).items():
+    for metric, margin in calibrations.margins(margins, model, dataset).items():
         if metric not in present:  # a score this model does not have (the RNN-RBM's pseudo-likelihood)
             continue
         reference = per_seed(frame, base, metric)
-        basis = catalogue.margin_basis(metric, margins, model, dataset)
+        basis = calibrations.margin_basis(metric, margins, model, dataset)
         if margin is None:
             rows.append({"metric": metric, "margin": f"none ({basis})"}
                         | {label(frame, name): calibrations.NO_MARGIN for name in candidates})  # fmt: skip

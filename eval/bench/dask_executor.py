@@ -10,7 +10,13 @@ Results come back as bytes and only the client writes the run folder. A lost
 worker (``KilledWorker``: Dask's own retries are off) or a killed task
 process is retried by the client up to ``run.retries`` times.
 
-Start workers for this executor with ``dask worker ADDRESS --nthreads 1 --resources rbm_task=1``.
+The scheduler unpickles every task (the function `remote_task` is named by its module), so the scheduler, like
+each worker, must import the project: start both from the checkout's root with its root on ``PYTHONPATH``::
+
+    PYTHONPATH=$PWD dask scheduler
+    PYTHONPATH=$PWD dask worker ADDRESS --nthreads 1 --resources rbm_task=1
+
+`check_cluster` refuses, in one line and before any task is sent, a scheduler or worker that cannot.
 """
 
 from __future__ import annotations
@@ -69,22 +75,45 @@ def _client(spec: ExecutorSpec):
     return Client(spec.address, timeout="30s"), None
 
 
-def check_workers(client) -> None:
-    """Refuse a cluster whose workers cannot import the project, before any task is sent.
+# What the scheduler and the workers import to unpickle a task; resolving it imports the module and returns a name.
+PROBE = f"{__name__}:RESOURCE"
+_HOW_TO_START = (
+    "start {who} from a checkout of this commit, at its root, with the root on PYTHONPATH and the project's "
+    "dependencies installed: cd rbm-music-bench && PYTHONPATH=$PWD .tox/bench/bin/dask {what} (README: a remote "
+    "scheduler)"
+)
+_WORKER = "worker ADDRESS --nthreads 1 --resources rbm_task=1"
 
-    A worker without the project cannot even unpickle a task: Dask drops its connection and the task would be
-    reported as a lost worker, again at every retry. The probe (``importlib.util.find_spec`` of this module, a
-    function every Python has) says which workers lack it.
+
+def _cannot_import(answer: object) -> bool:
+    return answer != RESOURCE
+
+
+def check_cluster(client) -> None:
+    """Refuse a scheduler or workers that cannot import the project, before any task is sent.
+
+    The scheduler unpickles each task, and a worker runs it: without the project either fails every task, which
+    Dask reports as a lost worker, again at every retry. The probe is `pkgutil.resolve_name` of `PROBE` (a function
+    every Python has), which imports this module with everything it imports.
     """
-    import importlib.util
+    import pkgutil
 
-    answers = client.run(importlib.util.find_spec, __name__, on_error="return")
-    missing = sorted(address for address, spec in answers.items() if spec is None or isinstance(spec, BaseException))
+    try:
+        answer = client.run_on_scheduler(pkgutil.resolve_name, PROBE)
+    except Exception as error:  # its ImportError (or whatever importing raised there), sent back
+        answer = error
+    if _cannot_import(answer):
+        why = " ".join(f"{type(answer).__name__}: {answer}".split())[:160]
+        raise ConfigError(
+            f"dask: the scheduler at {client.scheduler.address} cannot import the project ({why}), so it cannot "
+            f"unpickle a task; {_HOW_TO_START.format(who='it', what='scheduler')}"
+        )
+    answers = client.run(pkgutil.resolve_name, PROBE, on_error="return")
+    missing = sorted(address for address, answer in answers.items() if _cannot_import(answer))
     if missing:
         raise ConfigError(
             f"dask: {len(missing)} of {len(answers)} workers cannot import the project ({', '.join(missing)[:200]}); "
-            "start each worker in a checkout of this commit with its root on PYTHONPATH and the project's "
-            "dependencies installed (README: a remote scheduler)"
+            f"{_HOW_TO_START.format(who='each worker', what=_WORKER)}"
         )
 
 
@@ -94,15 +123,15 @@ def _resources(client) -> dict | None:
 
 
 def _failure(error: BaseException) -> tuple[str, bool]:
-    """What a task's exception means: a worker that cannot import the project (no retry helps), or a lost worker."""
+    """What a task's exception means: a scheduler or worker that cannot import the project (no retry helps), or a
+    lost worker. `check_cluster` refuses both before any task is sent; this names one that changed since."""
     text = " ".join(f"{type(error).__name__}: {error}".split())
+    if "deserialization of the task graph" in text:  # the scheduler could not unpickle the task
+        how = _HOW_TO_START.format(who="it", what="scheduler")
+        return f"dask scheduler cannot unpickle the task ({text[:160]}); {how}", False
     if isinstance(error, ImportError) or "No module named" in text:
-        where = "the project (eval, impls, datasets, core)"
-        return (
-            f"dask worker cannot import {where} ({text[:160]}); start each worker in a checkout of this commit with "
-            "its root on PYTHONPATH and the project's dependencies installed (README: a remote scheduler)",
-            False,
-        )
+        how = _HOW_TO_START.format(who="each worker", what=_WORKER)
+        return f"dask worker cannot import the project ({text[:160]}); {how}", False
     return f"dask worker lost ({text})"[:300], True
 
 
@@ -115,7 +144,7 @@ def run_dask(tasks: list[Task], root: Path, spec: ExecutorSpec) -> Iterator[Outc
     client, cluster = _client(spec)
     futures: dict = {}
     try:
-        check_workers(client)
+        check_cluster(client)
         blobs = {item.sha256: (root / item.path).read_bytes() for task in tasks for item in task.inputs.values()}
         scattered = client.scatter(blobs, broadcast=True, hash=False)
         resources = _resources(client)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from core.files import atomic_write_text
 from core.process import start_module
-from eval.config import ExecutorSpec, parse_executor  # noqa: F401  (the syntax is part of a profile)
+from eval.config.checks import ExecutorSpec, parse_executor  # noqa: F401  (the syntax is part of a profile)
 from eval.contract.task import Task
 
 RESULT_FILES = ("result.json", "samples.npy", "params.npz")

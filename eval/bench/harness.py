@@ -163,7 +163,7 @@ def derived_rows(frame: pd.DataFrame, timing_tasks: list[Task]) -> list[dict]:
         if plugin(task.context.model).roofline is not None:
             groups.setdefault((json.dumps(task.context.point, sort_keys=True), task.context.model), []).append(task)
     for (_, model), tasks in groups.items():
-        found, speeds = plugin(model), []
+        found, speeds, counted = plugin(model), [], []
         rule = found.roofline
         for task in tasks:
             mine = ok[(ok.impl == task.impl) & (ok.run_id == task.context.run_id)]
@@ -172,7 +172,8 @@ def derived_rows(frame: pd.DataFrame, timing_tasks: list[Task]) -> list[dict]:
             values = {m: float(g.value.iloc[0]) for m, g in mine.groupby("metric")}
             draws = values.get(rule.draws) if rule.draws else None
             speeds.append(Speed(task.impl, values.get(rule.speed), values.get(rule.products), draws))
-        units = rule.units(tasks[0].config)
+            counted += [values[rule.units]] if isinstance(rule.units, str) and rule.units in values else []
+        units = rule.units(tasks[0].config) if callable(rule.units) else counted[0] if counted else 0
         _, roof = roofline(speeds, units)
         if not np.isfinite(roof):
             continue
@@ -208,6 +209,7 @@ def run_bench(
         with folder.lock():
             folder.check_recorded(folder.spec, "start a new run")
             return _bench(resume_profile(folder, overrides or {}), folder, log)
+    plugin(profile.model.kind).refuse_unread(profile)  # before any folder exists
     folder = RunFolder.create(profile.name, path=folder.path if folder else None)
     with folder.lock():
         folder.write_json(folder.spec, profile.to_dict())

@@ -18,6 +18,7 @@ import datasets
 from core.files import sha256_file
 from eval.bench.runfolder import RunFolder
 from eval.config import ConfigError, Profile, sweep_points
+from eval.config.checks import check_update_memory
 from eval.contract.task import Context, InputFile, Task
 from eval.models import plugin
 from impls import framework
@@ -99,6 +100,9 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
             params, order = model.inputs(at, dataset, [init_seed, order_seed], split)
             if not all(len(epoch) for epoch in order):
                 raise ConfigError(f"fewer training windows than one batch ({at.model.batch_size}); lower batch_size")
+            units = max(update.size for update in order[0])  # the largest update: chunks are bounded by the music
+            n_visible = model.config(at.model, dataset.spec, "cpu").n_visible
+            check_update_memory(at.model, n_visible, units, f"profile {profile.name}")
             folder.write_npz(folder.init_path(key), **dict(zip(params.names(), params.arrays())))
             _save_order(folder, folder.order_path(key), order)
             inputs = dataset_input | {

@@ -105,8 +105,23 @@ def _point(rows: pd.DataFrame, point: dict[str, float], where: str) -> pd.DataFr
     return rows[mask]
 
 
+def check_calibration_run(profile: Profile, recipe: Plan, where: str) -> None:
+    """Refuse, in one line, a run whose profile does not sweep ``recipe``'s three points: not a calibration run."""
+    needed = recipe.sweep()
+    if any(not any(math.isclose(float(v), value) for v in profile.sweep.get(key, ())) for key, values in
+           needed.items() for value in values):  # fmt: skip
+        swept = ", ".join(profile.sweep) or "nothing"
+        wanted = ", ".join(f"{key} = {json.dumps(values)}" for key, values in needed.items())
+        raise ConfigError(f"{where}: not a calibration run (its profile {profile.name} sweeps {swept}, a calibration "
+                          f"run of it sweeps {wanted}); run one with the [sweep] python -m eval margins --plan PROFILE "
+                          "prints (README, The verdict's margins)")  # fmt: skip
+
+
 def key_of(frame: pd.DataFrame, where: str) -> tuple[str, str]:
-    """The (model, dataset) every row of a run names; a run of several is refused."""
+    """The (model, dataset) every row of a run names; a run of several, or of rows naming none, is refused."""
+    if missing := [c for c in ("model", "dataset") if c not in frame.columns]:
+        raise ConfigError(f"{where}: its rows have no {' or '.join(missing)} column (a run of an older version?); "
+                          "calibrate on a run of this version")  # fmt: skip
     pairs = frame[["model", "dataset"]].dropna().drop_duplicates()
     if len(pairs) != 1:
         found = "; ".join(f"{m}/{d}" for m, d in pairs.itertuples(index=False)) or "none"
@@ -215,6 +230,9 @@ def write(
 ) -> Path:
     """Record one calibration with what it came from (atomic: the old file stays on failure); returns its path.
 
+    A record that `eval.scoring.calibrations.problem` refuses (a NaN margin: a noise run of the reference alone) is
+    a `ConfigError`, nothing written.
+
     ``about`` adds fields (``profile``, ``row_units``, ``basis``: what the recipe is, in words); ``folder`` (a
     Path) writes elsewhere than ``reports/baselines/margins/``.
     """
@@ -237,6 +255,9 @@ def write(
         "alpha": ALPHA,
         "scores": scores,
     }
+    if problem := calibrations.problem(record):  # never write what every reader would refuse; the old file stays
+        raise ConfigError(f"{path}: not written: {problem}; the runs give no usable calibration (a noise run needs "
+                          "frameworks besides the reference, on the calibration run's seeds)")  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     return path

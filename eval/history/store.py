@@ -14,7 +14,8 @@ lock, and a writer killed mid-transaction leaves recovery to the next opener. A 
 a temporary name and renamed (`core.files.atomic_write_bytes`): two recorders never touch the same file, a reader
 sees a run's rows completely or not at all, nothing is lost when runs finish together, and a copy of the folder
 (a CI cache, an artifact) is a complete store. Readers open DuckDB in memory over ``rows/*.parquet``
-(``union_by_name``, so files of another schema version still line up), which costs a few milliseconds per query.
+(``union_by_name``, so files of another schema version still line up), which costs a few milliseconds per query;
+each file is checked first, and a foreign or broken one is skipped with one line (`eval.history.files`).
 Recording the same run twice writes nothing new (the name holds the hash of its results); a run resumed and
 finished again replaces its earlier file.
 
@@ -56,6 +57,7 @@ from core.files import atomic_write_bytes, sha256_bytes
 from core.paths import ROOT, runs_dir
 from eval.bench.runfolder import IncompleteRun, RunFolder
 from eval.contract.rows import COLUMNS
+from eval.history.files import readable
 from eval.scoring.stats import interval
 
 SCHEMA = 1
@@ -63,6 +65,9 @@ _WRITING = threading.Lock()  # atomic_write's temporary name is per process: one
 ENVIRONMENT_COLUMNS = ("device", "precision", "framework_version", "python", "cpu", "cores", "blas", "gpu",
                        "gpu_driver", "threads")  # fmt: skip
 SERIES_KEYS = ("machine", "profile", "dataset", "model", "impl", "device", "point")
+# The columns the views and `series` read: a file without one of them is no file of the history (`files.problem`)
+NEEDED = ("schema", "run_id", "seed", "epoch", "value", "metric", "status", *SERIES_KEYS, "machine_label", "git_commit",
+          "dirty", "commit_time", "finished")  # fmt: skip
 _TEXT = [c for c in COLUMNS if c not in ("seed", "epoch", "value", "attempts")]
 FIELDS = pa.schema(
     [("schema", pa.int32()), ("run_id", pa.string()), ("seed", pa.int64()), ("epoch", pa.float64()),
@@ -252,31 +257,22 @@ def record_many(
 def connect(store: Path | None = None):
     """An in-memory DuckDB connection with views ``rows`` (every stored row) and ``runs`` (one per run).
 
-    A file of a newer schema than `SCHEMA`, or one DuckDB cannot read, is a `UserError` naming it (one line).
+    Each file is checked first (`eval.history.files`): a foreign or broken one is skipped, one line on stderr; a
+    newer schema than `SCHEMA`, or files of which none is readable, is a `UserError` (one line).
     """
     import duckdb
 
     directory = rows_dir(store)
-    files = sorted(directory.glob("*.parquet"))
+    files = readable(directory, FIELDS, NEEDED, SCHEMA)
     con = duckdb.connect()
     if files:
-        pattern = str(directory / "*.parquet").replace("'", "''")
+        listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in files)
         try:
-            con.execute(f"CREATE VIEW rows AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)")
-            newest = con.execute(
-                f"SELECT filename, max(schema) FROM read_parquet('{pattern}', union_by_name = true, filename = true) "
-                "GROUP BY filename ORDER BY 2 DESC LIMIT 1"
-            ).fetchone()
+            con.execute(f"CREATE VIEW rows AS SELECT * FROM read_parquet([{listed}], union_by_name = true)")
         except duckdb.Error as error:
             con.close()
             first = str(error).strip().splitlines()[0]
             raise UserError(f"{directory}: cannot read the history ({first}); move the unreadable file away") from None
-        if newest[1] is None or newest[1] > SCHEMA:
-            con.close()
-            raise UserError(
-                f"{newest[0]}: history schema {newest[1]}, newer than this code reads ({SCHEMA}); "
-                "update the checkout, or record into another folder ($RBM_BENCH_HISTORY)"
-            )
     else:
         con.register("empty_rows", FIELDS.empty_table())
         con.execute("CREATE VIEW rows AS SELECT * FROM empty_rows")

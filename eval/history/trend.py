@@ -40,7 +40,7 @@ standard errors, and the gate's family-wise rate over ten series under 5 % plus 
 
 What is big enough to flag: half the verdict's margin
 -----------------------------------------------------
-The verdict's margin (`eval.scoring.catalogue.margins`) is the suite's measure of the smallest difference that
+The verdict's margin (`eval.scoring.calibrations.margins`) is the suite's measure of the smallest difference that
 matters. A series uses the calibration of its own model and dataset (the history's ``model`` and ``dataset``
 columns); a verdict score whose series has none is ``not judged`` (neither failed nor silently passed: the gate
 prints it), never judged with another model's margin. A significant change is flagged only when its size — the
@@ -75,7 +75,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from eval.scoring.catalogue import describe, margins, verdict_scores
+from eval.scoring.calibrations import margins
+from eval.scoring.catalogue import describe, verdict_scores
 
 ALPHA = 0.01  # one series
 FAMILY_ALPHA = 0.05  # the gate over every series it reads

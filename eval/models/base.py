@@ -19,9 +19,11 @@ import numpy as np
 
 import datasets
 import impls
+from eval.config import ConfigError
 from eval.scoring import catalogue
 
 if TYPE_CHECKING:
+    from eval.config import Profile
     from eval.contract.rows import Recorder
     from eval.contract.task import Task
 
@@ -47,18 +49,23 @@ def steady_epochs(work: Callable[[Any], object], order: list, epochs: int) -> tu
     return steady, max(0.0, seconds[0] - steady)
 
 
+# [eval] keys the model-blind steps read for every model: the divergence bound, the scored split, the report's audio
+READ_BY_EVERY_MODEL = ("max_abs_param", "score_split", "audio_samples")
+
+
 @dataclass(frozen=True)
 class Roofline:
     """Where a model's timing rows hold what the one roofline rule (`eval.timing.roofline`) reads.
 
     ``speed``: training units/s; ``products``: the dense products of one update alone (ms); ``draws``: one
-    update's noise draws (ms), None where not measured; ``units``: the units of one update from the task's config.
+    update's noise draws (ms), None where not measured; ``units``: the units of that update, from the task's
+    config, or the name of the timing row that counts them (where the music bounds an update, not the config).
     """
 
     speed: str
     products: str
     draws: str | None
-    units: Callable[[dict], int]
+    units: Callable[[dict], int] | str
 
 
 class ModelPlugin(ABC):
@@ -80,6 +87,10 @@ class ModelPlugin(ABC):
         model, `eval.timing.roofline`); None: the model is timed without one.
     sklearn_reference : bool
         scikit-learn's BernoulliRBM of the same shape is timed beside it (a window RBM's only reference).
+    reads : tuple of str
+        The ``[eval]`` keys its steps read, besides `READ_BY_EVERY_MODEL`: a key it does not read is refused in its
+        profiles and sweeps (`refuse_unread`), never accepted and ignored. A contract test holds the declaration to
+        the module's code.
     """
 
     name: str
@@ -88,6 +99,7 @@ class ModelPlugin(ABC):
     unit_of_data: str = "windows"
     roofline: Roofline | None = None
     sklearn_reference: bool = False
+    reads: tuple[str, ...] = ()
 
     @property
     def model(self) -> impls.Model:
@@ -139,6 +151,20 @@ class ModelPlugin(ABC):
         return {"model.learning_rate": rate / 4}, (
             f"learning_rate {rate / 4:g} instead of {rate:g} (a port whose gradient is a quarter of the reference's)"
         )
+
+    def refuse_unread(self, profile: Profile) -> None:
+        """Refuse an ``[eval]`` key the profile chose (in its own files or its sweep; ``Profile.chosen``) that this
+        model does not read: one rule for profiles and sweeps, one line (`ConfigError`)."""
+        swept = {key for key in profile.sweep if key.startswith("eval.")}
+        read = {*READ_BY_EVERY_MODEL, *self.reads}
+        for key in sorted({key for key in profile.chosen if key.startswith("eval.")} | swept):
+            name = key.partition(".")[2]
+            if name not in read:
+                where = "[sweep] eval." if key in swept else "[eval] "
+                raise ConfigError(
+                    f'profile {profile.name}: {where}{name} is not read by kind "{self.name}" (it reads '
+                    f"{', '.join(sorted(read))}); remove it"
+                )
 
     def check_declared(self, record: Recorder) -> None:
         """Every ``eval`` score written so far is one this plug-in declares (a programming error otherwise)."""

@@ -47,6 +47,11 @@ class WindowRBM(ModelPlugin):
     unit_of_data = "windows"
     roofline = Roofline("train_windows_per_s", "five_products_ms", "draw_ms", lambda config: config["batch_size"])
     sklearn_reference = True
+    reads = (
+        "curve_every", "pl_valid_windows", "pl_test_windows", "ll_windows", "ais_schedule", "ais_betas", "ais_runs",
+        "raise_betas", "raise_windows", "ais_sweep_every", "n_samples", "gibbs_steps", "sample_start",
+        "drop_empty_samples", "piece_rows", "bar_rows",
+    )  # fmt: skip
     outputs = (
         "pl_per_window", "pl_per_unit", "pl_sklearn_one_bit_per_unit", "pl_theano_one_bit_per_unit",
         "ais_log_z", "ais_log_z_stderr", "ais_effective_runs", "ais_base_gap", "ais_ll_per_window", "ais_ll_per_row",

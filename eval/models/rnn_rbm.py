@@ -48,9 +48,11 @@ class RNNRBMPlugin(ModelPlugin):
     name = "rnn_rbm"
     curve = "valid_nll_per_frame"
     unit_of_data = "frames"
-    roofline = Roofline(
-        "train_frames_per_s", "step_products_ms", None, lambda config: config["batch_size"] * config["chunk_length"]
-    )
+    roofline = Roofline("train_frames_per_s", "step_products_ms", None, "step_frames")
+    reads = (
+        "curve_every", "pl_valid_windows", "ll_windows", "ais_betas", "ais_runs", "raise_betas", "raise_windows",
+        "ais_frames", "n_samples", "piece_rows", "bar_rows", "sample_start",
+    )  # fmt: skip
     outputs = (
         "ais_nll_per_frame", "ais_ll_per_row", "ais_ll_per_window", "ais_ll_stderr", "ais_effective_runs",
         "ais_min_effective_runs", "ais_frames", "scored_frames", "mean_field_gap", "raise_nll_per_frame",
@@ -174,11 +176,16 @@ class RNNRBMPlugin(ModelPlugin):
         return ""
 
     def draw(self, model: RNNRBM, task: Task, record: Recorder) -> np.ndarray:
-        """``n_samples`` pieces of ``piece_rows`` rows, each frame by ``cd_k`` Gibbs steps; timed after a warm-up."""
+        """``n_samples`` pieces of ``piece_rows`` rows, each frame by ``cd_steps`` Gibbs steps from ``sample_start``
+        (silence, or a random frame of fair coins drawn from a stream of its own); timed after a warm-up."""
         evaluation = task.evaluation
-        model.generate(evaluation.n_samples, evaluation.piece_rows)  # warm-up: a compiled framework compiles this shape
+        n, rows, start = evaluation.n_samples, evaluation.piece_rows, None
+        if evaluation.sample_start == "random":
+            rng = np.random.default_rng(np.random.SeedSequence(task.eval_seed, spawn_key=(2,)))
+            start = (rng.random((n, rows, model.config.n_visible)) < 0.5).astype(float)
+        model.generate(n, rows, start=start)  # warm-up: a compiled framework compiles this shape
         started = time.perf_counter()
-        pieces = model.generate(evaluation.n_samples, evaluation.piece_rows)
+        pieces = model.generate(n, rows, start=start)
         record.add(
             "timing", "generated_frames_per_s", pieces.shape[0] * pieces.shape[1] / (time.perf_counter() - started)
         )
@@ -208,8 +215,9 @@ class RNNRBMPlugin(ModelPlugin):
         speed = sum(u.size for u in order[0]) / steady
         record.add("timing", "train_frames_per_s", speed)
         record.add("timing", "compile_s", compile_s)
-        config = model.config  # the products of one update at the profile's full shape, in this quiet process
-        record.add("timing", "step_products_ms", step_products_ms(config, config.batch_size, config.chunk_length))
+        largest = max(order[0], key=np.size)  # the products of its largest update (chunks end with their music)
+        record.add("timing", "step_frames", largest.size)
+        record.add("timing", "step_products_ms", step_products_ms(model.config, *largest.shape))
 
 
 PLUGIN = RNNRBMPlugin()

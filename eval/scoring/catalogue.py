@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from eval.scoring import calibrations
 from eval.scoring.quality import music_structure_js
 from eval.scoring.sets import frechet_note_distance
 
@@ -153,6 +152,7 @@ SCORES: tuple[Score, ...] = (
     S("sklearn_windows_per_s", "windows/s", "higher"),
     S("five_products_ms", "ms", "lower"),
     S("step_products_ms", "ms", "lower"),  # the RNN-RBM: the dense products of one CD-k + BPTT update, alone
+    S("step_frames", "frames", "none"),  # the frames of that update: its largest (the music bounds a chunk)
     S("draw_ms", "ms", "lower"),
     S("ratio_to_roofline", "ratio", "higher"),
     S("train_step_ratio", "ratio", "higher"),  # pytest-benchmark's training step over the roofline (tox -e perf)
@@ -192,33 +192,6 @@ def shown(table: str) -> tuple[str, ...]:
 def verdict_scores() -> tuple[str, ...]:
     """The scores the cross-framework verdict tests (those with a declared ``margin``), in catalogue order."""
     return tuple(s.name for s in SCORES if s.margin is not None)
-
-
-def margins(
-    overrides: dict[str, float] | None = None, model: str | None = None, dataset: str | None = None
-) -> dict[str, float | None]:
-    """The verdict's margins for a run of ``model`` on ``dataset``, in catalogue order.
-
-    Each is the calibration's of that (model, dataset) (`eval.scoring.calibrations`), a profile's override last;
-    None where neither gives one: the verdict does not judge that score. A declared catalogue margin never
-    applies (it was measured on nothing, and one model's calibration never stands in for another's).
-    """
-    found = calibrations.calibration(model, dataset)
-    measured = found.scores if found else {}
-    values = {name: measured.get(name, {}).get("margin") for name in verdict_scores()} | dict(overrides or {})
-    return {name: None if value is None else float(value) for name, value in values.items()}
-
-
-def margin_basis(
-    metric: str, overrides: dict[str, float] | None = None, model: str | None = None, dataset: str | None = None
-) -> str:
-    """Where a verdict margin comes from, in a few words (the report prints it beside the margin)."""
-    if metric in (overrides or {}):
-        return "the profile's [verdict] margins"
-    found = calibrations.calibration(model, dataset)
-    if not found or metric not in found.scores:
-        return f"no calibration of {model}/{dataset}"
-    return found.basis(metric)
 
 
 def headline() -> tuple[str, ...]:

@@ -86,6 +86,15 @@ class RBMConfig:
         """The storage type: float64 under the float64 policy, else float32."""
         return "float64" if self.precision == "float64" else "float32"
 
+    def parameter_count(self, n_visible: int) -> int:
+        """Weights and biases at ``n_visible`` units (the memory guard's measure, before anything is built)."""
+        return n_visible * self.n_hidden + n_visible + self.n_hidden
+
+    def update_bytes(self, n_visible: int, units: int) -> int:
+        """About the working memory of one update of ``units`` windows: data, hidden and visible states and
+        probabilities of the positive and negative phases, their noise, in float64 at worst."""
+        return units * 8 * (n_visible + self.n_hidden) * 6
+
 
 @dataclass
 class RBMParams(Params):

@@ -86,6 +86,18 @@ class RNNRBMConfig:
         """The storage type (the precision's name: the RNN-RBM offers no TF32 policy)."""
         return self.precision
 
+    def parameter_count(self, n_visible: int) -> int:
+        """The nine parameters' entries at ``n_visible`` units (the memory guard's measure)."""
+        V, H, R = n_visible, self.n_hidden, self.n_recurrent
+        return V * H + V + H + R * V + R * H + R * R + V * R + 2 * R
+
+    def update_bytes(self, n_visible: int, units: int) -> int:
+        """About the working memory of one update of ``units`` frames in float64 (its worst): every Gibbs step's
+        noise and states (``cd_steps`` x (visible + hidden)), each frame's biases, probabilities and RNN states
+        with their gradients (about four of each)."""
+        V, H, R = n_visible, self.n_hidden, self.n_recurrent
+        return units * 8 * (self.cd_steps * 2 * (V + H) + 4 * (V + H + R))
+
 
 class Weights(NamedTuple):
     """The nine parameters in one framework's arrays, in this order (a pytree for JAX, a nest for TF)."""

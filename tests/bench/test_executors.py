@@ -1,9 +1,11 @@
 """Sweeps on executors: the same numbers from serial and Dask, retries after a killed worker, refusal of
-mismatched inputs, and resumption of an interrupted Dask sweep."""
+mismatched inputs, resumption of an interrupted Dask sweep, and an outside scheduler and workers checked up front."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -215,3 +217,78 @@ def test_a_worker_that_cannot_import_the_project_is_named_not_reported_lost(tmp_
     assert done.returncode == 2, done.stderr[-2000:]
     assert "workers cannot import the project" in last and "PYTHONPATH" in last and "lost" not in last
     assert "Traceback" not in done.stderr
+
+
+@contextlib.contextmanager
+def external_cluster(scheduler_cwd: Path, scheduler_env: dict[str, str], folder: Path):
+    """A scheduler started by the ``dask`` command (in ``scheduler_cwd`` with ``scheduler_env``) and one worker
+    started as the README says (at the checkout's root, the root on ``PYTHONPATH``); yields the address."""
+    from distributed import Client
+
+    dask = Path(sys.executable).with_name("dask")
+    if not dask.exists():
+        pytest.skip(f"no dask command beside {sys.executable}")
+    started, file = [], folder / "scheduler.json"
+    at_root = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        started.append(
+            subprocess.Popen(
+                [dask, "scheduler", "--port", "0", "--no-dashboard", "--scheduler-file", file],
+                cwd=scheduler_cwd,
+                env=scheduler_env,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        deadline, address = time.monotonic() + 60, None
+        while address is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with contextlib.suppress(OSError, ValueError, KeyError):  # not written yet, or half written
+                address = json.loads(file.read_text())["address"]
+        assert address, "the scheduler did not start in 60 s"
+        started.append(
+            subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", "--resources", "rbm_task=1", "--no-dashboard"],
+                cwd=ROOT,
+                env=at_root,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(1, timeout=60)
+        yield address
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            process.wait(30)
+
+
+def bench_on(address: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``python -m eval bench`` of a tiny profile (one NumPy task) on the Dask scheduler at ``address``."""
+    profile_file = tmp_path / "tiny.toml"
+    profile_file.write_text('extends = "quick"\n[data]\nsource = "synthetic"\n[model]\nn_hidden = 12\n[run]\n'
+                            'impls = ["numpy"]\nseeds = [0]\nepochs = 1\ntiming_epochs = 2\n'
+                            "[eval]\nll_windows = 30\ngibbs_steps = 5\naudio_samples = 0\n")  # fmt: skip
+    command = [sys.executable, "-m", "eval", "bench", "--profile", str(profile_file), "--executor", f"dask:{address}"]
+    environment = {**os.environ, "RBM_BENCH_RUNS": str(tmp_path / "runs")}
+    return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.bench
+def test_a_scheduler_that_cannot_import_the_project_is_named_not_reported_lost(tmp_path):
+    """A scheduler started outside the checkout could not unpickle the task graph: every task was a lost worker."""
+    elsewhere = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    with external_cluster(tmp_path, elsewhere, tmp_path) as address:
+        done = bench_on(address, tmp_path)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"the scheduler at {address} cannot import the project" in last and "lost" not in last
+    assert "PYTHONPATH=$PWD .tox/bench/bin/dask scheduler" in last  # how to start it, as the README does
+
+
+@pytest.mark.bench
+def test_a_scheduler_and_worker_started_as_the_readme_says_run_the_bench(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    assert "cd rbm-music-bench && PYTHONPATH=$PWD .tox/bench/bin/dask scheduler" in readme
+    with external_cluster(ROOT, {**os.environ, "PYTHONPATH": str(ROOT)}, tmp_path) as address:
+        done = bench_on(address, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]

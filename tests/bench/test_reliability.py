@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -186,13 +189,19 @@ def test_a_tls_scheduler_without_certificates_is_one_line_not_a_traceback(tmp_pa
     assert len(result.stderr.strip().splitlines()) == 1 and "TLS needs this client's certificate" in result.stderr
 
 
-def bench(tmp_path: Path, text: str, **env: str) -> tuple[subprocess.CompletedProcess, Path | None]:
-    """``python -m eval bench`` on a tiny profile (its runs under ``tmp_path``); the result and its run folder."""
+def bench(
+    tmp_path: Path, text: str, memory: int | None = None, **env: str
+) -> tuple[subprocess.CompletedProcess, Path | None]:
+    """``python -m eval bench`` on a tiny profile (its runs under ``tmp_path``); the result and its run folder.
+
+    ``memory`` caps the command's address space (bytes), so that a test of memory cannot take the machine's."""
     runs = tmp_path / "runs"
     environment = {k: v for k, v in os.environ.items() if k not in ("RBM_BENCH_FAULT", "RBM_BENCH_NO_BENCH")}
     environment |= {"RBM_BENCH_RUNS": str(runs), "RBM_BENCH_HISTORY": str(tmp_path / "history"), **env}
     command = [sys.executable, "-m", "eval", "bench", "--profile", str(profile(tmp_path, text))]
-    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    cap = None if memory is None else lambda: resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600,
+                          preexec_fn=cap)  # fmt: skip
     folders = list(runs.iterdir()) if runs.exists() else []
     return done, folders[0] if folders else None
 
@@ -238,3 +247,36 @@ def test_a_run_of_the_same_model_beside_is_refused_not_merged(window_run, copy_r
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert len(done.stderr.strip().splitlines()) == 1 and "a run of the rbm model too" in done.stderr
     assert "reports compare" in done.stderr
+
+
+def polyphonic(tmp_path: Path, content: dict) -> str:
+    """A tiny profile on ``content`` pickled as a ``polyphonic:`` file (protocol 4 keeps shared lists shared)."""
+    path = tmp_path / "shared.pkl"
+    path.write_bytes(pickle.dumps(content, protocol=4))
+    return f'[data]\nsource = "polyphonic:{path}"\n' + TINY.split("\n", 2)[2]
+
+
+@pytest.mark.bench
+def test_a_small_pickle_of_shared_references_is_refused_before_anything_is_built(tmp_path):
+    """44 KB that names one piece 2,000 times (40 M frames): 80 s and 3.8 GB, then a traceback. Now counted first."""
+    text = polyphonic(tmp_path, {"train": [[[60, 64, 67]] * 20_000] * 2_000, "valid": [], "test": []})
+    assert (tmp_path / "shared.pkl").stat().st_size < 50_000
+    started = time.monotonic()
+    done, _ = bench(tmp_path, text, memory=2**31, RBM_BENCH_CACHE=str(tmp_path / "cache"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert f"{tmp_path / 'shared.pkl'}: more than 4,000,000 frames" in line and "split it" in line
+    assert time.monotonic() - started < 60  # the refusal comes before any array: seconds, mostly Python's start
+
+
+@pytest.mark.bench
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the address-space cap is Linux's (RLIMIT_AS)")
+def test_running_out_of_memory_while_building_a_dataset_is_one_line(tmp_path):
+    """3.9 M frames (within the bounds: 2 GB of note states and their copy) under a 1 GB cap: one line, exit 2."""
+    text = polyphonic(tmp_path, {"train": [[[]] * 50_000] * 78, "valid": [], "test": []})
+    one_thread = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    cache = str(tmp_path / "cache")  # a machine's many cores would reserve address space for threads and arenas
+    done, _ = bench(tmp_path, text, memory=2**30, RBM_BENCH_CACHE=cache, MALLOC_ARENA_MAX="2", **one_thread)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: polyphonic:{tmp_path / 'shared.pkl'}: out of memory while building its dataset")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,39 @@ def test_malicious_pickle_is_refused(tmp_path):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"train": [Exploit()], "valid": [], "test": []}))
     with pytest.raises(SourceError, match=r"refusing to load builtins\.print"):
+        load_polyphonic(path)
+
+
+FRAME = [60, 64, 67]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ({"train": [[]] * 10_001, "valid": [], "test": []}, "10,001 pieces, beyond 10,000"),
+        ({"train": [[FRAME] * 50_000] * 81, "valid": [], "test": []}, "more than 4,000,000 frames by train piece 80"),
+        ({"train": [], "valid": [[[60] * 20_000] * 1_000], "test": []}, "more than 15,000,000 notes by valid piece 0"),
+    ],
+)
+def test_a_pickle_describing_more_music_than_it_holds_is_refused_before_it_is_built(tmp_path, content, expected):
+    """Shared references (a pickle's memo) let a few KB describe millions of frames or notes: counted, not built."""
+    path = tmp_path / "shared.pkl"
+    path.write_bytes(pickle.dumps(content, protocol=4))
+    assert path.stat().st_size < 200_000
+    with pytest.raises(SourceError, match=re.escape(f"{path}: {expected}; the bound is ten times")):
+        load_polyphonic(path)
+
+
+def test_a_pickle_cannot_expand_itself_through_str(tmp_path):
+    """``str`` of a list that shares itself: 4 KB that would unpickle into a string of 30 MB (gigabytes, nested)."""
+
+    class Expands:
+        def __reduce__(self):
+            return (str, ([[[1] * 1_000] * 1_000] * 10,))
+
+    path = tmp_path / "expands.pkl"
+    path.write_bytes(pickle.dumps({"train": [], "valid": [], "test": Expands()}, protocol=4))
+    with pytest.raises(SourceError, match=r"refusing str\(\) of a container"):
         load_polyphonic(path)
 
 

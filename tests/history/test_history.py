@@ -25,7 +25,7 @@ from core.errors import UserError
 from eval.bench.runfolder import IncompleteRun, RunFolder
 from eval.contract.rows import make_row
 from eval.history import store, trend
-from eval.scoring import catalogue
+from eval.scoring import calibrations, catalogue
 from eval.scoring.stats import interval
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ def test_a_slow_drift_of_the_margin_over_20_commits_is_flagged_by_its_end():
 
 @pytest.mark.parametrize("direction", [+1, -1])
 def test_a_directionless_score_is_flagged_either_way_and_a_good_move_is_an_improvement(direction):
-    margin = catalogue.margins(None, "rbm", "bach")["note_density"]
+    margin = calibrations.margins(None, "rbm", "bach")["note_density"]
     assert catalogue.describe("note_density")[1] == "none"
     rng = np.random.default_rng(6)
     sd = margin / 2.8
@@ -236,10 +236,8 @@ def test_the_store_reads_its_schema_and_refuses_a_newer_one_in_one_line(tmp_path
     with pytest.raises(UserError) as refused:
         store.series("pl_per_unit")
     assert "newer than this code reads" in str(refused.value) and "\n" not in str(refused.value)
-    path.with_name("future.x.y.parquet").write_bytes(b"not parquet")
-    with pytest.raises(UserError) as unreadable:
-        store.query("SELECT count(*) FROM rows")
-    assert "cannot read the history" in str(unreadable.value) and "\n" not in str(unreadable.value)
+    path.with_name("future.x.y.parquet").write_bytes(b"not parquet")  # a broken file beside: skipped, the rest read
+    assert store.query("SELECT count(*) AS n FROM rows").n.tolist() == [len(table)]  # tests/history/test_history_files
 
 
 def test_a_series_has_per_commit_intervals_and_never_mixes_machines(tmp_path, history):

@@ -56,7 +56,7 @@ def test_each_committed_calibration_is_keyed_by_its_model_dataset_and_units():
         for metric, score in entry.scores.items():
             assert score["unit"] == catalogue.describe(metric)[0], (model, dataset, metric)
     assert found["rbm", "bach"].row_units == 156 and found["rnn_rbm", "jsb"].row_units == 88
-    rbm, rnn = (catalogue.margins(None, *key) for key in (("rbm", "bach"), ("rnn_rbm", "jsb")))
+    rbm, rnn = (calibrations.margins(None, *key) for key in (("rbm", "bach"), ("rnn_rbm", "jsb")))
     assert rbm["ais_ll_per_row"] != rnn["ais_ll_per_row"]
     assert rnn["pl_per_unit"] is None  # the RNN-RBM has no pseudo-likelihood: nothing calibrated, nothing borrowed
 

@@ -20,12 +20,10 @@ from core.errors import ConfigError
 from core.typed import at_least as _at_least
 from core.typed import build, describe, suggest
 from datasets import WindowSpec
-from eval.scoring import catalogue
-from eval.scoring.ais import paper_schedule
+from eval.config.checks import PAPER_BETAS, check_profile
 from impls import RBMConfig
 
-PROFILES = Path(__file__).with_name("profiles")
-PAPER_BETAS = len(paper_schedule())  # Salakhutdinov & Murray's schedule
+PROFILES = Path(__file__).parent.parent / "profiles"
 PER_POINT_DATA_KEYS = ("order", "train_on")  # [data] keys a grid point applies to the one dataset of a run
 MAX_SEED = 2**32 - 1  # SeedSequence takes more, but a seed is a column of int64 results and a folder name
 
@@ -154,6 +152,9 @@ class Profile:
     scaling: ScalingConfig = ScalingConfig()
     sweep: dict[str, tuple] = field(default_factory=dict)
     description: str = ""
+    # "section.key" set by this profile for its model: in its own file or a parent of the same kind, or by an
+    # option or a grid point (not recorded: a plug-in refuses the ones its model does not read)
+    chosen: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def to_dict(self) -> dict:
         """As recorded in a run's spec.json: the chosen values of each section (`profile_from_dict` reads it)."""
@@ -172,8 +173,11 @@ class Profile:
                 if section == "model" and values.get("kind", self.model.kind) != self.model.kind:
                     merged = values  # another model: its own defaults, never the first one's keys
                 changed[section] = _section(section, merged, origin)
-        profile = replace(self, **changed)
-        _check_profile(profile, origin)
+        chosen = {
+            f"{section}.{key}" for section in changed for key, value in sections[section].items() if value is not None
+        }
+        profile = replace(self, **changed, chosen=self.chosen | chosen)
+        check_profile(profile, origin)
         return profile
 
     def at(self, point: dict[str, Any]) -> Profile:
@@ -183,70 +187,6 @@ class Profile:
             section, _, name = key.partition(".")
             by_section.setdefault(section, {})[name] = value
         return self.override("sweep", **by_section)
-
-
-@dataclass(frozen=True)
-class ExecutorSpec:
-    kind: str  # serial | local | dask
-    workers: int = 1
-    address: str | None = None  # dask: a scheduler address, or None for a LocalCluster
-
-
-def parse_executor(text: str, origin: str = "--executor") -> ExecutorSpec:
-    """``serial`` | ``local[:N]`` | ``dask:local:N`` | ``dask:ADDRESS``; a `ConfigError` otherwise."""
-    kind, _, rest = text.partition(":")
-    if kind == "serial" and not rest:
-        return ExecutorSpec("serial")
-    if kind == "local":
-        if not rest:
-            return ExecutorSpec("local", 0)  # 0: cores / threads, decided when the run starts
-        if rest.isdigit() and int(rest) >= 1:
-            return ExecutorSpec("local", int(rest))
-    if kind == "dask" and rest:
-        local, _, count = rest.partition(":")
-        if local == "local":
-            if count.isdigit() and int(count) >= 1:
-                return ExecutorSpec("dask", int(count))
-        else:
-            return ExecutorSpec("dask", 0, rest)
-    raise ConfigError(
-        f"{origin}: executor {text!r}; use serial, local, local:N, dask:local:N or dask:<scheduler address>"
-    )
-
-
-def _check_memory(profile: Profile, origin: str) -> None:
-    """Refuse a model that cannot fit in this machine's memory before anything is built (one line)."""
-    import psutil
-
-    n_visible = profile.data.window_spec().n_visible
-    # float64 initial weights, their float32 copy, velocity and gradient, plus the scorer's float64 copy
-    n_hidden = getattr(profile.model, "n_hidden", 0)
-    needed = n_visible * n_hidden * (8 + 4 + 4 + 4 + 8)
-    total = psutil.virtual_memory().total
-    if needed > total / 2:
-        raise ConfigError(
-            f"{origin}: [model] n_hidden {n_hidden:,} needs about {needed / 2**30:,.1f} GiB for "
-            f"{n_visible:,} x {n_hidden:,} weights, more than half this machine's "
-            f"{total / 2**30:,.0f} GiB; choose fewer hidden units"
-        )
-
-
-def _check_model_kind(profile: Profile, origin: str) -> None:
-    """Data a sequence model cannot read as frames is refused (its keys are checked by its own config class)."""
-    model, data = profile.model, profile.data
-    if impls.model(model.kind).data != "sequences":
-        return
-    if data.stride != data.num_timesteps or data.train_stride not in (0, data.num_timesteps):
-        raise ConfigError(
-            f"{origin}: [data] kind {model.kind!r} reads each piece's windows end to end as its frames, so windows "
-            f"must not overlap; set stride = num_timesteps ({data.num_timesteps}) and leave train_stride out"
-        )
-    if data.order != "shuffle":
-        raise ConfigError(f'{origin}: [data] order "{data.order}" is for windows; kind "{model.kind}" shuffles '
-                          'chunks of pieces: use order = "shuffle"')  # fmt: skip
-    if profile.eval.sample_start == "persistent":
-        raise ConfigError(f'{origin}: [eval] sample_start "persistent" needs PCD chains; kind "{model.kind}" '
-                          'generates frame by frame from zeros: set sample_start = "zeros"')  # fmt: skip
 
 
 def _table(section: Any) -> dict:
@@ -262,39 +202,6 @@ def _section(name: str, table: Any, origin: str) -> Any:
         return model_section(table, origin)
     cls = SECTIONS[name]
     return build(cls, table, origin, name, exclude=getattr(cls, "DERIVED", ()))
-
-
-def _check_profile(profile: Profile, origin: str) -> None:
-    """Rules across keys: catalogued implementations, models and margins, seeds, executor syntax, couplings."""
-    data, run, model, evaluation = profile.data, profile.run, profile.model, profile.eval
-    known = list(impls.frameworks())
-    for name in run.impls:
-        if name not in known:
-            raise ConfigError(f"{origin}: [run] impls names {name!r}; {suggest(name, known)}")
-    _check_memory(profile, origin)
-    _check_model_kind(profile, origin)
-    scores = [s.name for s in catalogue.scores()]
-    for metric in profile.verdict.margins:
-        if catalogue.lookup(metric) is None:
-            raise ConfigError(f"{origin}: [verdict] margins names {metric!r}, not a catalogued score; "
-                              f"{suggest(metric, scores)}")  # fmt: skip
-    if evaluation.raise_betas == 1:
-        raise ConfigError(f"{origin}: [eval] raise_betas 1 is no annealing (from 0 to 1); set 0 (no RAISE) or >= 2")
-    if evaluation.ais_schedule == "paper" and evaluation.ais_betas != PAPER_BETAS:
-        raise ConfigError(
-            f'{origin}: [eval] ais_betas {evaluation.ais_betas} contradicts ais_schedule "paper" '
-            f'({PAPER_BETAS:,} betas); set ais_betas = {PAPER_BETAS} or ais_schedule = "quick"'
-        )
-    if evaluation.sample_start == "persistent" and not getattr(model, "persistent", False):
-        raise ConfigError(f'{origin}: [eval] sample_start "persistent" needs PCD chains; set [model] persistent = '
-                          'true or choose sample_start "random" or "zeros"')  # fmt: skip
-    parse_executor(run.executor, origin)
-    from datasets.sources import SourceError, check_source_syntax
-
-    try:
-        check_source_syntax(data.source)
-    except SourceError as error:
-        raise ConfigError(f"{origin}: [data] source {error}") from None
 
 
 def _read_toml(path: Path) -> dict:
@@ -318,31 +225,37 @@ def profile_path(name: str, relative_to: Path | None = None) -> Path:
     raise ConfigError(f"{name}: no such profile; use one of {known} or a path to a .toml file")
 
 
-def _raw(name: str, relative_to: Path | None = None, seen: tuple[Path, ...] = ()) -> tuple[dict, Path]:
-    """The merged TOML tables of a profile and the profiles it extends (child keys win)."""
+def _kind(table: dict) -> str:
+    """The model kind a merged table runs (``rbm`` unless its ``[model]`` names another)."""
+    return table["model"].get("kind", "rbm") if isinstance(table.get("model"), dict) else "rbm"
+
+
+def _raw(name: str, relative_to: Path | None = None, seen: tuple[Path, ...] = ()) -> tuple[dict, Path, dict]:
+    """The merged TOML tables of a profile and the profiles it extends (child keys win), and for each
+    ``"section.key"`` the model kind of the file that set it last (so a key set for another model is told apart)."""
     path = profile_path(name, relative_to).resolve()
     if path in seen:
         raise ConfigError(f"{path}: extends itself through {' -> '.join(p.stem for p in seen)}; break the cycle")
     table = _read_toml(path)
     parent = table.pop("extends", None)
-    if parent is None:
-        return table, path
-    if not isinstance(parent, str):
+    if parent is not None and not isinstance(parent, str):
         raise ConfigError(f"{path}: extends is {describe(parent)}; give a profile name or path")
-    base, _ = _raw(parent, path.parent, (*seen, path))
+    base, _, set_by = _raw(parent, path.parent, (*seen, path)) if parent is not None else ({}, path, {})
+    inherited = _kind(base)
     for key, value in table.items():
-        inherited = base.get("model", {}).get("kind", "rbm") if isinstance(base.get("model"), dict) else "rbm"
         other_model = key == "model" and isinstance(value, dict) and value.get("kind", inherited) != inherited
         if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "sweep" and not other_model:
             base[key] = base[key] | value
         else:
             base[key] = value
-    return base, path
+    kind = _kind(base)
+    set_by |= {f"{key}.{name}": kind for key, value in table.items() if isinstance(value, dict) for name in value}
+    return base, path, set_by
 
 
 def load_profile(name: str) -> Profile:
     """Read, merge (``extends``) and validate a profile; raises `ConfigError` with one line."""
-    table, path = _raw(name)
+    table, path, set_by = _raw(name)
     origin = str(path)
     known = [*SECTIONS, "sweep", "description"]
     for key in table:
@@ -352,8 +265,9 @@ def load_profile(name: str) -> Profile:
     if not isinstance(description, str):
         raise ConfigError(f"{origin}: description is {describe(description)}; it must be a string")
     sections = {s: _section(s, table.get(s, {}), origin) for s in SECTIONS}
-    profile = Profile(name=path.stem, description=description, **sections)
-    _check_profile(profile, origin)
+    chosen = frozenset(key for key, kind in set_by.items() if kind == sections["model"].kind)
+    profile = Profile(name=path.stem, description=description, chosen=chosen, **sections)
+    check_profile(profile, origin)
     sweep = table.get("sweep", {})
     if not isinstance(sweep, dict):
         raise ConfigError(f'{origin}: [sweep] must be a table of "section.key" = [values]')
