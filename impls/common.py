@@ -82,8 +82,9 @@ class Params:
         return all(np.isfinite(a).all() for a in self.arrays())
 
     def largest(self) -> float:
-        """The largest absolute parameter (the divergence monitor's bound)."""
-        return max(float(np.abs(a).max()) for a in self.arrays())
+        """The largest absolute parameter (the divergence monitor's bound); an empty array counts 0 (a model may
+        have a part of size zero, e.g. an RNN-NADE without recurrence)."""
+        return max(float(np.abs(a).max(initial=0.0)) for a in self.arrays())
 
 
 class Implementation(ABC):

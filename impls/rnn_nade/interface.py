@@ -42,6 +42,8 @@ class RNNNADEConfig:
     ----------
     n_visible, n_hidden, n_recurrent : int
         Units per frame (88 piano keys on the polyphonic benchmarks), NADE hidden units, RNN hidden units.
+        ``n_recurrent = 0`` is the frame NADE (Larochelle & Murray 2011; the 2012 paper's "NADE" row): the same model
+        with the recurrence off (its RNN arrays of size zero), so every frame has the biases ``b_v``, ``b_h``.
     learning_rate : float
         Adam's step size on the cost ``C = mean over frames of -log p(v(t) | v(<t))`` (nats per frame): the
         mean over all batch x chunk_length frames, so the rate does not depend on the chunk size.
@@ -69,7 +71,7 @@ class RNNNADEConfig:
 
     n_visible: int = field(default=88, metadata=at_least(1))
     n_hidden: int = field(default=150, metadata=at_least(1))
-    n_recurrent: int = field(default=100, metadata=at_least(1))
+    n_recurrent: int = field(default=100, metadata=at_least(0))
     learning_rate: float = 0.001
     batch_size: int = field(default=1, metadata=at_least(1))
     chunk_length: int = field(default=100, metadata=at_least(1))
@@ -86,6 +88,18 @@ class RNNNADEConfig:
     def dtype(self) -> str:
         """The storage type (the precision's name: no TF32 policy)."""
         return self.precision
+
+    def parameter_count(self, n_visible: int) -> int:
+        """The ten parameters' entries at ``n_visible`` units (the memory guard's measure)."""
+        V, H, R = n_visible, self.n_hidden, self.n_recurrent
+        return 2 * V * H + V + H + R * V + R * H + R * R + V * R + 2 * R
+
+    def update_bytes(self, n_visible: int, units: int) -> int:
+        """About the working memory of one update of ``units`` frames in float64 (its worst): each frame's masked
+        product (the ``n_visible x n_visible`` past of every unit), its NADE's hidden layer, pre-activations and their
+        gradients (``n_visible x n_hidden``, about four of each), and its biases and RNN states with their gradients."""
+        V, H, R = n_visible, self.n_hidden, self.n_recurrent
+        return units * 8 * (V * V + 4 * V * H + 4 * (V + H + R))
 
 
 class Weights(NamedTuple):

@@ -9,6 +9,8 @@ compute the same cost and let autodiff do (4)-(5); they read like the functions 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from impls.backends import numpy as backend
@@ -73,8 +75,8 @@ def gradients(w: Weights, v: np.ndarray, noise: RNNRBMNoise) -> tuple[float, Wei
 
 
 def flat(x: np.ndarray) -> np.ndarray:
-    """(batch, T, n) as (batch * T, n): every frame a row."""
-    return x.reshape(-1, x.shape[-1])
+    """(batch, T, ..., n) as (batch * T * ..., n): every frame a row (n may be 0: an RNN-NADE without recurrence)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
 
 def clip(grads: Weights, clip_norm: float) -> Weights:

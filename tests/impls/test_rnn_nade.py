@@ -199,7 +199,9 @@ def test_reference_adam_steps_as_torch_adam():
 
 
 def test_config_params_and_noise_are_checked():
-    for bad in ({"weight_decay": -1.0}, {"precision": "float16"}, {"n_hidden": 0}, {"lr_schedule": "cosine"}):
+    bad_values = ({"weight_decay": -1.0}, {"precision": "float16"}, {"n_hidden": 0}, {"n_recurrent": -1},
+                  {"lr_schedule": "cosine"})  # fmt: skip
+    for bad in bad_values:
         with pytest.raises(ConfigError):
             RNNNADEConfig(**bad)
     config = tiny()
@@ -276,6 +278,26 @@ def test_generation_with_own_draws_is_binary_reproducible_and_of_the_asked_shape
     assert pieces[0].shape == (2, 10, config.n_visible) and pieces[0].dtype == np.uint8
     assert set(np.unique(pieces[0])) == {0, 1}
     np.testing.assert_array_equal(pieces[0], pieces[1])
+
+
+def test_the_frame_nade_is_the_same_model_with_the_recurrence_off(impl):
+    """``n_recurrent = 0`` (the 2012 paper's NADE row): zero-size RNN arrays, every frame scored without its past and
+    summing to one, and every framework the reference's update for update and draw for draw."""
+    config = tiny(n_visible=8, n_hidden=5, n_recurrent=0, precision="float64")
+    params = random_params(config, scale=0.8)
+    assert [a.size for a in params.arrays()[4:]] == [0] * 6 and params.largest() > 0
+    assert config.parameter_count(8) == sum(a.size for a in params.arrays())
+    v = sequences(config, 2, T=6)
+    scores = frame_log_probs(params, v)
+    shuffled = frame_log_probs(params, v[:, ::-1])[:, ::-1]  # frames in another order: the same scores
+    np.testing.assert_allclose(scores, shuffled, **F64)
+    assert logsumexp(frame_log_probs(params, every_frame(8)[:, None])[:, 0]) == pytest.approx(0, abs=1e-12)
+    ours, reference = impl(config, params, 0), NumpyRNNNADE(config, params, 0)
+    np.testing.assert_allclose(ours.frame_log_probs(v), scores, **F64)
+    np.testing.assert_allclose(ours.train_chunks(v, 0.05), reference.train_chunks(v, 0.05), **F64)
+    assert_same_params(ours.params(), reference.params(), F64)
+    noise = RNNNADENoise.draw(np.random.default_rng(4), config, 3, 5)
+    np.testing.assert_array_equal(ours.generate(3, 5, noise), reference.generate(3, 5, noise))
 
 
 # ------------------------------------------------------------------ learning
