@@ -14,6 +14,7 @@ from impls import catalogue
 from impls.catalogue import Framework
 from impls.common import Implementation, Model, Params
 from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams, init_params
+from impls.rnn_nade.interface import RNNNADE, RNNNADEConfig, RNNNADENoise, RNNNADEParams, init_rnn_nade_params
 from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, init_rnn_rbm_params
 
 
@@ -95,6 +96,7 @@ IMPLEMENTATIONS = frameworks()  # name -> Framework, for iteration; the catalogu
 __all__ = [
     "IMPLEMENTATIONS",
     "RBM",
+    "RNNNADE",
     "RNNRBM",
     "Available",
     "CDNoise",
@@ -104,6 +106,9 @@ __all__ = [
     "Params",
     "RBMConfig",
     "RBMParams",
+    "RNNNADEConfig",
+    "RNNNADENoise",
+    "RNNNADEParams",
     "RNNRBMConfig",
     "RNNRBMNoise",
     "RNNRBMParams",
@@ -114,6 +119,7 @@ __all__ = [
     "framework_versions",
     "frameworks",
     "init_params",
+    "init_rnn_nade_params",
     "init_rnn_rbm_params",
     "load",
     "model",

@@ -1,10 +1,12 @@
-"""The models side by side: the window RBM and the RNN-RBM on the same data, the same test rows, the same scores.
+"""The models side by side: the window RBM, the RNN-RBM and the RNN-NADE on the same data, the same test rows, the
+same scores.
 
-A run trains one model; `models_table` reads the rows of several runs (``reports render RUN --beside OTHER``),
+A run trains one model; `models_table` reads the rows of several runs (``reports render RUN --beside OTHER ...``),
 refuses runs on different data (`check_same_data`) and puts each (model, framework) on one line: the
-log-likelihood bracket per row, the sample-quality score and the whole-piece statistics that need more than
-one window, each a mean ± 95 % interval over seeds. Where every run scores NLL per frame over every held-out frame
-(the published benchmarks), the table shows that unit, so models cut into different windows stand side by side.
+log-likelihood bracket per row and the exact value where a model has one (a normalised model's, or one small enough
+to enumerate), the sample-quality score and the whole-piece statistics that need more than one window, each a mean
+± 95 % interval over seeds. Where every run scores NLL per frame over every held-out frame (the published
+benchmarks), the table shows that unit, so models cut into different windows stand side by side.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from core.errors import UserError
 from eval.bench.runfolder import RunFolder
 from reports.tables import display_name, final_rows, with_interval
 
-LIKELIHOOD = ("ais_ll_per_row", "raise_ll_per_row")
-PER_FRAME = ("ais_nll_per_frame", "raise_nll_per_frame")  # the published benchmarks' unit, where every run has it
+LIKELIHOOD = ("ais_ll_per_row", "raise_ll_per_row", "exact_ll_per_row")
+# the published benchmarks' unit, where every run has it (the bracket's, or the exact value of a normalised model)
+PER_FRAME = ("ais_nll_per_frame", "raise_nll_per_frame", "exact_nll_per_frame")
 SAMPLES = (
     "music_structure_js",
     "bar_repetition",
@@ -65,10 +68,12 @@ def check_same_data(frame: pd.DataFrame, other: pd.DataFrame, where: Path) -> st
 
 
 def models_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One line per (model, framework): the bracket per row and the sample scores, mean ± interval over seeds."""
+    """One line per (model, framework): the bracket per row (and the exact value where a model has one) and the
+    sample scores, mean ± interval over seeds."""
     rows = final_rows(frame)
     rows = rows[rows.impl.isin(list(impls.frameworks()))]
-    per_frame = rows[rows.metric == PER_FRAME[0]].groupby("run_id").size().reindex(rows.run_id.unique()).notna()
+    scored = rows[rows.metric.isin([PER_FRAME[0], PER_FRAME[2]])]  # a bracket's AIS end, or an exact value
+    per_frame = scored.groupby("run_id").size().reindex(rows.run_id.unique()).notna()
     columns = (PER_FRAME if per_frame.all() else LIKELIHOOD) + SAMPLES
     known = impls.models()
     out = {}

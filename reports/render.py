@@ -25,7 +25,8 @@ from core.files import atomic_write_bytes
 from core.paths import ROOT
 from datasets.sources import portable_source
 from eval.bench.runfolder import RunFolder
-from eval.config import EvalConfig, ModelConfig, Profile, profile_from_dict
+from eval.config import EvalConfig, Profile, profile_from_dict
+from eval.models import plugin
 from eval.scoring import catalogue
 from eval.scoring.notes import note_statistics
 from eval.scoring.pieces import piece_statistics
@@ -53,11 +54,32 @@ SEQUENCE_CAVEATS = [
     "log-likelihood is known to their width.",
     *CAVEATS[2:],
 ]
+# a normalised model (the RNN-NADE) has no partition function: nothing to bracket, and its units are not independent
+EXACT_CAVEATS = [
+    "The likelihood is exact: each frame's distribution is a product of conditionals that sums to one by "
+    "construction, so no partition function is estimated and no bracket (AIS, RAISE) is needed.",
+    CAVEATS[-1],
+]
 
 
 def caveats(kind: str) -> list[str]:
     """The caveats that hold for a model of ``kind`` (`impls.models`)."""
-    return SEQUENCE_CAVEATS if impls.models()[kind].data == "sequences" else CAVEATS
+    model = impls.models()[kind]
+    if model.partition == "none":
+        return EXACT_CAVEATS
+    return SEQUENCE_CAVEATS if model.data == "sequences" else CAVEATS
+
+
+def _likelihood(frame: pd.DataFrame, spec: Profile, manifest: dict) -> tuple[str, list, pd.DataFrame]:
+    """The likelihood section: the bracket [RAISE, AIS], or the exact value where the model is normalised."""
+    scored = _scored(frame, spec, manifest)
+    if impls.models()[spec.model.kind].partition == "none":
+        exact = (f"Test log-likelihood {scored}, exact: no bracket needed (the model is normalised, so there is no "
+                 "partition function to estimate); mean ± 95 % t interval over seeds.")  # fmt: skip
+        return "Exact log-likelihood", [exact], tables.exact_table(frame)
+    bracket = ("Test log-likelihood between RAISE (a conservative, lower estimate) and AIS (an optimistic, upper "
+               f"estimate) {scored}; mean ± 95 % t interval over seeds.")  # fmt: skip
+    return "Log-likelihood bracket", [bracket], tables.bracket_table(frame)
 
 
 def _pieces(dataset: datasets.Dataset, split: str | None, windows: np.ndarray, length: int) -> list[np.ndarray]:
@@ -86,22 +108,6 @@ def _data_rows(dataset: datasets.Dataset, evaluation: EvalConfig, seed: int = 0)
             stats |= catalogue.computed("samples", windows, test, spec)
             rows[label] = stats | piece_statistics(_pieces(dataset, part, windows, length), spec, evaluation.bar_rows)
     return rows
-
-
-def _sampling_sentence(evaluation: EvalConfig, model: ModelConfig) -> str:
-    if impls.models()[model.kind].samples == "pieces":
-        start = "silence" if evaluation.sample_start == "zeros" else "a frame of fair coin flips"
-        return (
-            f"Samples: {evaluation.n_samples} pieces of {evaluation.piece_rows} rows, generated frame by frame: each "
-            f"frame by {model.cd_steps} Gibbs steps of its conditional RBM from {start}, then fed to the RNN. The "
-            "note statistics read them as windows of the data's shape; the bar statistics as whole pieces."
-        )
-    start = {
-        "persistent": "from the persistent chains of PCD",
-        "random": "from fair coin flips",
-        "zeros": "from an all-zero visible layer (the original)",
-    }[evaluation.sample_start]
-    return f"Samples: {evaluation.n_samples} chains started {start}, then {evaluation.gibbs_steps} Gibbs steps."
 
 
 def _sizes(manifest: dict, spec: Profile) -> str:
@@ -140,18 +146,11 @@ def _sections(
     margins, alpha = spec.verdict.margins, spec.verdict.alpha
     out = [
         ("Verdict", [tables.equivalence_summary(frame, margins, alpha)], tables.verdict_table(frame, margins, alpha)),
-        (
-            "Log-likelihood bracket",
-            [
-                "Test log-likelihood between RAISE (a conservative, lower estimate) and AIS (an optimistic, upper "
-                f"estimate) {_scored(frame, spec, manifest)}; mean ± 95 % t interval over seeds.",
-            ],
-            tables.bracket_table(frame),
-        ),
+        _likelihood(frame, spec, manifest),
         (
             "Samples beside music",
             [
-                _sampling_sentence(spec.eval, spec.model),
+                plugin(spec.model.kind).sampling(spec.eval, spec.model),
                 "music_structure_js, the sample-quality score: mean Jensen–Shannon divergence (bits, 0 = the same) "
                 "from the test music of five note-structure histograms — register, pitch class, harmony, note "
                 "length, sustain; it scores structure, not count (how many notes is judged by note density and "
@@ -169,7 +168,8 @@ def _sections(
         model = published.model_name(spec.data.num_timesteps, spec.model.n_hidden)
         if impls.models()[spec.model.kind].data == "sequences":
             display, m = impls.models()[spec.model.kind].display, spec.model
-            model = f"{display}, {m.n_hidden} hidden, {m.n_recurrent} recurrent"
+            model = f"{display}, {m.n_hidden} hidden, " + (f"{m.n_recurrent} recurrent" if m.n_recurrent else
+                                                           "no recurrence (a frame model)")  # fmt: skip
         out.insert(
             0,
             (
@@ -192,8 +192,9 @@ def _beside(frame: pd.DataFrame, paths: list[Path]) -> tuple[str, list, pd.DataF
         return ("Models side by side", missing, None) if missing else None
     both, notes = beside_frames(frame, found)
     paragraphs = [
-        "Each model on the same music, scored by the same scorer: the bracket's two ends (AIS, RAISE) as "
-        "log-likelihood per row, or as NLL per frame over every held-out frame where every run scores them all, "
+        "Each model on the same music, scored by the same scorer: the bracket's two ends (AIS, RAISE) and the exact "
+        "value where a model has one (a normalised model needs no bracket) as log-likelihood per row, or as NLL per "
+        "frame over every held-out frame where every run scores them all, "
         "the sample-quality score, and statistics of whole pieces (the window model's samples laid end to end): "
         "bar repetition, bar self-similarity beyond other pieces', groove consistency (MusPy) and pitch-class "
         "drift between a piece's halves. Mean ± 95 % interval over seeds.",

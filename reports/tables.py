@@ -185,6 +185,23 @@ def bracket_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("implementation") if rows else pd.DataFrame()
 
 
+def exact_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per implementation: the exact log-likelihood (a normalised model's: no bracket), per row and per frame."""
+    rows = []
+    for name in implementations(frame):
+        pick = lambda metric, name=name: with_interval(per_seed(frame, name, metric).tolist(), metric)
+        rows.append(
+            {
+                "implementation": label(frame, name),
+                "exact nats/row": pick("exact_ll_per_row"),
+                "exact NLL nats/frame": pick("exact_nll_per_frame"),
+                "frames scored": pick("scored_frames"),
+                "scoring s": pick("exact_seconds"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("implementation") if rows else pd.DataFrame()
+
+
 def samples_table(frame: pd.DataFrame, data_rows: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Note statistics of the samples (mean ± interval over seeds) beside held-out music (catalogue: ``samples``)."""
     metrics = catalogue.shown("samples")

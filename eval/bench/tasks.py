@@ -132,6 +132,7 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
                     "timing_epochs": at.run.timing_epochs,
                     "train_on": at.data.train_on,
                     "retries": at.run.retries,
+                    "patience": at.run.patience,
                 }
                 tasks.append(Task(task_id=f"{impl}-{key}", kind="train", **common))
                 if seed == profile.run.seeds[0]:

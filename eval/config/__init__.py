@@ -80,6 +80,9 @@ class RunConfig:
     retries: int = field(default=1, metadata={"low": 0, "high": 10})
     timing_epochs: int = field(default=5, metadata=_at_least(2))  # the quiet throughput phase, per implementation
     beside: tuple[str, ...] | None = None  # finished runs (published reports) of other models on this music
+    # early stopping: stop after this many points of the validation curve without improvement and score, sample and
+    # describe the best epoch's parameters (eval.models.base.BestEpoch); 0: every epoch, the last one's parameters
+    patience: int = field(default=0, metadata=_at_least(0))
 
 
 @dataclass(frozen=True)

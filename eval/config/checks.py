@@ -102,9 +102,16 @@ def _check_model_kind(profile: Profile, origin: str) -> None:
     if data.order != "shuffle":
         raise ConfigError(f'{origin}: [data] order "{data.order}" is for windows; kind "{model.kind}" shuffles '
                           'chunks of pieces: use order = "shuffle"')  # fmt: skip
-    if profile.eval.sample_start == "persistent":
+    if profile.eval.sample_start == "persistent" and _has_chains(model.kind):
         raise ConfigError(f'{origin}: [eval] sample_start "persistent" needs PCD chains; kind "{model.kind}" starts '
                           'each frame\'s chain anew: set sample_start = "zeros" (silence) or "random"')  # fmt: skip
+
+
+def _has_chains(kind: str) -> bool:
+    """Whether a model samples by Gibbs chains, whose start ``[eval] sample_start`` chooses: a model with a partition
+    function; a normalised one (the RNN-NADE) draws ancestrally and never reads the key (a profile it extends may
+    hold any value)."""
+    return impls.model(kind).partition != "none"
 
 
 def check_profile(profile: Profile, origin: str) -> None:
@@ -128,7 +135,13 @@ def check_profile(profile: Profile, origin: str) -> None:
             f'{origin}: [eval] ais_betas {evaluation.ais_betas} contradicts ais_schedule "paper" '
             f'({PAPER_BETAS:,} betas); set ais_betas = {PAPER_BETAS} or ais_schedule = "quick"'
         )
-    if evaluation.sample_start == "persistent" and not getattr(model, "persistent", False):
+    persistent = evaluation.sample_start == "persistent" and _has_chains(model.kind)
+    if persistent and run.patience:
+        raise ConfigError(
+            f"{origin}: [run] patience {run.patience} keeps the best epoch's weights, which have no persistent chains "
+            'of their own; set sample_start = "random" or "zeros", or patience = 0'
+        )
+    if persistent and not getattr(model, "persistent", False):
         raise ConfigError(f'{origin}: [eval] sample_start "persistent" needs PCD chains; set [model] persistent = '
                           'true or choose sample_start "random" or "zeros"')  # fmt: skip
     parse_executor(run.executor, origin)

@@ -71,6 +71,7 @@ class Task:
     train_on: Literal["train", "all"] = "train"
     retries: int = 1
     attempt: int = 1
+    patience: int = 0  # early stopping: points of the validation curve without improvement (0: off)
 
     def to_json(self) -> str:
         return to_json(self)

@@ -1,6 +1,7 @@
-"""What every model plug-in offers, and the steps all models share: divergence checks and one steady-state timer.
+"""What every model plug-in offers, and the steps all models share: divergence checks, early stopping on the
+validation curve, and one steady-state timer.
 
-A plug-in runs one training task as `run` lays it out — `train` (its curves and divergence checks),
+A plug-in runs one training task as `run` lays it out — `train` (its curves, divergence checks and early stopping),
 `score` (the shared float64 scorer on exported parameters), `draw` and `describe` — and one timing task
 with `time_training` (the steady-state timer below, and the model's roofline). It declares the scores it
 writes (`outputs`), its learning-curve measure (`curve`) and what its samples are (`samples`).
@@ -47,6 +48,64 @@ def steady_epochs(work: Callable[[Any], object], order: list, epochs: int) -> tu
         seconds.append(time.perf_counter() - started)
     steady = float(np.median(seconds[1:]))
     return steady, max(0.0, seconds[0] - steady)
+
+
+class BestEpoch:
+    """Early stopping on the validation curve, one rule for every model: the best epoch's parameters are kept, and
+    training stops once ``patience`` points of the curve in a row have not improved on it (``[run] patience``).
+
+    A plug-in's `ModelPlugin.train` hands every point of its curve to `check` and stops when it returns True;
+    `ModelPlugin.run` then scores, samples and describes the best epoch's parameters (`restore`). ``patience`` 0
+    (the default) keeps every epoch and the last one's parameters: the results of a run before this rule.
+
+    Parameters
+    ----------
+    patience : int
+        Points of the curve (one every ``curve_every`` epochs) without improvement before training stops; 0: off.
+    better : {"higher", "lower"}
+        Which way the curve improves (the score catalogue's direction of the plug-in's ``curve``).
+    """
+
+    def __init__(self, patience: int, better: str) -> None:
+        if patience and better not in ("higher", "lower"):
+            raise ValueError(f"early stopping needs a curve that is better higher or lower, not {better!r}")
+        self.patience, self.sign = patience, 1.0 if better == "higher" else -1.0
+        self.best: float | None = None  # the curve's best value so far
+        self.epoch: int | None = None  # its epoch
+        self.params: impls.Params | None = None  # its parameters (float64 copies)
+        self.last: int | None = None  # the epoch of the curve's latest point
+        self.waited = 0  # points since the best
+
+    def check(self, epoch: int, value: float, params: impls.Params) -> bool:
+        """Take the curve's point of ``epoch`` (``params``: that epoch's, kept if it is the best so far); True when
+        patience has run out and training should stop. NaN never improves."""
+        if not self.patience:
+            return False
+        self.last = epoch
+        if self.best is None or self.sign * value > self.sign * self.best:
+            self.best, self.epoch, self.params, self.waited = value, epoch, params, 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self, model: impls.Implementation, seed: int, data: np.ndarray) -> impls.Implementation:
+        """The implementation to score and sample: ``model`` if its last epoch is the best, else a fresh one of its
+        class built from the best epoch's parameters (its own generator seeded with ``seed``, ``data`` set)."""
+        if self.params is None or self.epoch == self.last:
+            return model
+        best = type(model)(model.config, self.params, seed)
+        best.set_data(data)
+        return best
+
+    def record(self, record: Recorder) -> None:
+        """The rows of the rule: the best epoch and the epochs trained (or why there was nothing to stop on)."""
+        if not self.patience:
+            return
+        if self.epoch is None:
+            record.add("train", "best_epoch", None, status="skipped", reason="no validation curve to stop on")
+            return
+        record.add("train", "best_epoch", self.epoch)
+        record.add("train", "epochs_trained", self.last)
 
 
 # [eval] keys the model-blind steps read for every model: the divergence bound, the scored split, the report's audio
@@ -120,8 +179,11 @@ class ModelPlugin(ABC):
 
     @abstractmethod
     def train(self, model: impls.Implementation, task: Task, dataset: datasets.Dataset, order: list,
-              record: Recorder, rng: np.random.Generator) -> str:  # fmt: skip
-        """Every epoch with the schedule's rates, its curve; '' or why it diverged."""
+              record: Recorder, rng: np.random.Generator, best: BestEpoch) -> str:  # fmt: skip
+        """Every epoch with the schedule's rates, its curve; '' or why it diverged.
+
+        Each point of the ``curve`` goes to ``best.check`` with that epoch's parameters; training stops where it
+        returns True (early stopping, `BestEpoch`)."""
 
     @abstractmethod
     def score(self, params: impls.Params, task: Task, dataset: datasets.Dataset, record: Recorder,
@@ -136,6 +198,10 @@ class ModelPlugin(ABC):
     def describe(self, samples: np.ndarray, dataset: datasets.Dataset, task: Task, record: Recorder,
                  rng: np.random.Generator) -> None:  # fmt: skip
         """Statistics of the samples against the held-out music."""
+
+    @abstractmethod
+    def sampling(self, evaluation: Any, section: Any) -> str:
+        """The report's sentence on how `draw` made the samples, from the profile's ``[eval]`` and ``[model]``."""
 
     @abstractmethod
     def time_training(self, model: impls.Implementation, task: Task, dataset: datasets.Dataset, order: list,
@@ -180,7 +246,11 @@ class ModelPlugin(ABC):
         if task.kind == "timing":
             self.time_training(model, task, dataset, order, record)
             return {}
-        diverged = self.train(model, task, dataset, order, record, rng)
+        best = BestEpoch(task.patience, catalogue.describe(self.curve)[1])
+        diverged = self.train(model, task, dataset, order, record, rng, best)
+        if not diverged:  # the best epoch is scored, sampled and described, not the last
+            best.record(record)
+            model = best.restore(model, task.impl_seed, self.training_data(dataset))
         params = model.params()
         record.add("train", "max_abs_param", params.largest())
         diverged = diverged or self.score(params, task, dataset, record, rng)

@@ -14,9 +14,10 @@ from dataclasses import replace
 import numpy as np
 
 import datasets
+from eval.config import EvalConfig
 from eval.contract.rows import Recorder
 from eval.contract.task import Task
-from eval.models.base import ModelPlugin, Roofline, parameter_problem, steady_epochs
+from eval.models.base import BestEpoch, ModelPlugin, Roofline, parameter_problem, steady_epochs
 from eval.scoring import catalogue
 from eval.scoring.ais import GAP_NATS, ais_bases, likelihood_bracket, paper_schedule, schedule
 from eval.scoring.likelihood import (
@@ -77,8 +78,10 @@ class WindowRBM(ModelPlugin):
         order = datasets.batch_order(dataset, seeds[1], config.batch_size, at.run.epochs, at.data.order, split=split)
         return init_params(config, seeds[0]), order
 
-    def train(self, model: RBM, task: Task, dataset: datasets.Dataset, order: list, record: Recorder, rng) -> str:
-        """All epochs with the schedule's rates and the monitors; returns the divergence reason ('' if none)."""
+    def train(self, model: RBM, task: Task, dataset: datasets.Dataset, order: list, record: Recorder, rng,
+              best: BestEpoch) -> str:  # fmt: skip
+        """All epochs with the schedule's rates and the monitors, stopping early where ``best`` says; returns the
+        divergence reason ('' if none)."""
         evaluation, spec = task.evaluation, dataset.spec
         train_windows, valid = dataset.subset("train"), dataset.subset("valid")
         monitor = min(len(valid), evaluation.pl_valid_windows)
@@ -95,16 +98,14 @@ class WindowRBM(ModelPlugin):
             if problem:
                 return f"{problem} in epoch {epoch}"
             if len(valid_subset) and (epoch % evaluation.curve_every == 0 or epoch == len(order)):
-                record.add(
-                    "train",
-                    "valid_pl_per_unit",
-                    pseudo_log_likelihood(params, valid_subset).mean() / spec.n_visible,
-                    epoch,
-                )
+                per_unit = pseudo_log_likelihood(params, valid_subset).mean() / spec.n_visible
+                record.add("train", "valid_pl_per_unit", per_unit, epoch)
                 record.add(
                     "train", "valid_reconstruction_xent", reconstruction_cross_entropy(params, valid_subset), epoch
                 )
                 record.add("train", "free_energy_gap", free_energy_gap(params, train_subset, valid_subset), epoch)
+                if best.check(epoch, per_unit, params):
+                    break
         return ""
 
     def score(self, params: RBMParams, task: Task, dataset: datasets.Dataset, record: Recorder, rng) -> str:
@@ -214,6 +215,15 @@ class WindowRBM(ModelPlugin):
             samples = samples[samples.any(1)]
         record.add("sample", "n_samples_kept", len(samples))
         return samples
+
+    def sampling(self, evaluation: EvalConfig, section: RBMConfig) -> str:
+        """Chains of windows: where they start and how many Gibbs steps they run."""
+        start = {
+            "persistent": "from the persistent chains of PCD",
+            "random": "from fair coin flips",
+            "zeros": "from an all-zero visible layer (the original)",
+        }[evaluation.sample_start]
+        return f"Samples: {evaluation.n_samples} chains started {start}, then {evaluation.gibbs_steps} Gibbs steps."
 
     def describe(self, samples: np.ndarray, dataset: datasets.Dataset, task: Task, record: Recorder, rng) -> None:
         """Note statistics, set comparisons, the sample-quality score (`music_structure_js`) and memorisation."""

@@ -18,9 +18,10 @@ from dataclasses import replace
 import numpy as np
 
 import datasets
+from eval.config import EvalConfig
 from eval.contract.rows import Recorder
 from eval.contract.task import Task
-from eval.models.base import ModelPlugin, Roofline, parameter_problem, steady_epochs
+from eval.models.base import BestEpoch, ModelPlugin, Roofline, parameter_problem, steady_epochs
 from eval.scoring import catalogue
 from eval.scoring.ais import schedule
 from eval.scoring.frames import frame_likelihood_bracket
@@ -40,6 +41,37 @@ def scored_frames(dataset: datasets.Dataset, split: str, windows: int) -> np.nda
     first = dataset.indices(split)[:windows]
     frames = np.concatenate(datasets.piece_frames(dataset, split))
     return np.isin(frames // dataset.spec.num_timesteps, first)
+
+
+def validation_frames(dataset: datasets.Dataset, count: int, eval_seed: int) -> tuple | None:
+    """A sequence model's curve: the validation pieces, which ``count`` of their frames it scores (at random), and
+    its random stream, spawned from the task's evaluation seed apart from the scorer's (None: no validation split)."""
+    pieces = datasets.piece_frames(dataset, "valid")
+    if not pieces:
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence(eval_seed, spawn_key=(1,)))  # not the scorer's
+    total = sum(len(p) for p in pieces)
+    chosen = np.sort(rng.choice(total, min(total, count), replace=False))
+    table = datasets.frame_table(dataset)
+    return [table[frames] for frames in pieces], chosen, rng
+
+
+def describe_pieces(pieces: np.ndarray, dataset: datasets.Dataset, split: str, bar_rows: int, record: Recorder,
+                    rng: np.random.Generator) -> None:  # fmt: skip
+    """A sequence model's samples: the window model's sample statistics on the pieces cut into windows of the
+    data's shape (against the ``split`` held out), and whole-piece statistics (``bar_rows`` rows to a bar)."""
+    spec = dataset.spec
+    windows = as_windows(pieces, spec.num_timesteps)
+    held_out, train_windows = dataset.subset(split), dataset.subset("train")
+    values = {
+        **note_statistics(windows, spec),
+        **compare_sets(windows, held_out, spec, rng),
+        **catalogue.computed("samples", windows, held_out, spec),
+        **memorisation(windows, train_windows, held_out),
+        **defined(piece_statistics(list(pieces), spec, bar_rows)),
+    }
+    for metric, value in values.items():
+        record.add("sample", metric, value)
 
 
 class RNNRBMPlugin(ModelPlugin):
@@ -79,14 +111,14 @@ class RNNRBMPlugin(ModelPlugin):
         return datasets.frame_table(dataset)
 
     def train(self, model: RNNRBM, task: Task, dataset: datasets.Dataset, order: list, record: Recorder,
-              rng: np.random.Generator) -> str:  # fmt: skip
-        """Every epoch's updates at the schedule's rate; '' or why it diverged.
+              rng: np.random.Generator, best: BestEpoch) -> str:  # fmt: skip
+        """Every epoch's updates at the schedule's rate, stopping early where ``best`` says; '' or why it diverged.
 
         Curves: the epoch's mean CD cost, and every ``curve_every`` epochs (and the last) the NLL per frame of
         ``pl_valid_windows`` random validation frames, each conditioned on its piece's true past (exact for
         <= 20 hidden units, else AIS from the frame's mean-field base), from a stream of its own.
         """
-        curve = self.validation_frames(task, dataset)
+        curve = validation_frames(dataset, task.evaluation.pl_valid_windows, task.eval_seed)
         for epoch, (updates, rate) in enumerate(zip(order, task.learning_rates(model.config.learning_rate)), start=1):
             started = time.perf_counter()
             costs = model.train_epoch(updates, rate)
@@ -98,20 +130,11 @@ class RNNRBMPlugin(ModelPlugin):
             if problem:
                 return f"{problem} in epoch {epoch}"
             if curve is not None and (epoch % task.evaluation.curve_every == 0 or epoch == len(order)):
-                record.add("train", "valid_nll_per_frame", self.validation_nll(params, task, *curve), epoch)
+                nll = self.validation_nll(params, task, *curve)
+                record.add("train", "valid_nll_per_frame", nll, epoch)
+                if best.check(epoch, nll, params):
+                    break
         return ""
-
-    @staticmethod
-    def validation_frames(task: Task, dataset: datasets.Dataset) -> tuple | None:
-        """The validation pieces, which of their frames the curve scores, and its random stream (None: no split)."""
-        pieces = datasets.piece_frames(dataset, "valid")
-        if not pieces:
-            return None
-        rng = np.random.default_rng(np.random.SeedSequence(task.eval_seed, spawn_key=(1,)))  # not the scorer's
-        total = sum(len(p) for p in pieces)
-        chosen = np.sort(rng.choice(total, min(total, task.evaluation.pl_valid_windows), replace=False))
-        table = datasets.frame_table(dataset)
-        return [table[frames] for frames in pieces], chosen, rng
 
     @staticmethod
     def validation_nll(params: RNNRBMParams, task: Task, pieces: list, chosen: np.ndarray, rng) -> float:
@@ -192,20 +215,18 @@ class RNNRBMPlugin(ModelPlugin):
         record.add("sample", "n_samples_kept", len(pieces))
         return pieces
 
+    def sampling(self, evaluation: EvalConfig, section: RNNRBMConfig) -> str:
+        """Pieces generated frame by frame, each frame by Gibbs steps of its conditional RBM from a chosen start."""
+        start = "silence" if evaluation.sample_start == "zeros" else "a frame of fair coin flips"
+        return (
+            f"Samples: {evaluation.n_samples} pieces of {evaluation.piece_rows} rows, generated frame by frame: each "
+            f"frame by {section.cd_steps} Gibbs steps of its conditional RBM from {start}, then fed to the RNN. The "
+            "note statistics read them as windows of the data's shape; the bar statistics as whole pieces."
+        )
+
     def describe(self, pieces: np.ndarray, dataset: datasets.Dataset, task: Task, record: Recorder, rng) -> None:
         """The window model's sample statistics on the pieces cut into windows, and whole-piece statistics."""
-        spec = dataset.spec
-        windows = as_windows(pieces, spec.num_timesteps)
-        held_out, train_windows = dataset.subset(task.evaluation.score_split), dataset.subset("train")
-        values = {
-            **note_statistics(windows, spec),
-            **compare_sets(windows, held_out, spec, rng),
-            **catalogue.computed("samples", windows, held_out, spec),
-            **memorisation(windows, train_windows, held_out),
-            **defined(piece_statistics(list(pieces), spec, task.evaluation.bar_rows)),
-        }
-        for metric, value in values.items():
-            record.add("sample", metric, value)
+        describe_pieces(pieces, dataset, task.evaluation.score_split, task.evaluation.bar_rows, record, rng)
 
     def time_training(self, model: RNNRBM, task: Task, dataset: datasets.Dataset, order: list,
                       record: Recorder) -> None:  # fmt: skip

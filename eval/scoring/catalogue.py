@@ -92,6 +92,9 @@ SCORES: tuple[Score, ...] = (
     S("raise_nll_per_frame", "nats/frame", "lower", shown=("published",)),
     S("bracket_width_per_frame", "nats/frame", "lower", shown=("published",)),
     S("exact_nll_per_frame", "nats/frame", "lower", shown=("published",)),
+    # an exact likelihood (the RNN-NADE's, normalised: no bracket), per row and per window of the data's shape
+    S("exact_ll_per_row", "nats/row", "higher", margin=1.0),
+    S("exact_ll_per_window", "nats/window", "higher"),
     S("ais_log_z", "nats", "none"),
     S("ais_log_z_stderr", "nats", "lower"),
     S("ais_effective_runs", "runs", "higher"),
@@ -101,6 +104,10 @@ SCORES: tuple[Score, ...] = (
     S("scored_frames", "frames", "none"),
     S("mean_field_gap", "nats/frame", "none"),  # mean log Z_AIS - the mean-field bound over the AIS frames
     S("cd_cost", "nats/frame", "none"),  # a sequence model's training cost, mean F(v) - F(v*) of an epoch
+    S("nll_cost", "nats/frame", "lower"),  # the RNN-NADE's training cost: an epoch's mean exact NLL per frame
+    S("valid_nll_per_frame", "nats/frame", "lower"),  # a sequence model's curve: NLL of random validation frames
+    S("best_epoch", "epoch", "none"),  # early stopping ([run] patience): the epoch whose parameters were kept
+    S("epochs_trained", "epochs", "none"),  # ... and the epochs trained before patience ran out
     # samples: the two sample scores, computed from the catalogue
     S("music_structure_js", "bits", "lower", margin=0.02, gated=True, shown=("samples",), needs="samples",
       compute=music_structure_js),
@@ -140,6 +147,7 @@ SCORES: tuple[Score, ...] = (
     S("epoch_seconds", "s", "lower"),
     S("ais_seconds", "s", "lower"),
     S("raise_seconds", "s", "lower"),
+    S("exact_seconds", "s", "lower"),  # the exact likelihood of every scored frame (the RNN-NADE)
     S("train_windows_per_s", "windows/s", "higher", shown=("sweep",)),
     S("train_frames_per_s", "frames/s", "higher"),  # a sequence model's throughput: frames of its chunks
     S("roofline_frames_per_s", "frames/s", "higher"),
@@ -151,7 +159,7 @@ SCORES: tuple[Score, ...] = (
     S("roofline_windows_per_s", "windows/s", "higher"),
     S("sklearn_windows_per_s", "windows/s", "higher"),
     S("five_products_ms", "ms", "lower"),
-    S("step_products_ms", "ms", "lower"),  # the RNN-RBM: the dense products of one CD-k + BPTT update, alone
+    S("step_products_ms", "ms", "lower"),  # a sequence model: the dense products of one update (BPTT), alone
     S("step_frames", "frames", "none"),  # the frames of that update: its largest (the music bounds a chunk)
     S("draw_ms", "ms", "lower"),
     S("ratio_to_roofline", "ratio", "higher"),

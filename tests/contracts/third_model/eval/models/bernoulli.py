@@ -33,7 +33,7 @@ class BernoulliPlugin(WindowRBM):
         order = datasets.batch_order(dataset, seeds[1], config.batch_size, at.run.epochs, at.data.order, split=split)
         return self.model.init(config, seeds[0]), order
 
-    def train(self, model, task, dataset, order, record, rng):
+    def train(self, model, task, dataset, order, record, rng, best):
         valid = dataset.subset("valid")
         for epoch, (batches, rate) in enumerate(zip(order, task.learning_rates()), start=1):
             started = time.perf_counter()
@@ -45,6 +45,8 @@ class BernoulliPlugin(WindowRBM):
             if len(valid):
                 per_unit = log_likelihood(model.params().b_v, valid).mean() / dataset.spec.n_visible
                 record.add("train", "valid_pl_per_unit", per_unit, epoch)
+                if best.check(epoch, per_unit, model.params()):
+                    break
         return ""
 
     def score(self, params, task, dataset, record, rng):
