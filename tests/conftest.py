@@ -8,7 +8,8 @@ Tiers by cost (pyproject.toml declares the markers; README, "Tests"):
 
 The tiers cannot rot silently: a unit test that starts the bench (in process or through the command line) fails,
 and so does one that asks for a finished run. The finished runs themselves are made once per session, one per
-model, and shared: a test that changes a run works on its own copy (``copy_run``).
+model (the window RBM, the RNN-RBM, the RNN-NADE), and shared: a test that changes a run works on its own copy
+(``copy_run``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ TIERS = ("unit", "bench", "recipe")
 # is refused with its text. Set for every unit test, inherited by the processes the test starts.
 NO_BENCH = "RBM_BENCH_NO_BENCH"
 # Fixtures that hold a finished bench run: asking for one is starting the bench.
-RUN_FIXTURES = {"window_run", "rnn_run"}
+RUN_FIXTURES = {"window_run", "rnn_run", "nade_run"}
 
 # Reproducible fuzzing: the same examples on every machine and in CI, no example database on disk. 200 examples
 # per test in the CI tiers; `tox -e recipe` runs the fuzz tests again with 1,000 (--hypothesis-profile recipe).
@@ -170,6 +171,17 @@ RNN_PROFILE = {
 }  # fmt: skip
 
 
+# The RNN-NADE's: the RNN-RBM's data and sizes, every framework, one seed; exact scoring of every test frame is cheap.
+NADE_PROFILE = {
+    "extends": "quick",
+    "data": {"source": "synthetic"},
+    "model": {"kind": "rnn_nade", "n_hidden": 10, "n_recurrent": 8, "batch_size": 4, "chunk_length": 32,
+              "learning_rate": 0.01, "lr_schedule": "constant"},
+    "run": {"epochs": 3, "executor": "serial", "seeds": [0], "timing_epochs": 2},
+    "eval": {"curve_every": 1, "ll_windows": 100000, "n_samples": 4, "piece_rows": 64},
+}  # fmt: skip
+
+
 def profile_toml(profile: dict) -> str:
     """A profile as TOML (tables of scalars and lists: what the profiles above hold)."""
     lines = [f"extends = {json.dumps(profile['extends'])}"]
@@ -213,6 +225,13 @@ def rnn_run(tmp_path_factory, cache_dir) -> FinishedRun:
     """The RNN-RBM's finished run (every installed framework, one seed, 4 epochs)."""
     profile = {**RNN_PROFILE, "run": {**RNN_PROFILE["run"], "impls": installed_frameworks()}}
     return finish_run(tmp_path_factory.mktemp("rnn-run"), "rnn", profile, cache_dir)
+
+
+@pytest.fixture(scope="session")
+def nade_run(tmp_path_factory, cache_dir) -> FinishedRun:
+    """The RNN-NADE's finished run (every installed framework, one seed, 3 epochs)."""
+    profile = {**NADE_PROFILE, "run": {**NADE_PROFILE["run"], "impls": installed_frameworks()}}
+    return finish_run(tmp_path_factory.mktemp("nade-run"), "nade", profile, cache_dir)
 
 
 @pytest.fixture
