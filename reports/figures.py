@@ -61,15 +61,19 @@ def learning_curves(frame: pd.DataFrame) -> plt.Figure | None:
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), layout="constrained", squeeze=False)
     axis = dict(zip(panels, axes[0]))
     label = CURVES.get(metric, f"{metric} ({catalogue.describe(metric)[0]})" if metric else "")
+    kept = frame[(frame.metric == "best_epoch") & (frame.status == "ok")]  # early stopping: the epoch scored
     for (impl, seed), curve in curves.groupby(["impl", "seed"]):
         curve = curve.sort_values("epoch")
         name = f"{display_name(impl)} s{seed}"
-        axis["epoch"].plot(curve.epoch, curve.value, marker=".", label=name)
+        (line,) = axis["epoch"].plot(curve.epoch, curve.value, marker=".", label=name)
+        best = curve[curve.epoch.isin(kept[(kept.impl == impl) & (kept.seed == seed)].value)]
+        axis["epoch"].plot(best.epoch, best.value, marker="o", fillstyle="none", markersize=9, color=line.get_color())
         wall = seconds[(seconds.impl == impl) & (seconds.seed == seed)].sort_values("epoch")
         elapsed = wall.drop_duplicates("epoch").set_index("epoch").value.cumsum()
         axis["time"].plot(elapsed.reindex(curve.epoch).values, curve.value, marker=".", label=name)
     if metric:
-        axis["epoch"].set(xlabel="epoch", ylabel=label, title="Learning curves")
+        title = "Learning curves (circled: the best epoch, kept)" if len(kept) else "Learning curves"
+        axis["epoch"].set(xlabel="epoch", ylabel=label, title=title)
         axis["time"].set(xlabel="training wall time (s, parallel tasks)", ylabel=label, title="Against wall time")
     for (impl, seed), curve in gaps.groupby(["impl", "seed"]):
         axis["gap"].plot(curve.epoch, curve.value, marker=".", label=f"{display_name(impl)} s{seed}")

@@ -79,7 +79,8 @@ class RunConfig:
     executor: str = "serial"  # serial | local | local:N | dask:local:N | dask:tcp://host:port
     retries: int = field(default=1, metadata={"low": 0, "high": 10})
     timing_epochs: int = field(default=5, metadata=_at_least(2))  # the quiet throughput phase, per implementation
-    beside: tuple[str, ...] | None = None  # finished runs (published reports) of other models on this music
+    # finished runs (published reports) of other models on this music; [] (none) undoes a parent's on other music
+    beside: tuple[str, ...] | None = None
     # early stopping: stop after this many points of the validation curve without improvement and score, sample and
     # describe the best epoch's parameters (eval.models.base.BestEpoch); 0: every epoch, the last one's parameters
     patience: int = field(default=0, metadata=_at_least(0))
@@ -203,6 +204,8 @@ def _section(name: str, table: Any, origin: str) -> Any:
     """One section's dataclass from its table; each value checked against its declaration once, here."""
     if name == "model":
         return model_section(table, origin)
+    if name == "run" and isinstance(table, dict) and table.get("beside") == []:
+        table = table | {"beside": None}  # none beside: a child on other music than its parent's runs beside it
     cls = SECTIONS[name]
     return build(cls, table, origin, name, exclude=getattr(cls, "DERIVED", ()))
 

@@ -116,3 +116,22 @@ def test_bench_refuses_a_bad_profile_before_creating_a_folder(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and "did you mean epochs?" in result.stderr
     runs_after = set(runs_dir().glob("*"))
     assert runs_after == runs_before
+
+
+def test_the_rnn_nade_profiles_extend_their_datasets_recipes_and_stand_beside_runs_on_the_same_music():
+    """Each RNN-NADE profile reads frames of its benchmark and names the committed runs of the other models on that
+    music; a child on other music undoes its parent's ``beside`` with ``beside = []`` (an inherited one would be
+    refused at render: another dataset)."""
+    expected = {
+        "rnn_nade_jsb": ("jsb", ("reports/examples/jsb", "reports/examples/rnn_jsb")),
+        "nade_jsb": ("jsb", ("reports/examples/jsb", "reports/examples/rnn_jsb")),
+        "rnn_nade_nottingham": ("nottingham", ("reports/examples/nottingham", "reports/examples/rnn_nottingham")),
+        "rnn_nade_musedata": ("musedata", None),
+        "rnn_nade_pianomidi": ("pianomidi", None),
+    }
+    for name, (source, beside) in expected.items():
+        profile = load_profile(name)
+        assert profile.model.kind == "rnn_nade" and profile.data.source == source and profile.run.beside == beside
+        assert profile.data.num_timesteps == profile.data.stride == 1 and profile.run.patience > 0
+        assert "provisional" in (PROFILES / f"{name}.toml").read_text().lower()
+    assert load_profile("nade_jsb").model.n_recurrent == 0 < load_profile("rnn_nade_jsb").model.n_recurrent

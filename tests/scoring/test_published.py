@@ -73,6 +73,34 @@ def test_every_published_row_names_its_source_table_and_page():
     assert published.benchmark_of("jsb:/x/JSB_Chorales.mat") == "jsb" and published.benchmark_of("bach") is None
 
 
+def test_the_nade_rows_and_both_readings_of_the_disputed_jsb_figure_are_shown_with_their_sources():
+    nade = {r["dataset"]: r["nll_per_frame"] for kind in published.TITLES for r in published.published(kind)
+            if r["model"] == "NADE"}  # fmt: skip
+    assert nade == {"jsb": 7.19, "nottingham": 5.48, "musedata": 10.06, "pianomidi": 10.28}
+    rnn_nade = {kind: [r for r in published.published(kind) if r["model"].startswith("RNN-NADE")]
+                for kind in published.TITLES}  # fmt: skip
+    assert [r["nll_per_frame"] for r in rnn_nade["jsb"]] == [5.19, 5.19, 5.56]  # disputed: both, best first
+    *quoted, printed = rnn_nade["jsb"]
+    assert [r["source"].split(",")[0] for r in quoted] == ["Fraccaro", "Krishnan"]
+    assert all("disputed" in r["model"] for r in quoted)
+    assert printed["source"].startswith("Boulanger-Lewandowski") and printed["where"] == "Table 1, p. 7"
+    assert {k: [r["nll_per_frame"] for r in v] for k, v in rnn_nade.items() if k != "jsb"} == {
+        "nottingham": [2.31], "musedata": [5.6], "pianomidi": [7.05]}  # fmt: skip
+
+
+def test_a_model_with_an_exact_likelihood_stands_beside_the_papers_without_a_bracket():
+    import pandas as pd
+
+    rows = [{"impl": "numpy", "seed": seed, "metric": "exact_nll_per_frame", "value": value, "status": "ok",
+             "epoch": None} for seed, value in ((0, 5.4), (1, 5.5))]  # fmt: skip
+    table = published.published_table(pd.DataFrame(rows), "jsb", "RNN-NADE, 150 hidden, 100 recurrent")
+    ours = table.loc["RNN-NADE, 150 hidden, 100 recurrent — NumPy (reference) (this run)"]
+    assert ours["NLL per frame"].startswith("5.450 ±") and "no bracket needed" in ours["source"]
+    assert "AIS" not in ours["source"]
+    order = list(table.index)
+    assert order.index("RNN-NADE (as quoted; disputed)") < order.index(ours.name) < order.index("RNN-NADE (HF)")
+
+
 @needs_shared
 def test_every_test_frame_of_jsb_is_scored_once():
     from scipy.io import loadmat
