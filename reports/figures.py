@@ -67,7 +67,9 @@ def learning_curves(frame: pd.DataFrame) -> plt.Figure | None:
         name = f"{display_name(impl)} s{seed}"
         (line,) = axis["epoch"].plot(curve.epoch, curve.value, marker=".", label=name)
         best = curve[curve.epoch.isin(kept[(kept.impl == impl) & (kept.seed == seed)].value)]
-        axis["epoch"].plot(best.epoch, best.value, marker="o", fillstyle="none", markersize=9, color=line.get_color())
+        if len(best):
+            circle = {"marker": "o", "fillstyle": "none", "markersize": 9, "color": line.get_color()}
+            axis["epoch"].plot(best.epoch, best.value, **circle)
         wall = seconds[(seconds.impl == impl) & (seconds.seed == seed)].sort_values("epoch")
         elapsed = wall.drop_duplicates("epoch").set_index("epoch").value.cumsum()
         axis["time"].plot(elapsed.reindex(curve.epoch).values, curve.value, marker=".", label=name)

@@ -163,6 +163,16 @@ def test_learning_curves_draw_the_validation_score_the_rows_hold(held, drawn):
     assert ("free_energy_gap" in {m for _, m, _ in held}) == (len(panels) == 3)
 
 
+def test_the_epoch_early_stopping_kept_is_circled_on_each_curve():
+    frame = rows(("train", "valid_nll_per_frame", 1), ("train", "epoch_seconds", 1))
+    kept = [dict(impl=impl, seed=0, phase="train", metric="best_epoch", value=float(epoch), epoch=None, status="ok")
+            for impl, epoch in (("numpy", 2), ("jax", 3))]  # fmt: skip
+    axis = figures.learning_curves(pd.concat([frame, pd.DataFrame(kept)], ignore_index=True)).axes[0]
+    circles = [line for line in axis.lines if line.get_marker() == "o"]
+    assert [list(line.get_xdata()) for line in circles] == [[3], [2]]  # jax's epoch 3, numpy's epoch 2 (sorted)
+    assert "best epoch" in axis.get_title()
+
+
 def test_throughput_reads_frames_or_windows_as_the_rows_hold():
     frame = rows(("timing", "train_frames_per_s", None), ("timing", "roofline_frames_per_s", None))
     figure = figures.throughput(frame)
