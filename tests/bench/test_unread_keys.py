@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import impls
-from eval.config import EvalConfig, load_profile
+from eval.config import ConfigError, EvalConfig, load_profile
 from eval.models import plugin
 from eval.models.base import READ_BY_EVERY_MODEL
 
@@ -87,3 +87,13 @@ def test_a_plug_in_declares_exactly_the_eval_keys_its_code_reads(kind):
     assert read - set(READ_BY_EVERY_MODEL) == declared, "declare in `reads` what the module reads, and only that"
     common = _eval_keys_read(ROOT / "eval" / "models" / "base.py")
     assert common <= set(READ_BY_EVERY_MODEL)
+
+
+@pytest.mark.parametrize("key", ['sample_start = "zeros"', "gibbs_steps = 50", "ais_betas = 300", "raise_betas = 100"])
+def test_the_rnn_nade_draws_and_scores_without_chains_so_their_keys_are_refused(tmp_path, key):
+    """No chain to start, no Gibbs steps, no partition function to anneal: every such key is refused for the NADE."""
+    path = tmp_path / "nade.toml"
+    path.write_text(f'extends = "rnn_nade_jsb"\n[eval]\n{key}\n')
+    with pytest.raises(ConfigError, match=rf'\[eval\] {key.split()[0]} is not read by kind "rnn_nade".*remove it'):
+        plugin("rnn_nade").refuse_unread(load_profile(str(path)))
+    plugin("rnn_nade").refuse_unread(load_profile("rnn_nade_jsb"))  # inherited from the window RBM's jsb: not chosen
