@@ -42,7 +42,7 @@ ABSOLUTE_FLOOR = 0.005
 SCHEMA = 2  # 2: the recorded run (spec, dataset_hash) and a strictly validated content
 # The sections of a spec that define the numbers; run.executor, threads, timeout_s, retries and impls do not change a
 # value (implementations are compared by the gate itself: a baseline one without rows is MISSING).
-RECIPE = ("data", "model", "run.epochs", "run.seeds", "eval")
+RECIPE = ("data", "model", "run.epochs", "run.seeds", "run.patience", "eval")  # patience: the epoch scored
 # A seed-to-seed spread beyond this many times max(|mean|, 1) is not a measurement: the tolerance (3 std) would then
 # admit any value of the metric, a sign flip included. Real baselines spread by a few percent at most (the committed
 # one by < 4% of max(|mean|, 1)), so 10 leaves room for noisy metrics yet refuses a std of 1e9 or one typed for a mean.

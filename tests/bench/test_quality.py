@@ -256,6 +256,10 @@ def test_a_run_of_another_recipe_is_refused_naming_the_first_differing_keys():
         quality.gate(current, baseline, spec=other)
     with pytest.raises(quality.BaselineError, match=r"run.seeds \[0, 1\] vs the baseline's \[0, 1, 2\]"):
         quality.gate(current, baseline, spec=quick_spec(seeds=[0, 1]))
+    stopped = quick_spec()
+    stopped["run"]["patience"] = 2  # early stopping: another epoch's weights scored
+    with pytest.raises(quality.BaselineError, match=r"run.patience 2 vs the baseline's 0"):
+        quality.gate(current, baseline, spec=stopped)
     with pytest.raises(quality.BaselineError, match="dataset_hash bbbbbbbbbbbb vs the baseline's aaaaaaaaaaaa"):
         quality.gate(current, baseline, spec=quick_spec(), data_hash="b" * 64)
     with pytest.raises(quality.BaselineError, match="no recorded spec"):  # a baseline that cannot say what it was
