@@ -74,7 +74,8 @@ def models_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = rows[rows.impl.isin(list(impls.frameworks()))]
     scored = rows[rows.metric.isin([PER_FRAME[0], PER_FRAME[2]])]  # a bracket's AIS end, or an exact value
     per_frame = scored.groupby("run_id").size().reindex(rows.run_id.unique()).notna()
-    columns = (PER_FRAME if per_frame.all() else LIKELIHOOD) + SAMPLES
+    likelihood = [m for m in (PER_FRAME if per_frame.all() else LIKELIHOOD) if (rows.metric == m).any()]
+    columns = (*likelihood, *SAMPLES)  # a likelihood column no run has (the exact one, mostly) is left out
     known = impls.models()
     out = {}
     for (model, impl), group in rows.groupby(["model", "impl"], sort=False):
