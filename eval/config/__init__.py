@@ -58,8 +58,9 @@ def model_section(table: Any, origin: str) -> Any:
     for key in values:
         owners = [name for name, m in known.items() if name != kind and key in {f.name for f in fields(m.config)}]
         if key not in mine and owners:
-            raise ConfigError(f'{origin}: [model] {key} is a key of kind "{owners[0]}", not of kind "{kind}"; '
-                              f'remove it, or set kind = "{owners[0]}"')  # fmt: skip
+            kinds = " or ".join(f'"{owner}"' for owner in owners)  # a key several models share: each of them
+            raise ConfigError(f"{origin}: [model] {key} is a key of kind {kinds}, not of kind \"{kind}\"; "
+                              f"remove it, or set kind = {kinds}")  # fmt: skip
     section = build(cls, values, origin, "model", exclude=cls.DERIVED)
     if section.learning_rate <= 0:  # the class takes any rate (the gate's tests inject 0); a recipe needs > 0
         raise ConfigError(f"{origin}: [model] learning_rate is {section.learning_rate:g}; it must be > 0")

@@ -77,7 +77,10 @@ def test_order_file_round_trips_chunked_updates_and_its_hash_sees_the_shape(tmp_
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('extends = "default"\n[model]\nn_recurrent = 20', 'n_recurrent is a key of kind "rnn_rbm", not of kind "rbm"'),
+        (
+            'extends = "default"\n[model]\nn_recurrent = 20',
+            'n_recurrent is a key of kind "rnn_nade" or "rnn_rbm", not of kind "rbm"; remove it, or set kind = "rnn_',
+        ),
         (RNN + "momentum = 0.9\n", 'momentum is a key of kind "rbm", not of kind "rnn_rbm"'),
         (RNN + "persistent = true\n", 'persistent is a key of kind "rbm", not of kind "rnn_rbm"'),
         (RNN + "[data]\nstride = 5\n", "windows must not overlap; set stride = num_timesteps (15)"),
