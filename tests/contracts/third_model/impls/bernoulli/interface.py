@@ -32,6 +32,14 @@ class BernoulliConfig:
     def dtype(self) -> str:
         return self.precision
 
+    def parameter_count(self, n_visible: int) -> int:
+        """One bias per unit (the memory guard's measure)."""
+        return n_visible
+
+    def update_bytes(self, n_visible: int, units: int) -> int:
+        """One update's windows and their gradient, in float64."""
+        return units * n_visible * 8 * 2
+
 
 @dataclass
 class BernoulliParams(Params):
