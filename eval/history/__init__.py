@@ -2,8 +2,8 @@
 
 `store.record` keeps a finished run's rows in ``$RBM_BENCH_HISTORY`` (default ``reports/history``) as one Parquet
 file; `store.query` and `store.series` read them through DuckDB; `trend.change` judges one series' newest commit
-and names the first commit of a change; `trend.gate` judges every series at a family-wise level;
-`reports.history.render_history` draws the page.
+and names the first commit of a change (its statistics in `changepoint`); `trend.gate` judges every series at a
+family-wise level; `reports.history.render_history` draws the page.
 """
 
 import sys

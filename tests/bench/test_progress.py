@@ -56,7 +56,7 @@ def test_a_tiny_bench_logs_each_task_and_records_no_absolute_path(window_run, ca
     for phase, task in (("training", "{impl}-s0"), (r"timing \(quiet\)", "timing-{impl}")):
         counts = []
         for impl in window_run.impls:
-            line = rf"^{phase} {task.format(impl=impl)} done in \d+ s \((\d) of {tasks}; (\d) left\)$"
+            line = rf"^{phase} {task.format(impl=impl)} done in (?:\d+ min )?\d+ s \((\d) of {tasks}; (\d) left\)$"
             found = re.search(line, window_run.stderr, re.M)
             assert found, (line, window_run.stderr)
             counts.append((int(found[1]), int(found[2])))
