@@ -15,11 +15,11 @@ from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMPar
 
 def recurrence(w: Weights, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(u(t-1), u(t))`` for every frame of ``v`` (batch, T, n_visible): the RNN over the true frames."""
-    batch, T, _ = v.shape
+    batch = v.shape[0]
     drive = v @ w.W_vu + w.b_u  # the part of every step that does not depend on u: one product
     previous, states = w.u0.expand(batch, -1), []
-    for t in range(T):
-        previous = torch.tanh(drive[:, t] + previous @ w.W_uu)
+    for drive_t in drive.unbind(1):  # one view per frame (autograd: one gradient buffer, not one per frame)
+        previous = torch.tanh(drive_t + previous @ w.W_uu)
         states.append(previous)
     u = torch.stack(states, 1)
     u_previous = torch.cat([w.u0.expand(batch, 1, -1), u[:, :-1]], 1)
