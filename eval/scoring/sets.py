@@ -115,6 +115,14 @@ def note_features(windows: np.ndarray, spec: WindowSpec) -> np.ndarray:
     return np.nan_to_num(np.column_stack([stats[name] for name in FRECHET_FEATURES]).astype(float), nan=0.0)
 
 
+def _covariance(features: np.ndarray) -> np.ndarray:
+    """The features' sample covariance (features, features); zero for a single sample, which has no spread (NumPy's
+    would be NaN, and the distance a LinAlgError: a run with ``n_samples = 1`` still gets a distance, its means')."""
+    if len(features) < 2:
+        return np.zeros((features.shape[1], features.shape[1]))
+    return np.atleast_2d(np.cov(features, rowvar=False))
+
+
 def frechet_note_distance(samples: np.ndarray, reference: np.ndarray, spec: WindowSpec) -> float:
     """Fréchet distance between Gaussians fitted to the note-statistic features of two sets.
 
@@ -129,7 +137,7 @@ def frechet_note_distance(samples: np.ndarray, reference: np.ndarray, spec: Wind
     scale = np.maximum(theirs.std(0), 0.05 * np.abs(theirs.mean(0)) + 1e-3)
     ours, theirs = ours / scale, theirs / scale
     mean_gap = ours.mean(0) - theirs.mean(0)
-    cov_s, cov_r = np.atleast_2d(np.cov(ours, rowvar=False)), np.atleast_2d(np.cov(theirs, rowvar=False))
+    cov_s, cov_r = _covariance(ours), _covariance(theirs)
     # Tr((S_s S_r)^(1/2)) is the sum of the square roots of the eigenvalues of S_s S_r (real, >= 0 for two
     # covariance matrices): no matrix square root, so no trouble with singular covariances
     eigenvalues = np.clip(np.linalg.eigvals(cov_s @ cov_r).real, 0, None)

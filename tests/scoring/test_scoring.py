@@ -21,7 +21,7 @@ from eval.scoring.likelihood import (
     theano_bits,
 )
 from eval.scoring.notes import SCALAR_METRICS, histograms, js_divergence, note_statistics, window_statistics
-from eval.scoring.sets import compare_sets, memorisation, nearest_hamming
+from eval.scoring.sets import compare_sets, frechet_note_distance, memorisation, nearest_hamming
 from impls import RBMConfig, RBMParams, init_params, load
 
 
@@ -308,6 +308,16 @@ def test_set_comparisons(synthetic_windows):
     assert js_divergence([1, 0], [0, 1]) == pytest.approx(1.0) and js_divergence([1, 1], [1, 1]) == 0.0
     pitch, pitch_class = histograms(synthetic_windows, SPEC)
     assert pitch.sum() == pytest.approx(1.0) and pitch_class.sum() == pytest.approx(1.0)
+
+
+def test_the_frechet_distance_of_a_single_sample_is_its_mean_gap(synthetic_windows):
+    """One sample (``n_samples = 1``) has no spread: its distance is the scaled gap of its features to the music's
+    mean plus the music's spread, finite, and 0 gap for a set of copies of one window against itself."""
+    one = synthetic_windows[:1]
+    distance = frechet_note_distance(one, synthetic_windows, SPEC)
+    assert np.isfinite(distance) and distance > 0
+    assert frechet_note_distance(one, np.repeat(one, 5, axis=0), SPEC) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_note_distance(one, synthetic_windows[1:2], SPEC) >= 0
 
 
 def test_memorisation_finds_copies(synthetic_windows):
