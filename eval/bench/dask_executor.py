@@ -83,6 +83,7 @@ _HOW_TO_START = (
     "scheduler)"
 )
 _WORKER = "worker ADDRESS --nthreads 1 --resources rbm_task=1"
+WORKER_WAIT_S = 30.0  # how long the check waits for a first worker (one starting beside the scheduler)
 
 
 def _cannot_import(answer: object) -> bool:
@@ -108,6 +109,13 @@ def check_cluster(client) -> None:
             f"dask: the scheduler at {client.scheduler.address} cannot import the project ({why}), so it cannot "
             f"unpickle a task; {_HOW_TO_START.format(who='it', what='scheduler')}"
         )
+    try:  # with no worker every task would wait for one forever: a scheduler nobody serves is refused
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except TimeoutError:
+        raise ConfigError(
+            f"dask: no worker joined the scheduler at {client.scheduler.address} in {WORKER_WAIT_S:.0f} s, so no "
+            f"task would run; {_HOW_TO_START.format(who='a worker', what=_WORKER)}"
+        ) from None
     answers = client.run(pkgutil.resolve_name, PROBE, on_error="return")
     missing = sorted(address for address, answer in answers.items() if _cannot_import(answer))
     if missing:

@@ -186,6 +186,22 @@ def test_an_interrupted_dask_sweep_resumes(tmp_path):
 
 
 @pytest.mark.bench
+def test_a_scheduler_with_no_worker_is_refused_not_waited_on_forever(monkeypatch):
+    """No worker ever joins: every task would wait for one without end. The check names it after WORKER_WAIT_S."""
+    from distributed import Client, LocalCluster
+
+    from eval.bench import dask_executor
+    from eval.config import ConfigError
+
+    monkeypatch.setattr(dask_executor, "WORKER_WAIT_S", 2.0)
+    cluster = LocalCluster(n_workers=0, dashboard_address=":0", scheduler_port=0)
+    with cluster, Client(cluster.scheduler_address) as client, pytest.raises(ConfigError) as refused:
+        dask_executor.check_cluster(client)
+    assert f"no worker joined the scheduler at {cluster.scheduler_address} in 2 s" in str(refused.value)
+    assert "dask worker ADDRESS" in str(refused.value)
+
+
+@pytest.mark.bench
 def test_a_worker_that_cannot_import_the_project_is_named_not_reported_lost(tmp_path):
     """A worker started outside the checkout (as a careless deployment does): one line before any task, exit 2."""
     import os
