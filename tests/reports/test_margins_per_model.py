@@ -116,7 +116,8 @@ def test_the_recipe_change_and_the_fault_derive_from_the_profile_model():
     assert rnn.fault == {"model.learning_rate": rnn.base["model.learning_rate"] / 4}
     nade = calibration.plan(load_profile("margins_rnn_nade_jsb"))
     assert nade.fault == {"model.learning_rate": nade.base["model.learning_rate"] / 4}
-    for name, recipe in (("margins", rbm), ("margins_rnn_jsb", rnn), ("margins_rnn_nade_jsb", nade)):  # each sweeps its plan
+    for name, recipe in (("margins", rbm), ("margins_rnn_jsb", rnn), ("margins_rnn_nade_jsb", nade)):
+        # each calibration profile sweeps its plan
         assert {k: list(v) for k, v in load_profile(name).sweep.items()} == recipe.sweep(), name
 
 
