@@ -12,11 +12,16 @@ GRID_POINTS = 512
 
 
 def _kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Gaussian kernel density (Scott's bandwidth, floored so a constant sample still has a density)."""
+    """Gaussian kernel density (Scott's bandwidth, floored so a constant sample still has a density).
+
+    Distances between note counts repeat a few values many times: each distinct value's kernel is summed once,
+    weighted by how often it occurs (the same density, a fraction of the work on tens of thousands of pairs).
+    """
     span = max(float(grid[-1] - grid[0]), 1e-9)
     bandwidth = max(1.06 * values.std() * len(values) ** -0.2, span / GRID_POINTS * 2)
-    z = (grid[:, None] - values[None, :]) / bandwidth
-    density = np.exp(-0.5 * z * z).mean(1) / (bandwidth * np.sqrt(2 * np.pi))
+    distinct, counts = np.unique(values, return_counts=True)
+    z = (grid[:, None] - distinct[None, :]) / bandwidth
+    density = (np.exp(-0.5 * z * z) @ counts) / (len(values) * bandwidth * np.sqrt(2 * np.pi))
     return density / (density.sum() * (grid[1] - grid[0]))
 
 
@@ -70,16 +75,33 @@ def compare_sets(
     }
 
 
+def _distinct_rows(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a binary matrix and, for each row, the index of its distinct row (rows packed to
+    bytes and compared as one key each: far faster than ``np.unique(axis=0)``)."""
+    packed = np.ascontiguousarray(np.packbits(np.asarray(windows) != 0, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return np.asarray(windows)[first], inverse.ravel()
+
+
 def nearest_hamming(queries: np.ndarray, corpus: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """Hamming distance from each query window to its nearest corpus window (``|q| + |c| - 2 q.c``)."""
-    corpus32 = np.asarray(corpus, np.float32)
+    """Hamming distance from each binary query window to its nearest corpus window (``|q| + |c| - 2 q.c``).
+
+    Both sides are reduced to their distinct rows first: a sequence model's one-frame windows repeat (Nottingham's
+    176,561 training frames hold 1,252 distinct ones), and the distances are the same, 100 times faster.
+    """
+    queries, corpus = np.asarray(queries), np.asarray(corpus)
+    if len(queries) == 0:
+        return np.empty(0, dtype=np.int64)
+    distinct_queries, query_of = _distinct_rows(queries)
+    corpus32 = np.asarray(_distinct_rows(corpus)[0], np.float32)
     corpus_ones = corpus32.sum(1)
-    out = np.empty(len(queries), dtype=np.int64)
-    for start in range(0, len(queries), chunk):
-        q = np.asarray(queries[start : start + chunk], np.float32)
+    nearest = np.empty(len(distinct_queries), dtype=np.int64)
+    for start in range(0, len(distinct_queries), chunk):
+        q = np.asarray(distinct_queries[start : start + chunk], np.float32)
         distance = q.sum(1)[:, None] + corpus_ones[None, :] - 2 * (q @ corpus32.T)
-        out[start : start + len(q)] = np.rint(distance.min(1)).astype(np.int64)
-    return out
+        nearest[start : start + len(q)] = np.rint(distance.min(1)).astype(np.int64)
+    return nearest[query_of]
 
 
 def memorisation(samples: np.ndarray, train: np.ndarray, held_out: np.ndarray) -> dict[str, float]:

@@ -332,6 +332,27 @@ def test_memorisation_finds_copies(synthetic_windows):
     assert distances.tolist() == brute_force and 0 < max(distances) <= 7  # 7 bits from their source, maybe nearer
 
 
+def test_nearest_hamming_over_repeated_rows_equals_brute_force():
+    """Queries and corpus are reduced to their distinct rows: every query, repeated or not, keeps its own distance."""
+    rng = np.random.default_rng(3)
+    corpus = rng.random((40, 13)) < 0.3
+    corpus = corpus[rng.integers(0, 40, 500)]  # 500 rows, at most 40 distinct (a sequence model's frames repeat)
+    queries = np.concatenate([corpus[:5], rng.random((30, 13)) < 0.3])[rng.permutation(35).repeat(3)]
+    brute_force = [int((corpus != row).sum(1).min()) for row in queries]
+    assert nearest_hamming(queries.astype(np.uint8), corpus.astype(np.uint8)).tolist() == brute_force
+    assert nearest_hamming(queries[:0], corpus).shape == (0,)
+
+
+def test_kde_of_repeated_values_equals_the_kernel_sum():
+    from eval.scoring.sets import _kde
+
+    values = np.random.default_rng(4).integers(0, 9, 2000).astype(float)
+    grid = np.linspace(0, 10, 64)
+    bandwidth = max(1.06 * values.std() * len(values) ** -0.2, 10 / 512 * 2)
+    direct = np.exp(-0.5 * ((grid[:, None] - values[None, :]) / bandwidth) ** 2).mean(1)
+    np.testing.assert_allclose(_kde(values, grid), direct / (direct.sum() * (grid[1] - grid[0])), rtol=1e-12)
+
+
 # ------------------------------------------------------------------ the sample-quality score
 def test_structure_score_is_zero_for_the_same_music_and_high_for_noise(synthetic_windows):
     from eval.scoring.quality import STRUCTURE, music_structure_js, structure_divergences
