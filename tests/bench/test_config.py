@@ -126,7 +126,6 @@ def test_the_rnn_nade_profiles_extend_their_datasets_recipes_and_stand_beside_ru
         "rnn_nade_jsb": ("jsb", ("reports/examples/jsb", "reports/examples/rnn_jsb")),
         "nade_jsb": ("jsb", ("reports/examples/jsb", "reports/examples/rnn_jsb")),
         "rnn_nade_nottingham": ("nottingham", ("reports/examples/nottingham", "reports/examples/rnn_nottingham")),
-        "rnn_nade_nottingham_long": ("nottingham", ("reports/examples/nottingham", "reports/examples/rnn_nottingham")),
         "rnn_nade_musedata": ("musedata", None),
         "rnn_nade_pianomidi": ("pianomidi", None),
     }
