@@ -19,7 +19,7 @@ from eval.contract.rows import Recorder
 from eval.contract.task import Task
 from eval.models.base import BestEpoch, ModelPlugin, Roofline, parameter_problem, steady_epochs
 from eval.scoring import catalogue
-from eval.scoring.ais import GAP_NATS, ais_bases, likelihood_bracket, paper_schedule, schedule
+from eval.scoring.ais import GAP_NATS, ais_bases, likelihood_bracket, misses_exact, paper_schedule, schedule
 from eval.scoring.likelihood import (
     EXACT_HIDDEN,
     exact_log_partition,
@@ -150,18 +150,6 @@ class WindowRBM(ModelPlugin):
         return ""
 
     @staticmethod
-    def misses_exact(bracket, exact: float | None) -> str:
-        """Why neither end of the bracket is to be believed: the exact log-likelihood per window (known for few
-        hidden units) lies outside it by more than 3 standard errors ('' if inside, or unknown)."""
-        if exact is None:
-            return ""
-        low = -np.inf if bracket.raise_ is None else bracket.raise_ - 3 * (bracket.raise_stderr or 0)
-        if low <= exact <= bracket.ais + 3 * bracket.ais_stderr:
-            return ""
-        side = "below RAISE" if exact < low else "above AIS"
-        return f"the exact value {exact:.2f} lies {side} beyond 3 standard errors: the bracket misses it"
-
-    @staticmethod
     def caution(bracket, runs: int) -> str:
         """Why the bracket's AIS side is to be read with care ('' if it need not be)."""
         caution = ""
@@ -190,7 +178,7 @@ class WindowRBM(ModelPlugin):
         exact = None
         if params.W.shape[1] <= EXACT_HIDDEN:  # few enough hidden units to enumerate: the exact answer, the oracle
             exact = -free_energy(params, ll_windows).mean() - exact_log_partition(params)
-        miss = self.misses_exact(bracket, exact)
+        miss = misses_exact(exact, bracket.ais, bracket.ais_stderr, bracket.raise_, bracket.raise_stderr)
         caution = "; ".join(note for note in (self.caution(bracket, evaluation.ais_runs), miss) if note)
         reason_raise = "; ".join(note for note in (reason, miss) if note)
         record.add("eval", "ais_log_z", bracket.log_z)

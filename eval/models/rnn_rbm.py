@@ -23,7 +23,7 @@ from eval.contract.rows import Recorder
 from eval.contract.task import Task
 from eval.models.base import BestEpoch, ModelPlugin, Roofline, parameter_problem, steady_epochs
 from eval.scoring import catalogue
-from eval.scoring.ais import schedule
+from eval.scoring.ais import misses_exact, schedule
 from eval.scoring.frames import frame_likelihood_bracket
 from eval.scoring.likelihood import EXACT_HIDDEN
 from eval.scoring.notes import note_statistics
@@ -173,6 +173,13 @@ class RNNRBMPlugin(ModelPlugin):
                 f"rough on some frames: AIS effective runs down to {bracket.min_effective_runs:.1f} of "
                 f"{evaluation.ais_runs} (median {bracket.effective_runs:.1f})"
             )
+        exact = bracket.exact_nll_per_frame if params.W.shape[1] <= EXACT_HIDDEN else None
+        miss = misses_exact(
+            None if exact is None else -exact, -bracket.ais_nll_per_frame, bracket.ais_stderr,
+            None if bracket.raise_nll_per_frame is None else -bracket.raise_nll_per_frame, bracket.raise_stderr,
+        )  # fmt: skip
+        caution = "; ".join(note for note in (caution, miss) if note)
+        reason_raise = "; ".join(note for note in (reason, miss) if note)
         rows = dataset.spec.num_timesteps  # a window of the data's shape: the window model's unit, for the table
         record.add("eval", "ais_nll_per_frame", bracket.ais_nll_per_frame, reason=caution or reason)
         record.add("eval", "ais_ll_per_row", -bracket.ais_nll_per_frame, reason=caution or reason)
@@ -186,16 +193,16 @@ class RNNRBMPlugin(ModelPlugin):
             record.add("eval", "mean_field_gap", bracket.mean_field_gap)
         record.add("timing", "ais_seconds", bracket.ais_seconds)
         if bracket.raise_nll_per_frame is not None:
-            record.add("eval", "raise_nll_per_frame", bracket.raise_nll_per_frame, reason=reason)
-            record.add("eval", "raise_ll_per_row", -bracket.raise_nll_per_frame, reason=reason)
-            record.add("eval", "raise_ll_per_window", -bracket.raise_nll_per_frame * rows, reason=reason)
+            record.add("eval", "raise_nll_per_frame", bracket.raise_nll_per_frame, reason=reason_raise)
+            record.add("eval", "raise_ll_per_row", -bracket.raise_nll_per_frame, reason=reason_raise)
+            record.add("eval", "raise_ll_per_window", -bracket.raise_nll_per_frame * rows, reason=reason_raise)
             if bracket.raise_stderr is not None:
                 record.add("eval", "raise_ll_stderr", bracket.raise_stderr * rows)
             record.add("eval", "bracket_width_per_frame", bracket.width_per_frame)
             record.add("eval", "bracket_width", bracket.width_per_frame * rows)
             record.add("timing", "raise_seconds", bracket.raise_seconds)
-        if bracket.exact_nll_per_frame is not None and params.W.shape[1] <= EXACT_HIDDEN:
-            record.add("eval", "exact_nll_per_frame", bracket.exact_nll_per_frame, reason=reason)
+        if exact is not None:
+            record.add("eval", "exact_nll_per_frame", exact, reason=reason)
         return ""
 
     def draw(self, model: RNNRBM, task: Task, record: Recorder) -> np.ndarray:

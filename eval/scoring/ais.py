@@ -223,6 +223,20 @@ class Bracket:
         return pilot_gap(self.pilot_log_z)
 
 
+def misses_exact(exact: float | None, high: float, high_stderr: float, low: float | None, low_stderr: float | None
+                 ) -> str:  # fmt: skip
+    """Why neither end of a bracket is to be believed: the exact log-likelihood (known for few hidden units) lies
+    outside RAISE (``low``) .. AIS (``high``), in the same unit, by more than 3 standard errors ('' if inside, or
+    unknown). One check for every model with a bracket."""
+    if exact is None:
+        return ""
+    floor = -np.inf if low is None else low - 3 * (low_stderr or 0)
+    if floor <= exact <= high + 3 * high_stderr:
+        return ""
+    side = "below RAISE" if exact < floor else "above AIS"
+    return f"the exact value {exact:.2f} lies {side} beyond 3 standard errors: the bracket misses it"
+
+
 def pilot_gap(pilot_log_z: dict[str, float]) -> float:
     """Largest minus smallest pilot log Z (0 with fewer than two starts)."""
     values = list(pilot_log_z.values())
