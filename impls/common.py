@@ -135,6 +135,12 @@ class Implementation(ABC):
         cost returns each update's cost; one without returns ``None``.
         """
 
+    def reseed(self, seed: int) -> None:
+        """Restart the implementation's random stream from ``seed``: a long run seeds each epoch apart, so a task
+        resumed from a checkpoint draws what it would have drawn (`eval.models.checkpoints`). A model whose
+        implementations lack it cannot run long (its plug-in does not declare ``checkpoints``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restart its random stream")
+
     @abstractmethod
     def params(self) -> Params:
         """The current parameters as NumPy arrays (float64 copies)."""

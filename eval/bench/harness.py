@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,8 @@ def _store(folder: RunFolder, outcome: Outcome) -> dict:
             written.append(folder.params_path(task.task_id))
     folder.write_json(folder.result_path(task.task_id), result | {"attempts": task.attempt})
     folder.record(*written, folder.result_path(task.task_id))
+    if task.checkpoints and not outcome.failure:  # the result is safe: a long task's checkpoints have done their job
+        shutil.rmtree(folder.path / task.checkpoints, ignore_errors=True)
     return result
 
 

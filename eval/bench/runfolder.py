@@ -10,6 +10,8 @@
         runs/<task>.json        one per training task or timing task, written as each finishes
         runs/<task>-params.npz  trained parameters (re-score without retraining)
         runs/index.json         sha256 of every file above a result is derived from (spec, task files, samples)
+        checkpoints/<task>/     a long run's last epoch per unfinished task, written by its worker (removed once
+                                the task's result is stored; `eval.models.checkpoints`)
         samples/<task>.npy      generated windows; report.html adds .mid and .wav
         results.csv, results.parquet
         complete.json           written last: row counts and sha256 of the results
@@ -115,6 +117,9 @@ class RunFolder:
 
     def params_path(self, task_id: str) -> Path:
         return self.path / "runs" / f"{task_id}-params.npz"
+
+    def checkpoint_dir(self, task_id: str) -> Path:
+        return self.path / "checkpoints" / task_id
 
     def samples_path(self, task_id: str) -> Path:
         return self.path / "samples" / f"{task_id}.npy"

@@ -134,7 +134,9 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
                     "retries": at.run.retries,
                     "patience": at.run.patience,
                 }
-                tasks.append(Task(task_id=f"{impl}-{key}", kind="train", **common))
+                task_id = f"{impl}-{key}"
+                checkpoints = str(folder.checkpoint_dir(task_id).relative_to(folder.path)) if at.run.long else ""
+                tasks.append(Task(task_id=task_id, kind="train", **common, checkpoints=checkpoints))
                 if seed == profile.run.seeds[0]:
                     timings.append(
                         Task(task_id=f"timing-{impl}{'-' + suffix if suffix else ''}", kind="timing", **common)

@@ -24,6 +24,7 @@ from eval.bench.tasks import load_order
 from eval.contract.rows import InputMismatch, Recorder
 from eval.contract.task import Task
 from eval.models import plugin
+from eval.models.checkpoints import CheckpointMismatch, Checkpoints
 from impls import Unavailable, load
 
 
@@ -55,7 +56,9 @@ def injected_fault(task: Task) -> dict[str, float]:
     The quality gate's tests use it to prove the gate catches a learning rate of
     zero or a flipped CD update (a negative rate) in a single implementation;
     ``RBM_BENCH_FAULT=numpy-s0:kill`` kills the task's process and ``numpy-s0:kill-parent``
-    the process that started it (a Dask worker), on its first attempt only, to test retries.
+    the process that started it (a Dask worker), on its first attempt only, to test retries;
+    ``numpy-s0:kill-after-epoch=2`` kills a long run's task once its checkpoint of epoch 2 is written
+    (`eval.models.checkpoints`), on its first attempt only, to test resuming.
     """
     fault = os.environ.get("RBM_BENCH_FAULT", "")
     name, _, assignment = fault.partition(":")
@@ -91,7 +94,8 @@ def run(task: Task, root: Path) -> tuple[list[dict], dict]:
     dataset, init, order = load_inputs(task, root)
     rng = np.random.default_rng(np.random.SeedSequence(task.eval_seed))
     model = cls(task.model_config(**injected_fault(task)), init, seed=task.impl_seed)
-    extra = plugin(task.context.model).run(model, task, dataset, order, record, rng)
+    checkpoints = Checkpoints(root / task.checkpoints, task) if task.checkpoints else None
+    extra = plugin(task.context.model).run(model, task, dataset, order, record, rng, checkpoints)
     return record.rows, extra | {"settings": model.precision_settings()}
 
 
@@ -102,6 +106,9 @@ def main(argv: list[str]) -> int:
         rows, extra = run(task, root)
     except (InputMismatch, datasets.DatasetError) as error:  # never train on other bytes: one failed row
         print(f"InputMismatch: {error}", file=sys.stderr)
+        return 3
+    except CheckpointMismatch as error:  # never go on from another task's weights
+        print(f"CheckpointMismatch: {error}", file=sys.stderr)
         return 3
     if "samples" in extra:
         np.save(out / "samples.npy", extra["samples"])

@@ -85,6 +85,9 @@ class RunConfig:
     # early stopping: stop after this many points of the validation curve without improvement and score, sample and
     # describe the best epoch's parameters (eval.models.base.BestEpoch); 0: every epoch, the last one's parameters
     patience: int = field(default=0, metadata=_at_least(0))
+    # a long run: each training task keeps a checkpoint per epoch in the run folder and resumes from its last one
+    # (a retry after a kill, or --resume), each epoch's noise from its own seed (eval.models.checkpoints)
+    long: bool = False
 
 
 @dataclass(frozen=True)

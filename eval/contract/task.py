@@ -72,6 +72,7 @@ class Task:
     retries: int = 1
     attempt: int = 1
     patience: int = 0  # early stopping: points of the validation curve without improvement (0: off)
+    checkpoints: str = ""  # a long run's checkpoint folder, relative to the task's root ("": none)
 
     def to_json(self) -> str:
         return to_json(self)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from eval.config import Profile
     from eval.contract.rows import Recorder
     from eval.contract.task import Task
+    from eval.models.checkpoints import Checkpoints
 
 
 def parameter_problem(params: impls.Params, bound: float) -> str:
@@ -88,6 +89,15 @@ class BestEpoch:
         self.waited += 1
         return self.waited >= self.patience
 
+    def state(self) -> dict[str, Any]:
+        """The counters a long run's checkpoint keeps (`eval.models.checkpoints`; the best weights apart)."""
+        return {"best": self.best, "epoch": self.epoch, "last": self.last, "waited": self.waited}
+
+    def set_state(self, state: dict[str, Any], params: impls.Params | None) -> None:
+        """Go on from a checkpoint's `state` and best weights."""
+        self.best, self.epoch, self.last, self.waited = (state[k] for k in ("best", "epoch", "last", "waited"))
+        self.params = params
+
     def restore(self, model: impls.Implementation, seed: int, data: np.ndarray) -> impls.Implementation:
         """The implementation to score and sample: ``model`` if its last epoch is the best, else a fresh one of its
         class built from the best epoch's parameters (its own generator seeded with ``seed``, ``data`` set)."""
@@ -146,6 +156,9 @@ class ModelPlugin(ABC):
         model, `eval.timing.roofline`); None: the model is timed without one.
     sklearn_reference : bool
         scikit-learn's BernoulliRBM of the same shape is timed beside it (a window RBM's only reference).
+    checkpoints : bool
+        Its `train` keeps a checkpoint per epoch and resumes from one (``[run] long = true``,
+        `eval.models.checkpoints`); a long profile of a model without it is refused.
     reads : tuple of str
         The ``[eval]`` keys its steps read, besides `READ_BY_EVERY_MODEL`: a key it does not read is refused in its
         profiles and sweeps (`refuse_unread`), never accepted and ignored. A contract test holds the declaration to
@@ -158,6 +171,7 @@ class ModelPlugin(ABC):
     unit_of_data: str = "windows"
     roofline: Roofline | None = None
     sklearn_reference: bool = False
+    checkpoints: bool = False
     reads: tuple[str, ...] = ()
 
     @property
@@ -183,7 +197,9 @@ class ModelPlugin(ABC):
         """Every epoch with the schedule's rates, its curve; '' or why it diverged.
 
         Each point of the ``curve`` goes to ``best.check`` with that epoch's parameters; training stops where it
-        returns True (early stopping, `BestEpoch`)."""
+        returns True (early stopping, `BestEpoch`). A plug-in that declares `checkpoints` also takes
+        ``checkpoints`` (`eval.models.checkpoints.Checkpoints` in a long run, else None): it resumes after the last
+        saved epoch, reseeds the model's noise each epoch (`impls.Implementation.reseed`) and saves after each."""
 
     @abstractmethod
     def score(self, params: impls.Params, task: Task, dataset: datasets.Dataset, record: Recorder,
@@ -220,7 +236,13 @@ class ModelPlugin(ABC):
 
     def refuse_unread(self, profile: Profile) -> None:
         """Refuse an ``[eval]`` key the profile chose (in its own files or its sweep; ``Profile.chosen``) that this
-        model does not read: one rule for profiles and sweeps, one line (`ConfigError`)."""
+        model does not read: one rule for profiles and sweeps, one line (`ConfigError`); and a long run
+        (``[run] long``) of a model that keeps no checkpoints."""
+        if profile.run.long and not self.checkpoints:
+            raise ConfigError(
+                f'profile {profile.name}: [run] long = true needs per-epoch checkpoints, which kind "{self.name}" does '
+                "not keep; remove long (a killed task then retrains from its first epoch)"
+            )
         swept = {key for key in profile.sweep if key.startswith("eval.")}
         read = {*READ_BY_EVERY_MODEL, *self.reads}
         for key in sorted({key for key in profile.chosen if key.startswith("eval.")} | swept):
@@ -240,14 +262,20 @@ class ModelPlugin(ABC):
             raise RuntimeError(f"the {self.name} plug-in writes undeclared scores {undeclared}; add them to outputs")
 
     def run(self, model: impls.Implementation, task: Task, dataset: datasets.Dataset, order: list,
-            record: Recorder, rng: np.random.Generator) -> dict:  # fmt: skip
-        """Train, score, sample and describe one implementation; the artefacts (samples, params) for the folder."""
+            record: Recorder, rng: np.random.Generator, checkpoints: Checkpoints | None = None) -> dict:  # fmt: skip
+        """Train, score, sample and describe one implementation; the artefacts (samples, params) for the folder.
+
+        ``checkpoints``: a long run's task (`eval.models.checkpoints`); one saved earlier restarts the model from
+        its parameters, and `train` goes on after its epoch."""
+        if checkpoints is not None and checkpoints.load() is not None:
+            model = type(model)(model.config, checkpoints.saved.params, task.impl_seed)
         model.set_data(self.training_data(dataset))
         if task.kind == "timing":
             self.time_training(model, task, dataset, order, record)
             return {}
         best = BestEpoch(task.patience, catalogue.describe(self.curve)[1])
-        diverged = self.train(model, task, dataset, order, record, rng, best)
+        long = {"checkpoints": checkpoints} if self.checkpoints else {}  # a plug-in that keeps none never sees them
+        diverged = self.train(model, task, dataset, order, record, rng, best, **long)
         if not diverged:  # the best epoch is scored, sampled and described, not the last
             best.record(record)
             model = best.restore(model, task.impl_seed, self.training_data(dataset))

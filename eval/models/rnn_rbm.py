@@ -22,6 +22,7 @@ from eval.config import EvalConfig
 from eval.contract.rows import Recorder
 from eval.contract.task import Task
 from eval.models.base import BestEpoch, ModelPlugin, Roofline, parameter_problem, steady_epochs
+from eval.models.checkpoints import Checkpoints
 from eval.scoring import catalogue
 from eval.scoring.ais import misses_exact, schedule
 from eval.scoring.frames import frame_likelihood_bracket
@@ -81,6 +82,7 @@ class RNNRBMPlugin(ModelPlugin):
     curve = "valid_nll_per_frame"
     unit_of_data = "frames"
     roofline = Roofline("train_frames_per_s", "step_products_ms", None, "step_frames")
+    checkpoints = True
     reads = (
         "curve_every", "pl_valid_windows", "ll_windows", "ais_betas", "ais_runs", "raise_betas", "raise_windows",
         "ais_frames", "n_samples", "piece_rows", "bar_rows", "sample_start",
@@ -111,15 +113,25 @@ class RNNRBMPlugin(ModelPlugin):
         return datasets.frame_table(dataset)
 
     def train(self, model: RNNRBM, task: Task, dataset: datasets.Dataset, order: list, record: Recorder,
-              rng: np.random.Generator, best: BestEpoch) -> str:  # fmt: skip
+              rng: np.random.Generator, best: BestEpoch, checkpoints: Checkpoints | None = None) -> str:  # fmt: skip
         """Every epoch's updates at the schedule's rate, stopping early where ``best`` says; '' or why it diverged.
 
         Curves: the epoch's mean CD cost, and every ``curve_every`` epochs (and the last) the NLL per frame of
         ``pl_valid_windows`` random validation frames, each conditioned on its piece's true past (exact for
-        <= 20 hidden units, else AIS from the frame's mean-field base), from a stream of its own.
+        <= 20 hidden units, else AIS from the frame's mean-field base), from a stream of its own. A long run
+        (``checkpoints``) goes on after its last saved epoch, each epoch's noise from its own seed.
         """
         curve = validation_frames(dataset, task.evaluation.pl_valid_windows, task.eval_seed)
+        first, stopped = 1, False
+        if checkpoints is not None:
+            if curve is not None:
+                checkpoints.stream("curve", curve[2])
+            first, stopped = checkpoints.resume(best, record)
         for epoch, (updates, rate) in enumerate(zip(order, task.learning_rates(model.config.learning_rate)), start=1):
+            if stopped or epoch < first:
+                continue
+            if checkpoints is not None:
+                model.reseed(checkpoints.epoch_seed(epoch))
             started = time.perf_counter()
             costs = model.train_epoch(updates, rate)
             record.add("train", "epoch_seconds", time.perf_counter() - started, epoch)
@@ -132,8 +144,11 @@ class RNNRBMPlugin(ModelPlugin):
             if curve is not None and (epoch % task.evaluation.curve_every == 0 or epoch == len(order)):
                 nll = self.validation_nll(params, task, *curve)
                 record.add("train", "valid_nll_per_frame", nll, epoch)
-                if best.check(epoch, nll, params):
-                    break
+                stopped = best.check(epoch, nll, params)
+            if checkpoints is not None:
+                checkpoints.save(epoch, params, best, record, stopped)
+            if stopped:
+                break
         return ""
 
     @staticmethod

@@ -140,6 +140,9 @@ class JaxRNNRBM(RNNRBM):
         self.weights = Weights(*(self._array(a) for a in params.arrays()))
         self.key = jax.device_put(jax.random.key(int(seed)), self.device)
 
+    def reseed(self, seed: int) -> None:
+        self.key = jax.device_put(jax.random.key(int(seed)), self.device)
+
     def _array(self, array: np.ndarray) -> jax.Array:
         return jax.device_put(jnp.asarray(np.asarray(array), self.dtype), self.device)
 

@@ -101,6 +101,9 @@ class NumpyRNNRBM(RNNRBM):
         self.weights = Weights(*(np.array(a, dtype=self.dtype) for a in params.arrays()))
         self.rng = np.random.default_rng(seed)
 
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
     def _noise(self, batch: int, n_frames: int, k: int | None = None) -> RNNRBMNoise:
         return RNNRBMNoise.draw(self.rng, self.config, batch, n_frames, k)
 

@@ -77,6 +77,9 @@ class TFRNNRBM(RNNRBM):
         self._generate = tf.function(self._generate_fn)
         self._biases = tf.function(lambda v: biases(self.weights, recurrence(self.weights, v)[0]))
 
+    def reseed(self, seed: int) -> None:
+        self.generator.reset_from_seed(int(seed))
+
     def _tensor(self, array: np.ndarray) -> tf.Tensor:
         with tf.device(self.device):
             return tf.convert_to_tensor(np.asarray(array), dtype=self.dtype)

@@ -77,6 +77,9 @@ class TorchRNNRBM(RNNRBM):
         self.weights = Weights(*(self._tensor(a).requires_grad_() for a in params.arrays()))
         self.generator = torch.Generator(self.device).manual_seed(int(seed))
 
+    def reseed(self, seed: int) -> None:
+        self.generator.manual_seed(int(seed))
+
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device).clone()
 
