@@ -5,7 +5,9 @@ source, with the table and page it is printed on (the 2012 paper prints log-like
 suite's rows are the same unit over every frame of every test piece: the AIS estimate (optimistic) with its
 95 % interval over seeds, the RAISE estimate (conservative) and the bracket's width between them, and the
 exact value where the hidden layer is small enough to enumerate; a normalised model's (the RNN-NADE's) exact value
-alone: it needs no bracket.
+alone: it needs no bracket. A bracketed value is set beside the published ones only when it is certified: exact, or
+every seed's bracket at most 0.1 nats per frame wide (`eval.scoring.ais.certified`); otherwise the table says "not
+certified" where the number would stand (the bracket's ends stay in its source column, as the evidence).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from eval.scoring.ais import CERTIFIED_WIDTH, certified
 from eval.scoring.stats import interval
 from reports.tables import implementations, label, per_seed
 
@@ -51,25 +54,25 @@ def published_table(frame: pd.DataFrame, kind: str, model: str) -> pd.DataFrame:
     rows = []
     for name in implementations(frame):
         ais, exact = per_seed(frame, name, "ais_nll_per_frame"), per_seed(frame, name, "exact_nll_per_frame")
+        ours = f"{model} — {label(frame, name)} (this run)"
         if len(ais):
             raise_ = per_seed(frame, name, "raise_nll_per_frame")
             width = per_seed(frame, name, "bracket_width_per_frame")
             detail = f"bracket: AIS {_ours(ais)} … RAISE {_ours(raise_)}, width {_ours(width)}"
-            if len(exact):
-                detail += f"; exact {_ours(exact)}"
-            shown, source = ais, f"this run: AIS mean ± 95 % interval over {len(ais)} seeds; {detail}"
+            if len(exact):  # enumerated: the value itself, the bracket beside it
+                shown, source = exact, f"this run: exact, mean ± 95 % interval over {len(exact)} seeds; {detail}"
+            elif certified(width.tolist()):
+                shown, source = ais, f"this run: AIS mean ± 95 % interval over {len(ais)} seeds; {detail}"
+            else:  # no number beside the published ones: the bracket is the evidence of why
+                uncertain = f"not certified (a bracket wider than {CERTIFIED_WIDTH:g} nats per frame)"
+                rows.append({"model": ours, "NLL per frame": uncertain, "sort": float("inf"),
+                             "source": f"this run, {len(ais)} seeds; {detail}"})  # fmt: skip
+                continue
         elif len(exact):  # a normalised model (the RNN-NADE): its likelihood is exact, no bracket needed
             shown, source = exact, f"this run: exact, mean ± 95 % interval over {len(exact)} seeds (no bracket needed)"
         else:
             continue
-        rows.append(
-            {
-                "model": f"{model} — {label(frame, name)} (this run)",
-                "NLL per frame": _ours(shown),
-                "sort": float(shown.mean()),
-                "source": source,
-            }
-        )
+        rows.append({"model": ours, "NLL per frame": _ours(shown), "sort": float(shown.mean()), "source": source})
     for entry in published(kind):
         rows.append(
             {

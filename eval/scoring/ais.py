@@ -223,6 +223,18 @@ class Bracket:
         return pilot_gap(self.pilot_log_z)
 
 
+TRUSTED_EFFECTIVE = 0.25  # effective runs / runs below which the reported standard error undercounts the spread of
+# repeated AIS runs (1.3-3.4 times at 0.03-0.15, within 0.8-1.2 above 1/3): tests/scoring/test_ais_stderr.py
+
+CERTIFIED_WIDTH = 0.1  # nats per frame: a bracket at most this wide certifies a likelihood set beside a published one
+
+
+def certified(widths: list[float]) -> bool:
+    """Whether brackets (RAISE - AIS, nats per frame, one per seed) certify their likelihoods: every one at most
+    `CERTIFIED_WIDTH` wide either way (an inverted bracket is as uncertain as a wide one)."""
+    return bool(widths) and all(np.isfinite(w) and abs(w) <= CERTIFIED_WIDTH for w in widths)
+
+
 def misses_exact(exact: float | None, high: float, high_stderr: float, low: float | None, low_stderr: float | None
                  ) -> str:  # fmt: skip
     """Why neither end of a bracket is to be believed: the exact log-likelihood (known for few hidden units) lies

@@ -101,6 +101,42 @@ def test_a_model_with_an_exact_likelihood_stands_beside_the_papers_without_a_bra
     assert order.index("RNN-NADE (as quoted; disputed)") < order.index(ours.name) < order.index("RNN-NADE (HF)")
 
 
+def bracket_rows(widths: dict[int, float], exact: dict[int, float] | None = None) -> list[dict]:
+    """One implementation's rows: AIS 6.3 per seed, RAISE that plus the seed's width, and any exact values."""
+    rows = []
+    for seed, width in widths.items():
+        values = {"ais_nll_per_frame": 6.3, "raise_nll_per_frame": 6.3 + width, "bracket_width_per_frame": width}
+        values |= {"exact_nll_per_frame": exact[seed]} if exact else {}
+        rows += [{"impl": "numpy", "seed": seed, "metric": m, "value": v, "status": "ok", "epoch": None}
+                 for m, v in values.items()]  # fmt: skip
+    return rows
+
+
+def test_only_a_certified_likelihood_stands_beside_the_published_ones():
+    """A bracket wider than 0.1 nats per frame on any seed prints "not certified" where the number would stand
+    (the Nottingham window RBM's 4.29 stood beside the papers with a bracket 0.25 wide); narrow brackets and exact
+    values print their number."""
+    import pandas as pd
+
+    name = "RNN-RBM — NumPy (reference) (this run)"
+
+    def shown(rows):
+        return published.published_table(pd.DataFrame(rows), "jsb", "RNN-RBM").loc[name]
+
+    narrow = shown(bracket_rows({0: 0.02, 1: 0.1}))
+    assert narrow["NLL per frame"] == "6.300 ± 0.000" and "width" in narrow["source"]
+    wide = shown(bracket_rows({0: 0.02, 1: 0.25}))  # one seed's bracket is enough to withhold the mean
+    assert wide["NLL per frame"].startswith("not certified") and "6.3" not in wide["NLL per frame"]
+    assert "RAISE" in wide["source"]  # the evidence stays in view
+    assert shown(bracket_rows({0: -0.3, 1: 0.01}))["NLL per frame"].startswith("not certified")  # inverted
+    no_raise = [r for r in bracket_rows({0: 0.01}) if r["metric"] == "ais_nll_per_frame"]
+    assert shown(no_raise)["NLL per frame"].startswith("not certified")  # no bracket, no certificate
+    exact = shown(bracket_rows({0: 0.5, 1: 0.5}, exact={0: 6.4, 1: 6.6}))  # enumerated: the exact value stands
+    assert exact["NLL per frame"].startswith("6.500 ±") and "exact" in exact["source"]
+    order = list(published.published_table(pd.DataFrame(bracket_rows({0: 0.3})), "jsb", "RNN-RBM").index)
+    assert order[-1] == name  # not certified: after every number
+
+
 @needs_shared
 def test_every_test_frame_of_jsb_is_scored_once():
     from scipy.io import loadmat
