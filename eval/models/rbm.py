@@ -19,7 +19,15 @@ from eval.contract.rows import Recorder
 from eval.contract.task import Task
 from eval.models.base import BestEpoch, ModelPlugin, Roofline, parameter_problem, steady_epochs
 from eval.scoring import catalogue
-from eval.scoring.ais import GAP_NATS, ais_bases, likelihood_bracket, misses_exact, paper_schedule, schedule
+from eval.scoring.ais import (
+    GAP_NATS,
+    TRUSTED_EFFECTIVE,
+    ais_bases,
+    likelihood_bracket,
+    misses_exact,
+    paper_schedule,
+    schedule,
+)
 from eval.scoring.likelihood import (
     EXACT_HIDDEN,
     exact_log_partition,
@@ -153,8 +161,11 @@ class WindowRBM(ModelPlugin):
     def caution(bracket, runs: int) -> str:
         """Why the bracket's AIS side is to be read with care ('' if it need not be)."""
         caution = ""
-        if bracket.effective_runs < 0.1 * runs:  # a few runs carry all the weight: log Z is a guess
-            caution = f"rough: AIS effective sample size {bracket.effective_runs:.1f} of {runs} runs"
+        if bracket.effective_runs < TRUSTED_EFFECTIVE * runs:  # a few runs carry the weight: the error undercounts
+            caution = (
+                f"rough: AIS effective sample size {bracket.effective_runs:.1f} of {runs} runs (below "
+                f"{TRUSTED_EFFECTIVE:.0%} its standard error undercounts the spread of repeated runs)"
+            )
         elif bracket.width is not None and bracket.width < -max(1.0, 3 * (bracket.raise_stderr or 0)):
             caution = f"inverted bracket: RAISE above AIS by {-bracket.width:.2f} nats (the annealing misses mass)"
         if bracket.base_gap > GAP_NATS:  # the starts reached different mass: a multimodal model
