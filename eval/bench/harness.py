@@ -138,6 +138,8 @@ def _store(folder: RunFolder, outcome: Outcome) -> dict:
     folder.record(*written, folder.result_path(task.task_id))
     if task.checkpoints and not outcome.failure:  # the result is safe: a long task's checkpoints have done their job
         shutil.rmtree(folder.path / task.checkpoints, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the last one leaves no empty folder behind
+            (folder.path / task.checkpoints).parent.rmdir()
     return result
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 import impls
+from core.files import atomic_save_npz, atomic_write_text
 
 if TYPE_CHECKING:
     from eval.contract.rows import Recorder
@@ -140,9 +141,10 @@ class Checkpoints:
         partial = self.folder / f".epoch-{epoch:06d}-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
-        np.savez(partial / "params.npz", **dict(zip(params.names(), params.arrays())))
+        atomic_save_npz(partial / "params.npz", compressed=False, **dict(zip(params.names(), params.arrays())))
         if best.params is not None:
-            np.savez(partial / "best.npz", **dict(zip(best.params.names(), best.params.arrays())))
+            arrays = dict(zip(best.params.names(), best.params.arrays()))
+            atomic_save_npz(partial / "best.npz", compressed=False, **arrays)
         state = {
             "fingerprint": self.fingerprint,
             "epoch": epoch,
@@ -151,7 +153,7 @@ class Checkpoints:
             "best": best.state(),
             "streams": {name: rng.bit_generator.state for name, rng in self.streams.items()},
         }
-        (partial / "state.json").write_text(json.dumps(state))
+        atomic_write_text(partial / "state.json", json.dumps(state))  # each file synced before the folder is renamed
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
         if previous is not None and previous != final:
