@@ -31,6 +31,7 @@ from eval.scoring.ais import (
 from eval.scoring.likelihood import (
     EXACT_HIDDEN,
     exact_log_partition,
+    exact_marginal_log_probability,
     free_energy,
     free_energy_gap,
     one_bit_pl,
@@ -66,6 +67,7 @@ class WindowRBM(ModelPlugin):
         "ais_log_z", "ais_log_z_stderr", "ais_effective_runs", "ais_base_gap", "ais_ll_per_window", "ais_ll_per_row",
         "ais_ll_stderr", "raise_ll_per_window", "raise_ll_per_row", "raise_ll_stderr", "bracket_width",
         "ais_nll_per_frame", "raise_nll_per_frame", "bracket_width_per_frame", "exact_nll_per_frame",
+        "exact_marginal_nll_per_frame", "padding_cost_per_frame",
         "reconstruction_xent", "free_energy_gap",
     )  # fmt: skip
 
@@ -216,6 +218,20 @@ class WindowRBM(ModelPlugin):
             record.add("eval", "bracket_width_per_frame", bracket.width * per_frame)
         if exact is not None:
             record.add("eval", "exact_nll_per_frame", -exact * per_frame, reason=reason)
+            own_rows = dataset.frames[dataset.indices(evaluation.score_split)][: evaluation.ll_windows]
+            self.padding_cost(params, ll_windows, own_rows, dataset.spec.row_width, -exact * per_frame, record)
+
+    @staticmethod
+    def padding_cost(params: RBMParams, windows: np.ndarray, own_rows: np.ndarray, row_width: int, padded_nll: float,
+                     record: Recorder) -> None:  # fmt: skip
+        """Where some scored windows are padded (``pad_last``) and the hidden units few enough to enumerate: the exact
+        NLL per frame with each padded window's own rows scored by their marginal (the silence summed out), and what
+        scoring the silence instead costs per frame (the README states it, measured)."""
+        if (own_rows == windows.shape[1] // row_width).all():
+            return
+        marginal = -exact_marginal_log_probability(params, windows, own_rows * row_width).sum() / own_rows.sum()
+        record.add("eval", "exact_marginal_nll_per_frame", marginal)
+        record.add("eval", "padding_cost_per_frame", padded_nll - marginal)
 
     def draw(self, model: RBM, task: Task, record: Recorder) -> np.ndarray:
         """Samples the way the profile says (start and Gibbs steps), timed after a warm-up call."""

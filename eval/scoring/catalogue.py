@@ -92,6 +92,9 @@ SCORES: tuple[Score, ...] = (
     S("raise_nll_per_frame", "nats/frame", "lower", shown=("published",)),
     S("bracket_width_per_frame", "nats/frame", "lower", shown=("published",)),
     S("exact_nll_per_frame", "nats/frame", "lower", shown=("published",)),
+    # a padded window's own rows by their marginal (silence summed out), and what scoring silence costs (<= 20 hidden)
+    S("exact_marginal_nll_per_frame", "nats/frame", "lower"),
+    S("padding_cost_per_frame", "nats/frame", "none"),
     # an exact likelihood (the RNN-NADE's, normalised: no bracket), per row and per window of the data's shape
     S("exact_ll_per_row", "nats/row", "higher", margin=1.0),
     S("exact_ll_per_window", "nats/window", "higher"),

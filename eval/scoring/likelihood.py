@@ -85,6 +85,35 @@ def exact_log_partition(params: RBMParams, chunk: int = 1 << 14) -> float:
     return float(logsumexp(np.concatenate(terms)))
 
 
+def exact_marginal_log_probability(params: RBMParams, v: np.ndarray, real: np.ndarray, chunk: int = 1 << 14
+                                   ) -> np.ndarray:  # fmt: skip
+    """``log p(v_1..v_r)`` of each row with its units after ``real[i]`` summed out, exact by enumerating the hidden
+    states (n_hidden <= 20): a padded window's own rows, its silent padding marginalised away instead of scored.
+
+    ``sum_{v_pad} exp(-F(v))`` is ``sum_h exp(h b_h + v_r (b_r + W_r h)) prod_pad (1 + e^{b_j + W_j h})``: the padded
+    units leave a softplus per unit in every hidden state's term. A row with ``real`` = all its units gets
+    ``-F(v) - log Z``.
+    """
+    n_hidden = params.W.shape[1]
+    if n_hidden > EXACT_HIDDEN:
+        raise ValueError(f"the exact marginal enumerates 2^{n_hidden} states; at most {EXACT_HIDDEN} hidden units")
+    v, real = np.asarray(v, np.float64), np.asarray(real)
+    log_z = exact_log_partition(params, chunk)
+    out = -free_energy(params, v) - log_z  # whole rows: nothing to sum out
+    for r in np.unique(real[real < v.shape[1]]):
+        rows = np.flatnonzero(real == r)
+        own = v[rows, :r]
+        drive = own @ params.W[:r] + params.b_h  # each row's hidden biases with its own units clamped
+        total = np.full(len(rows), -np.inf)  # log of the sum over the hidden states enumerated so far
+        for start in range(0, 1 << n_hidden, chunk):
+            codes = np.arange(start, min(start + chunk, 1 << n_hidden))
+            h = ((codes[:, None] >> np.arange(n_hidden)) & 1).astype(np.float64)
+            padded = softplus(h @ params.W[r:].T + params.b_v[r:]).sum(axis=1)  # the summed-out units
+            total = np.logaddexp(total, logsumexp(drive @ h.T + padded, axis=1))
+        out[rows] = own @ params.b_v[:r] + total - log_z
+    return out
+
+
 def base_rate_biases(train: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
     """Visible biases of the base-rate model: logits of the smoothed training marginals."""
     p = (np.asarray(train, np.float64).sum(axis=0) + smoothing) / (len(train) + 2 * smoothing)

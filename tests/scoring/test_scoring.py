@@ -13,6 +13,7 @@ from eval.scoring.ais import ais_bases, ais_log_partition, likelihood_bracket, p
 from eval.scoring.likelihood import (
     base_rate_biases,
     exact_log_partition,
+    exact_marginal_log_probability,
     free_energy,
     free_energy_gap,
     one_bit_pl,
@@ -79,6 +80,24 @@ def test_free_energy_and_one_bit_pl_agree_with_scikit_learn():
 def test_exact_log_z_equals_brute_force():
     params = random_params(10, 4, 8)
     assert exact_log_partition(params) == pytest.approx(brute_force_log_z(params), abs=1e-10)
+
+
+def test_a_padded_windows_marginal_sums_its_padding_out_by_brute_force():
+    """A window's own rows scored by their marginal: the sum over every state of the padded units (not only silence);
+    a whole window gets its plain exact log-probability, and scoring the silence instead costs >= 0."""
+    params = random_params(10, 4, 8, scale=0.8)
+    rng = np.random.default_rng(2)
+    v, real = (rng.random((5, 10)) < 0.5).astype(float), np.array([10, 4, 4, 7, 1])
+    got = exact_marginal_log_probability(params, v, real)
+    log_z = brute_force_log_z(params)
+    for i, (row, r) in enumerate(zip(v, real)):
+        pads = ((np.arange(1 << (10 - r))[:, None] >> np.arange(10 - r)) & 1).astype(float)
+        every = np.hstack([np.broadcast_to(row[:r], (len(pads), r)), pads])  # the own units with every padding
+        assert got[i] == pytest.approx(np.logaddexp.reduce(-free_energy(params, every)) - log_z, abs=1e-10)
+    silent = v.copy()
+    for row, r in zip(silent, real):
+        row[r:] = 0
+    assert (-free_energy(params, silent) - log_z <= exact_marginal_log_probability(params, silent, real) + 1e-12).all()
 
 
 def trained_small_models():
