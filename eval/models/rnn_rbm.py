@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 import datasets
+from datasets.sequences import chunks
 from eval.config import EvalConfig
 from eval.contract.rows import Recorder
 from eval.contract.task import Task
@@ -33,7 +34,7 @@ from eval.scoring.sequences import as_windows, pieces_biases
 from eval.scoring.sets import compare_sets, memorisation
 from eval.timing.rnn_roofline import step_products_ms
 from impls import RNNRBM, RNNRBMConfig, RNNRBMParams, init_rnn_rbm_params
-from impls.rnn_rbm.numpy import pretrained
+from impls.rnn_rbm.numpy import pretrained, pretrained_rnn
 
 
 def scored_frames(dataset: datasets.Dataset, split: str, windows: int) -> np.ndarray:
@@ -102,10 +103,16 @@ class RNNRBMPlugin(ModelPlugin):
         the seeded order of chunks of pieces."""
         config = self.config(at.model, dataset.spec, "cpu")
         params = init_rnn_rbm_params(config, seeds[0])
+        rbm_seed, rnn_seed = seeds[0].spawn(2)
         if config.pretrain_epochs:
             frames = datasets.frame_table(dataset)[np.concatenate(datasets.piece_frames(dataset, "train"))]
             rate = config.pretrain_learning_rate
-            params = pretrained(params, frames, config.pretrain_epochs, seeds[0].spawn(1)[0], rate)
+            params = pretrained(params, frames, config.pretrain_epochs, rbm_seed, rate)
+        if config.pretrain_rnn_epochs:
+            table = datasets.frame_table(dataset)
+            cut = [table[c] for c in chunks(datasets.piece_frames(dataset, "train"), config.chunk_length)]
+            rate = config.pretrain_rnn_learning_rate
+            params = pretrained_rnn(params, cut, config.pretrain_rnn_epochs, rnn_seed, rate)
         order = datasets.chunk_order(dataset, seeds[1], config.chunk_length, config.batch_size, at.run.epochs, split)
         return params, order
 

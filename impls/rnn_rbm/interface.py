@@ -56,6 +56,9 @@ class RNNRBMConfig:
     pretrain_epochs, pretrain_learning_rate : int, float
         The paper's initialisation: ``W``, ``b_v``, ``b_h`` from an RBM trained on the frames alone
         (`impls.rnn_rbm.numpy.pretrained`); 0 epochs: none.
+    pretrain_rnn_epochs, pretrain_rnn_learning_rate : int, float
+        The paper's other initialisation: the RNN's ``W_uv, W_uu, W_vu, b_u, u0`` trained to predict each frame
+        from the ones before it by cross-entropy (`impls.rnn_rbm.numpy.pretrained_rnn`); 0 epochs: none.
 
     A profile's ``[model]`` section is this config (``kind = "rnn_rbm"``); ``n_visible`` comes from the data
     and ``device`` from ``[run]`` (``DERIVED``). The recipe is plain SGD on CD-k, as the paper.
@@ -77,6 +80,8 @@ class RNNRBMConfig:
     lr_schedule: Literal["constant", "linear"] = "constant"
     pretrain_epochs: int = field(default=0, metadata=at_least(0))
     pretrain_learning_rate: float = field(default=0.1, metadata=at_least(0, strict=True))
+    pretrain_rnn_epochs: int = field(default=0, metadata=at_least(0))
+    pretrain_rnn_learning_rate: float = field(default=0.01, metadata=at_least(0, strict=True))
 
     def __post_init__(self) -> None:
         check(self)

@@ -61,17 +61,38 @@ def gradients(w: Weights, v: np.ndarray, noise: RNNRBMNoise) -> tuple[float, Wei
     d_b_v, d_b_h = (v_star - v) / n, (p_h_star - p_h) / n
     d_W = (flat(v_star).T @ flat(p_h_star) - flat(v).T @ flat(p_h)) / n
     d_W_uv, d_W_uh = flat(u_previous).T @ flat(d_b_v), flat(u_previous).T @ flat(d_b_h)
-    # BPTT: u(t-1) reaches the cost through frame t's biases and through u(t)
     d_u_previous = d_b_v @ w.W_uv.T + d_b_h @ w.W_uh.T  # dC/du(t-1) through frame t's biases
+    d_W_uu, d_W_vu, d_b_u, d_u0 = through_time(w, v, u_previous, u, d_u_previous)
+    d_b_v, d_b_h = d_b_v.sum((0, 1)), d_b_h.sum((0, 1))
+    return float(cost), Weights(d_W, d_b_v, d_b_h, d_W_uv, d_W_uh, d_W_uu, d_W_vu, d_b_u, d_u0)
+
+
+def through_time(w: Weights, v: np.ndarray, u_previous: np.ndarray, u: np.ndarray, d_u_previous: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """BPTT: the gradients of ``W_uu, W_vu, b_u, u0`` from ``dC/du(t-1)`` through each frame's own outputs
+    (``d_u_previous``); u(t-1) reaches the cost through frame t's outputs and through u(t)."""
     d_drive = np.zeros_like(u)  # dC/d(b_u + u(t-1) W_uu + v(t) W_vu) for every frame
     d_u = np.zeros_like(u[:, 0])  # dC/du(t), from the frames after t; u(T) reaches nothing
     for t in reversed(range(v.shape[1])):
         d_drive[:, t] = d_u * (1 - u[:, t] ** 2)  # through the tanh
         d_u = d_u_previous[:, t] + d_drive[:, t] @ w.W_uu.T  # now dC/du(t-1)
     d_W_uu, d_W_vu = flat(u_previous).T @ flat(d_drive), flat(v).T @ flat(d_drive)
-    d_b_u, d_u0 = d_drive.sum((0, 1)), d_u.sum(0)  # d_u is now dC/du(0) = dC/du0, per sequence
-    d_b_v, d_b_h = d_b_v.sum((0, 1)), d_b_h.sum((0, 1))
-    return float(cost), Weights(d_W, d_b_v, d_b_h, d_W_uv, d_W_uh, d_W_uu, d_W_vu, d_b_u, d_u0)
+    return d_W_uu, d_W_vu, d_drive.sum((0, 1)), d_u.sum(0)  # d_u is now dC/du(0) = dC/du0, per sequence
+
+
+def prediction_gradients(w: Weights, v: np.ndarray, c: np.ndarray) -> tuple[float, Weights, np.ndarray]:
+    """The RNN pre-training cost (paper sec. 3; tutorial, "How to improve"): the cross-entropy of each frame under
+    independent Bernoullis ``sigmoid(c + u(t-1) W_uv)`` predicted from the frames before it, summed over units and
+    averaged over frames; its gradient for ``W_uv, W_uu, W_vu, b_u, u0`` (the others' entries zero) and for the
+    prediction's own bias ``c``."""
+    u_previous, u = recurrence(w, v)
+    logits = c + u_previous @ w.W_uv
+    cost = float(np.mean((np.logaddexp(0, logits) - v * logits).sum(-1)))
+    d_logits = (sigmoid(logits) - v) / (v.shape[0] * v.shape[1])
+    d_W_uu, d_W_vu, d_b_u, d_u0 = through_time(w, v, u_previous, u, d_logits @ w.W_uv.T)
+    zero = Weights(*(np.zeros_like(a) for a in w))
+    grads = zero._replace(W_uv=flat(u_previous).T @ flat(d_logits), W_uu=d_W_uu, W_vu=d_W_vu, b_u=d_b_u, u0=d_u0)
+    return cost, grads, d_logits.sum((0, 1))
 
 
 def flat(x: np.ndarray) -> np.ndarray:
@@ -184,3 +205,28 @@ def pretrained(
         )
     trained = rbm.params()
     return RNNRBMParams(trained.W, trained.b_v, trained.b_h, *params.arrays()[3:])
+
+
+def pretrained_rnn(
+    params: RNNRBMParams,
+    chunks: list[np.ndarray],
+    epochs: int,
+    seed: int | np.random.SeedSequence,
+    learning_rate: float,
+) -> RNNRBMParams:
+    """The paper's RNN initialisation (sec. 3; the tutorial's notes): ``W_uv, W_uu, W_vu, b_u, u0`` trained as an RNN
+    that predicts each frame from the ones before it (`prediction_gradients`), by plain SGD on one chunk at a time in
+    a seeded order, float64, the rate decaying linearly over ``epochs`` (the paper prefers Hessian-free optimisation:
+    not here). The prediction's own bias is dropped afterwards; the RBM's weights are kept as given.
+    """
+    w = Weights(*(np.array(a, np.float64) for a in params.arrays()))
+    c = np.zeros(len(w.b_v))
+    rng = np.random.default_rng(seed)
+    for epoch in range(epochs):
+        rate = learning_rate * (1 - epoch / epochs)
+        for index in rng.permutation(len(chunks)):
+            _, grads, d_c = prediction_gradients(w, np.asarray(chunks[index], np.float64)[None], c)
+            for parameter, gradient in zip(w, grads):
+                parameter -= rate * gradient
+            c -= rate * d_c
+    return RNNRBMParams(*w)

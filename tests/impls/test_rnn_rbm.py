@@ -21,7 +21,16 @@ from scipy.special import logsumexp
 from core.errors import ConfigError
 from impls import Skipped, Unavailable, available, frameworks, load
 from impls.rnn_rbm.interface import RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights, init_rnn_rbm_params
-from impls.rnn_rbm.numpy import NumpyRNNRBM, biases, free_energy, gibbs, gradients, recurrence
+from impls.rnn_rbm.numpy import (
+    NumpyRNNRBM,
+    biases,
+    free_energy,
+    gibbs,
+    gradients,
+    prediction_gradients,
+    pretrained_rnn,
+    recurrence,
+)
 
 # The frameworks sum in other orders. Measured after one update and a 3-update epoch (CPU): at most 6e-8 apart in
 # float32 and 2e-16 in float64; the tolerances are tests/impls/test_impls.py's, which also cover its GPU runs.
@@ -113,6 +122,46 @@ def test_reference_gradient_matches_central_finite_differences():
             numeric[index] = (above - below) / (2 * step)
         assert np.abs(gradient).max() > 1e-3, f"{name}: a vanishing gradient checks nothing"
         np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def test_the_rnn_pretraining_gradient_matches_central_finite_differences():
+    """The paper's RNN initialisation: frames predicted from their past by cross-entropy, the gradient through time."""
+    config = tiny(precision="float64")
+    w = Weights(*random_params(config).arrays())
+    v, c = sequences(config, 2), np.random.default_rng(3).normal(0, 0.5, config.n_visible)
+    cost, analytic, d_c = prediction_gradients(w, v, c)
+    step = 1e-6
+    for name in ("W_uv", "W_uu", "W_vu", "b_u", "u0"):
+        array, gradient = getattr(w, name), getattr(analytic, name)
+        numeric = np.zeros_like(array)
+        for index in np.ndindex(array.shape):
+            kept = array[index]
+            array[index] = kept + step
+            above = prediction_gradients(w, v, c)[0]
+            array[index] = kept - step
+            below = prediction_gradients(w, v, c)[0]
+            array[index] = kept
+            numeric[index] = (above - below) / (2 * step)
+        assert np.abs(gradient).max() > 1e-4, f"{name}: a vanishing gradient checks nothing"
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+    assert all(not getattr(analytic, name).any() for name in ("W", "b_v", "b_h", "W_uh"))  # the RBM's are kept
+    shifted = prediction_gradients(w, v, c + np.eye(config.n_visible)[0] * step)[0]
+    assert (shifted - cost) / step == pytest.approx(d_c[0], rel=1e-4)
+
+
+def test_rnn_pretraining_learns_to_predict_a_repeating_pattern():
+    """Pre-trained on cycles of a 4-frame pattern, the RNN predicts each frame from the last far better than chance."""
+    config = tiny(n_visible=6, n_hidden=8, n_recurrent=6, chunk_length=8)
+    params = init_rnn_rbm_params(config, 0, recurrent_scale=0.1)
+    train = cycles(np.random.default_rng(0), 50, 8)
+    w = Weights(*params.arrays())
+    before = prediction_gradients(w, train, np.zeros(6))[0]
+    trained = pretrained_rnn(params, list(train), epochs=30, seed=1, learning_rate=0.5)
+    after = prediction_gradients(Weights(*trained.arrays()), train, np.zeros(6))[0]
+    assert after < 0.6 * before, f"cross-entropy per frame {before:.2f} -> {after:.2f}"
+    np.testing.assert_array_equal(trained.W, params.W)  # the RBM's weights are kept as given
+    again = pretrained_rnn(params, list(train), epochs=30, seed=1, learning_rate=0.5)
+    np.testing.assert_array_equal(again.W_uu, trained.W_uu)  # seeded: the same order, the same weights
 
 
 def test_reference_update_is_the_gradient_step():
