@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,10 +28,11 @@ import numpy as np
 
 import impls
 from core.files import atomic_save_npz, atomic_write_text
+from eval.config import EvalConfig
+from eval.contract.task import Task
 
 if TYPE_CHECKING:
     from eval.contract.rows import Recorder
-    from eval.contract.task import Task
 
 
 class Stopping(Protocol):
@@ -49,8 +50,21 @@ class CheckpointMismatch(RuntimeError):
 
 
 def fingerprint(task: Task) -> str:
-    """sha256 of everything that decides a task's training: the task as JSON, its attempt count left out."""
-    return hashlib.sha256(replace(task, attempt=1).to_json().encode()).hexdigest()
+    """sha256 of everything that decides a task's training: the task as JSON, its attempt count left out, and every
+    value at its class's default left out too (the task's own fields, its model config's, its ``[eval]``'s), so a
+    newer version of the code that adds an option leaves a long run's checkpoints usable while the option is off."""
+    values = json.loads(replace(task, attempt=1).to_json())
+    for where, cls in ((None, Task), ("config", impls.model(task.context.model).config), ("evaluation", EvalConfig)):
+        table = values if where is None else values[where]
+        for field in fields(cls):
+            if field.default is not MISSING and field.name in table and table[field.name] == _plain(field.default):
+                del table[field.name]
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """A default as the task's JSON holds it (tuples become lists)."""
+    return json.loads(json.dumps(value)) if isinstance(value, tuple | list | dict) else value
 
 
 @dataclass

@@ -92,6 +92,12 @@ def test_a_checkpoint_of_another_task_is_refused(tmp_path, cache_dir, monkeypatc
         Checkpoints(folder.path / task.checkpoints, other).load()
     retried = replace(task, attempt=2)  # the same task's retry goes on from it
     assert Checkpoints(folder.path / task.checkpoints, retried).load().epoch == 1
+    rate = replace(task, config={**task.config, "learning_rate": task.config["learning_rate"] * 2})
+    with pytest.raises(CheckpointMismatch):  # another recipe
+        Checkpoints(folder.path / task.checkpoints, rate).load()
+    older = replace(task, config={k: v for k, v in task.config.items() if k != "pretrain_rnn_epochs"})
+    assert task.config["pretrain_rnn_epochs"] == 0  # an option an older version of the code did not have, left off:
+    assert Checkpoints(folder.path / task.checkpoints, older).load().epoch == 1  # the same training
 
 
 def test_a_long_profile_of_a_model_without_checkpoints_is_refused(tmp_path):
