@@ -188,9 +188,10 @@ class WindowRBM(ModelPlugin):
             params, ll_windows, ais_bases(dataset.subset("train")), forward, evaluation.ais_runs, backward, rng,
             sweep_every=evaluation.ais_sweep_every, raise_windows=evaluation.raise_windows,
         )  # fmt: skip
-        exact = None
+        exact = log_z = None
         if params.W.shape[1] <= EXACT_HIDDEN:  # few enough hidden units to enumerate: the exact answer, the oracle
-            exact = -free_energy(params, ll_windows).mean() - exact_log_partition(params)
+            log_z = exact_log_partition(params)
+            exact = -free_energy(params, ll_windows).mean() - log_z
         miss = misses_exact(exact, bracket.ais, bracket.ais_stderr, bracket.raise_, bracket.raise_stderr)
         caution = "; ".join(note for note in (self.caution(bracket, evaluation.ais_runs), miss) if note)
         reason_raise = "; ".join(note for note in (reason, miss) if note)
@@ -219,17 +220,18 @@ class WindowRBM(ModelPlugin):
         if exact is not None:
             record.add("eval", "exact_nll_per_frame", -exact * per_frame, reason=reason)
             own_rows = dataset.frames[dataset.indices(evaluation.score_split)][: evaluation.ll_windows]
-            self.padding_cost(params, ll_windows, own_rows, dataset.spec.row_width, -exact * per_frame, record)
+            self.padding_cost(params, ll_windows, own_rows, dataset.spec.row_width, -exact * per_frame, log_z, record)
 
     @staticmethod
     def padding_cost(params: RBMParams, windows: np.ndarray, own_rows: np.ndarray, row_width: int, padded_nll: float,
-                     record: Recorder) -> None:  # fmt: skip
+                     log_z: float, record: Recorder) -> None:  # fmt: skip
         """Where some scored windows are padded (``pad_last``) and the hidden units few enough to enumerate: the exact
         NLL per frame with each padded window's own rows scored by their marginal (the silence summed out), and what
         scoring the silence instead costs per frame (the README states it, measured)."""
         if (own_rows == windows.shape[1] // row_width).all():
             return
-        marginal = -exact_marginal_log_probability(params, windows, own_rows * row_width).sum() / own_rows.sum()
+        own = own_rows * row_width
+        marginal = -exact_marginal_log_probability(params, windows, own, log_z=log_z).sum() / own_rows.sum()
         record.add("eval", "exact_marginal_nll_per_frame", marginal)
         record.add("eval", "padding_cost_per_frame", padded_nll - marginal)
 

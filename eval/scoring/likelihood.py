@@ -85,20 +85,20 @@ def exact_log_partition(params: RBMParams, chunk: int = 1 << 14) -> float:
     return float(logsumexp(np.concatenate(terms)))
 
 
-def exact_marginal_log_probability(params: RBMParams, v: np.ndarray, real: np.ndarray, chunk: int = 1 << 14
-                                   ) -> np.ndarray:  # fmt: skip
+def exact_marginal_log_probability(params: RBMParams, v: np.ndarray, real: np.ndarray, chunk: int = 1 << 14,
+                                   log_z: float | None = None) -> np.ndarray:  # fmt: skip
     """``log p(v_1..v_r)`` of each row with its units after ``real[i]`` summed out, exact by enumerating the hidden
     states (n_hidden <= 20): a padded window's own rows, its silent padding marginalised away instead of scored.
 
     ``sum_{v_pad} exp(-F(v))`` is ``sum_h exp(h b_h + v_r (b_r + W_r h)) prod_pad (1 + e^{b_j + W_j h})``: the padded
     units leave a softplus per unit in every hidden state's term. A row with ``real`` = all its units gets
-    ``-F(v) - log Z``.
+    ``-F(v) - log Z``. ``log_z``: the model's exact log Z where the caller has it (else enumerated here).
     """
     n_hidden = params.W.shape[1]
     if n_hidden > EXACT_HIDDEN:
         raise ValueError(f"the exact marginal enumerates 2^{n_hidden} states; at most {EXACT_HIDDEN} hidden units")
     v, real = np.asarray(v, np.float64), np.asarray(real)
-    log_z = exact_log_partition(params, chunk)
+    log_z = exact_log_partition(params, chunk) if log_z is None else log_z
     out = -free_energy(params, v) - log_z  # whole rows: nothing to sum out
     for r in np.unique(real[real < v.shape[1]]):
         rows = np.flatnonzero(real == r)
