@@ -149,10 +149,24 @@ def run_speed(args: argparse.Namespace) -> int:
     from eval.timing.speed import run_all, save, speed_table
 
     names = args.impls or list(frameworks())
+    if args.ablation:
+        return run_ablation(names, args.device)
     frame, roof = speed_table(run_all(names, args.threads, args.device))
     with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
         print(frame.to_string())
     print(f"roofline: {roof:,.0f} windows/s ({args.threads} thread(s)); saved {save(frame, roof, args.threads)}")
+    return 0
+
+
+def run_ablation(names: list[str], device: str) -> int:
+    from eval.timing.ablation import ablation_table, run_ablation, verdicts
+    from eval.timing.speed import save
+
+    table = ablation_table(run_ablation(names, [1, 2], device))
+    with pd.option_context("display.width", 220, "display.float_format", "{:.4g}".format):
+        print(table.to_string(index=False))
+    print("\n".join(verdicts(table)))
+    print(f"saved {save(table.set_index('impl'), float('nan'), 0, kind='ablation')}")
     return 0
 
 
@@ -228,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--impls", type=_names, default=None)
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    s.add_argument("--ablation", action="store_true", help="every execution mode at 1 and 2 threads, each checked")
     c = commands.add_parser("scaling", help="throughput and peak memory over hidden units x batch sizes")
     c.add_argument("--impls", type=_names, default=None)
     c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

@@ -15,9 +15,33 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way a framework can execute an implementation's arithmetic (eager, compiled, one graph an epoch, ...).
+
+    Modes of one implementation compute the same update from the same noise; they differ in how the framework
+    runs it. `eval.timing.ablation` times each one and checks it against the reference, and the fastest
+    equivalent one is listed first in the implementation's ``MODES``, so a run uses it unless a profile asks
+    for another (``[run] modes``).
+
+    Attributes
+    ----------
+    name : str
+        Short name in profiles, rows (the ``mode`` column) and the ablation table.
+    description : str
+        What the framework does in this mode, as the report writes it.
+    devices : tuple of str
+        Where the mode exists (CUDA graphs only on a GPU).
+    """
+
+    name: str
+    description: str
+    devices: tuple[str, ...] = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -97,9 +121,38 @@ class Implementation(ABC):
 
     name: str = "?"
     backend: ModuleType
+    MODES: ClassVar[tuple[Mode, ...]] = (Mode("default", "the framework's one way"),)
+    requested_mode: ClassVar[str | None] = None  # set by `in_mode`; None: the first mode for the device
 
     def __init__(self, config: Any, params: Params, seed: int) -> None:
         self.config = config
+        self.mode = self.mode_for(config.device)
+
+    @classmethod
+    def modes_for(cls, device: str) -> tuple[str, ...]:
+        """The names of the modes that exist on ``device``, the default (the fastest measured) first."""
+        return tuple(m.name for m in cls.MODES if device in m.devices)
+
+    @classmethod
+    def mode_for(cls, device: str) -> str:
+        """The mode an instance on ``device`` runs in: the requested one, else the device's first."""
+        names = cls.modes_for(device)
+        if cls.requested_mode is None:
+            return names[0]
+        if cls.requested_mode not in names:
+            known = ", ".join(names)
+            raise ValueError(f"{cls.name} has no mode {cls.requested_mode!r} on {device}; its modes: {known}")
+        return cls.requested_mode
+
+    @classmethod
+    def in_mode(cls, mode: str | None) -> type:
+        """This class running in ``mode`` (None or ``default``: itself): a subclass that only names the mode."""
+        if mode in (None, "default"):
+            return cls
+        if mode not in {m.name for m in cls.MODES}:
+            known = ", ".join(m.name for m in cls.MODES)
+            raise ValueError(f"{cls.name} has no mode {mode!r}; its modes: {known}")
+        return type(cls.__name__, (cls,), {"requested_mode": mode, "__module__": cls.__module__})
 
     def rate(self, learning_rate: float | None) -> float:
         """This update's rate: the schedule's if given, else the configured one."""

@@ -182,12 +182,19 @@ NADE_PROFILE = {
 }  # fmt: skip
 
 
+def toml_value(value: object) -> str:
+    """A scalar, list or (inline) table as TOML."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + "}"
+    return json.dumps(value)
+
+
 def profile_toml(profile: dict) -> str:
     """A profile as TOML (tables of scalars and lists: what the profiles above hold)."""
     lines = [f"extends = {json.dumps(profile['extends'])}"]
     for table, values in profile.items():
         if isinstance(values, dict):
-            lines += [f"[{table}]", *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
+            lines += [f"[{table}]", *(f"{key} = {toml_value(value)}" for key, value in values.items())]
     return "\n".join(lines) + "\n"
 
 

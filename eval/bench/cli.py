@@ -33,6 +33,13 @@ def _names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
+def _modes(text: str) -> dict[str, str]:
+    pairs = [x.strip().partition("=") for x in text.split(",") if x.strip()]
+    if any(not name or not mode for name, _, mode in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: give framework=mode pairs, e.g. torch=compile,tf=xla")
+    return {name.strip(): mode.strip() for name, _, mode in pairs}
+
+
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
@@ -46,6 +53,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default=None, help="cpu | cuda (a CPU-only framework stays on the CPU)")
     parser.add_argument("--executor", default=None, help="serial | local[:N] | dask:local:N | dask:<scheduler address>")
+    parser.add_argument(
+        "--modes",
+        type=_modes,
+        default=None,
+        help="execution modes by framework: torch=compile,tf=xla (default: "
+        "each framework's first mode; python -m eval speed --ablation lists them)",
+    )
     parser.add_argument("--max-rows-per-piece", type=int, default=None)
     parser.add_argument("--max-ticks", type=int, default=None)
     parser.add_argument("--resume", type=Path, default=None, help="complete an interrupted run folder")
@@ -62,6 +76,7 @@ def overrides(args: argparse.Namespace) -> dict[str, dict]:
             "threads": args.threads,
             "device": args.device,
             "executor": args.executor,
+            "modes": args.modes,
         },
         "data": {
             "source": args.dataset,

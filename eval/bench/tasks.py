@@ -115,7 +115,7 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
                 context = Context(
                     run_id=folder.name, impl=impl, model=at.model.kind, seed=seed, profile=profile.name,
                     dataset=dataset.manifest["source"], **hashes, device=mine.device, precision=mine.precision,
-                    point=point,
+                    mode=at.run.modes.get(impl, "default"), point=point,
                 )  # fmt: skip
                 common = {
                     "impl": impl,

@@ -91,9 +91,16 @@ def run(task: Task, root: Path) -> tuple[list[dict], dict]:
     if cls is None:
         record.add("train", "train_windows_per_s", None, status="skipped", reason=skipped)
         return record.rows, {}
+    try:
+        cls = cls.in_mode(task.context.mode)
+        cls.mode_for(task.context.device)
+    except ValueError as error:  # a mode the profile's [run] modes names that this implementation lacks
+        record.add("train", "train_windows_per_s", None, status="failed", reason=f"{error}: fix [run] modes")
+        return record.rows, {}
     dataset, init, order = load_inputs(task, root)
     rng = np.random.default_rng(np.random.SeedSequence(task.eval_seed))
     model = cls(task.model_config(**injected_fault(task)), init, seed=task.impl_seed)
+    record.context["mode"] = model.mode  # "default" becomes the mode it names
     checkpoints = Checkpoints(root / task.checkpoints, task) if task.checkpoints else None
     extra = plugin(task.context.model).run(model, task, dataset, order, record, rng, checkpoints)
     return record.rows, extra | {"settings": model.precision_settings()}

@@ -88,6 +88,8 @@ class RunConfig:
     # a long run: each training task keeps a checkpoint per epoch in the run folder and resumes from its last one
     # (a retry after a kill, or --resume), each epoch's noise from its own seed (eval.models.checkpoints)
     long: bool = False
+    # execution modes by framework ({torch = "compile"}; eval.timing.ablation): unnamed, a framework's default mode
+    modes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,9 @@ def check_profile(profile: Profile, origin: str) -> None:
     for name in run.impls:
         if name not in known:
             raise ConfigError(f"{origin}: [run] impls names {name!r}; {suggest(name, known)}")
+    for name in run.modes:  # the mode itself is the framework file's (`impls.common.Mode`), checked by the worker
+        if name not in known:
+            raise ConfigError(f"{origin}: [run] modes names {name!r}; {suggest(name, known)}")
     _check_memory(profile, origin)
     _check_model_kind(profile, origin)
     scores = [s.name for s in catalogue.scores()]

@@ -39,6 +39,7 @@ class Context:
     order_hash: str
     device: str
     precision: str
+    mode: str = "default"  # the framework's execution mode (`impls.common.Mode`); the worker writes the one it ran
     point: dict[str, Any] = field(default_factory=dict)
 
     def columns(self) -> dict[str, Any]:

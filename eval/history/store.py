@@ -62,7 +62,7 @@ from eval.scoring.stats import interval
 
 SCHEMA = 1
 _WRITING = threading.Lock()  # atomic_write's temporary name is per process: one write at a time in a process
-ENVIRONMENT_COLUMNS = ("device", "precision", "framework_version", "python", "cpu", "cores", "blas", "gpu",
+ENVIRONMENT_COLUMNS = ("device", "precision", "mode", "framework_version", "python", "cpu", "cores", "blas", "gpu",
                        "gpu_driver", "threads")  # fmt: skip
 SERIES_KEYS = ("machine", "profile", "dataset", "model", "impl", "device", "point")
 # The columns the views and `series` read: a file without one of them is no file of the history (`files.problem`)

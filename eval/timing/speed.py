@@ -26,16 +26,17 @@ from eval.timing.roofline import Speed, ratios, roofline
 
 
 def measure(impl: str, n_hidden: int = 50, batch: int = 100, device: str = "cpu", epochs: int = 5,
-            batches: int = 0, seed: int = 0) -> dict:  # fmt: skip
+            batches: int = 0, seed: int = 0, mode: str | None = None) -> dict:  # fmt: skip
     """In this process: compile time, steady windows/s, five-product and draw ms, peak memory.
 
-    ``batches`` per epoch defaults to 50 at small shapes and fewer at large ones (at most 20,000 windows).
+    ``batches`` per epoch defaults to 50 at small shapes and fewer at large ones (at most 20,000 windows);
+    ``mode``: the implementation's execution mode (None: its default, `impls.common.Mode`).
     """
     import resource
 
     from impls import RBMConfig, framework, init_params, load
 
-    cls = load(impl)
+    cls = load(impl).in_mode(mode)
     if reason := cls.device_unavailable(device):
         return {"impl": impl, "error": reason}
     config = RBMConfig(n_hidden=n_hidden, batch_size=batch, device=framework(impl).device_for(device))
@@ -61,6 +62,7 @@ def measure(impl: str, n_hidden: int = 50, batch: int = 100, device: str = "cpu"
         "peak_device_mb": model.peak_device_mb(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": config.device,
+        "mode": model.mode,
         "version": model.framework_version(),
     }
 
@@ -116,12 +118,13 @@ def speed_table(results: list[dict], batch: int = 100) -> tuple[pd.DataFrame, fl
     return frame[[c for c in order if c in frame]], roof
 
 
-def save(frame: pd.DataFrame, roof: float, threads: int) -> Path:
+def save(frame: pd.DataFrame, roof: float, threads: int, kind: str = "speed") -> Path:
+    """The table with its environment as ``reports/perf/<kind>-<time>.json`` (``threads`` 0: several)."""
     from eval.environment import describe_environment
 
     out = ROOT / "reports" / "perf"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"speed-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     record = {
         "roofline_windows_per_s": roof,
         "threads": threads,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from impls.backends import jax as backend
+from impls.common import Mode
 from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
@@ -71,15 +72,28 @@ def train_batches(
     config: RBMConfig, state: State, data: jax.Array, batches: jax.Array, key: jax.Array, rate: jax.Array
 ) -> State:
     """CD updates over equal-sized batches of row indices: one compiled `lax.scan`."""
-
-    def body(state: State, inputs: tuple[jax.Array, jax.Array]) -> tuple[State, None]:
-        rows, batch_key = inputs
-        chains = state.chain.shape[0] if config.persistent else rows.shape[0]
-        noise = draw_noise(config, batch_key, rows.shape[0], chains, state.W.dtype)
-        return cd_update(config, state, data[rows], noise, rate), None
-
+    body = lambda state, inputs: (train_batch(config, state, data, *inputs, rate), None)
     state, _ = jax.lax.scan(body, state, (batches, jax.random.split(key, batches.shape[0])))
     return state
+
+
+def train_batch(config: RBMConfig, state: State, data: jax.Array, rows: jax.Array, key: jax.Array, rate: jax.Array):
+    """One CD update on the rows ``rows`` of ``data``, its noise drawn from ``key``."""
+    chains = state.chain.shape[0] if config.persistent else rows.shape[0]
+    noise = draw_noise(config, key, rows.shape[0], chains, state.W.dtype)
+    return cd_update(config, state, data[rows], noise, rate)
+
+
+def train_batches_one_by_one(
+    config: RBMConfig, state: State, data: jax.Array, batches: jax.Array, key: jax.Array, rate: jax.Array
+) -> State:
+    """`train_batches` with one compiled call per update (the ``update`` mode): the same keys, so the same draws."""
+    for rows, batch_key in zip(batches, jax.random.split(key, len(batches))):
+        state = _train_batch_jit(config, state, data, rows, batch_key, rate)
+    return state
+
+
+_train_batch_jit = jax.jit(train_batch, static_argnums=0, donate_argnums=1)
 
 
 @partial(jax.jit, static_argnums=0)
@@ -105,6 +119,10 @@ class JaxRBM(RBM):
 
     name = "jax"
     backend = backend
+    MODES = (
+        Mode("scan", "one compiled lax.scan over an epoch's updates"),
+        Mode("update", "one compiled call per update, the loop in Python"),
+    )
 
     def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's precision switch
@@ -141,7 +159,8 @@ class JaxRBM(RBM):
         groups = [np.stack(batches)] if len({len(b) for b in batches}) == 1 else [np.asarray(b)[None] for b in batches]
         for group in groups:  # ragged batches (the original's per-piece loop) run one scan each
             rows = jax.device_put(jnp.asarray(group), self.device)
-            self.state = train_batches(self.config, self.state, self.data, rows, self._next_key(), rate)
+            train = train_batches if self.mode == "scan" else train_batches_one_by_one
+            self.state = train(self.config, self.state, self.data, rows, self._next_key(), rate)
         jax.block_until_ready(self.state)
 
     def cd_update(self, v: np.ndarray, noise: CDNoise, learning_rate: float | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from impls.backends import numpy as backend
+from impls.common import Mode
 from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
@@ -19,11 +20,28 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.reciprocal(y, out=y)
 
 
+def sigmoid_into(x: np.ndarray) -> np.ndarray:
+    """`sigmoid` in place: the same operations, so the same bits."""
+    with np.errstate(over="ignore"):
+        np.exp(np.negative(x, out=x), out=x)
+    x += 1
+    return np.reciprocal(x, out=x)
+
+
 class NumpyRBM(RBM):
-    """Binary RBM trained by CD-k / PCD-k in plain NumPy (float32 or float64)."""
+    """Binary RBM trained by CD-k / PCD-k in plain NumPy (float32 or float64).
+
+    ``cd_update`` is the specification. The ``buffers`` mode runs the same operations in the same order into
+    arrays allocated once per batch shape (`_cd_update_buffers`): the same bits, without a large allocation
+    (and its page faults) per product.
+    """
 
     name = "numpy"
     backend = backend
+    MODES = (
+        Mode("plain", "a new array per operation (the specification)", ("cpu",)),
+        Mode("buffers", "the same operations into arrays allocated once per batch shape", ("cpu",)),
+    )
 
     def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:
         super().__init__(config, params, seed)
@@ -56,6 +74,8 @@ class NumpyRBM(RBM):
         config, dt = self.config, self.dtype
         v0 = np.asarray(v, dt)
         noise = CDNoise(*(None if u is None else np.asarray(u, dt) for u in noise))
+        if self.mode == "buffers":
+            return self._cd_update_buffers(v0, noise, dt.type(self.rate(learning_rate)))
         ph0 = self.hidden_probs(v0)
         h0 = (noise.h_data < ph0).astype(dt)
         if config.persistent and self.chain is not None:
@@ -85,6 +105,69 @@ class NumpyRBM(RBM):
                 parameter += velocity
             else:
                 parameter += rate * gradient
+
+    def _cd_update_buffers(self, v0: np.ndarray, noise: CDNoise, rate: np.floating) -> None:
+        """`cd_update` line for line, each result written into a buffer of `_buffers` (``out=``)."""
+        config = self.config
+        b = self._buffers(len(v0), len(noise.v[0]))
+        ph0 = sigmoid_into(np.add(np.matmul(v0, self.W, out=b["ph0"]), self.b_h, out=b["ph0"]))
+        h0 = self._draw_into(b, "h0", noise.h_data, ph0)
+        if config.persistent and self.chain is not None:
+            h = self.chain
+        elif noise.h_chain is not None:
+            h = self._draw_into(b, "h_start", noise.h_chain, ph0)
+        else:
+            h = h0
+        for step in range(config.cd_steps):
+            pv = sigmoid_into(np.add(np.matmul(h, self.W.T, out=b["pv"]), self.b_v, out=b["pv"]))
+            vk = self._draw_into(b, "vk", noise.v[step], pv)
+            phk = sigmoid_into(np.add(np.matmul(vk, self.W, out=b["phk"]), self.b_h, out=b["phk"]))
+            h = self._draw_into(b, "hk", noise.h[step], phk)
+        if config.persistent:
+            self.chain = h.copy()
+        positive = h0 if config.statistics == "samples" else ph0
+        negative = h if config.statistics == "samples" else phk
+        gradient_W, negative_W = b["gradient_W"], b["negative_W"]
+        np.matmul(v0.T, positive, out=gradient_W)
+        gradient_W /= len(v0)
+        np.matmul(vk.T, negative, out=negative_W)
+        negative_W /= len(vk)
+        gradient_W -= negative_W
+        if config.weight_decay:
+            gradient_W -= np.multiply(self.dtype.type(config.weight_decay), self.W, out=negative_W)
+        gradient_v = np.subtract(v0.mean(0, out=b["mean_v0"]), vk.mean(0, out=b["mean_vk"]), out=b["mean_v0"])
+        gradient_h = np.subtract(
+            positive.mean(0, out=b["mean_h0"]), negative.mean(0, out=b["mean_hk"]), out=b["mean_h0"]
+        )
+        for parameter, velocity, gradient in zip(
+            (self.W, self.b_v, self.b_h), self.velocity, (gradient_W, gradient_v, gradient_h)
+        ):
+            if config.momentum:
+                velocity *= self.dtype.type(config.momentum)
+                velocity += np.multiply(rate, gradient, out=gradient)
+                parameter += velocity
+            else:
+                parameter += np.multiply(rate, gradient, out=gradient)
+
+    def _buffers(self, batch: int, chains: int) -> dict[str, np.ndarray]:
+        """The arrays of one update of this batch shape, allocated on its first update."""
+        key = (batch, chains)
+        if getattr(self, "_buffer_key", None) != key:
+            V, H, dt = self.config.n_visible, self.config.n_hidden, self.dtype
+            shapes = {"ph0": (batch, H), "h0": (batch, H), "h_start": (batch, H), "pv": (chains, V),
+                      "vk": (chains, V), "phk": (chains, H), "hk": (chains, H), "gradient_W": (V, H),
+                      "negative_W": (V, H), "mean_v0": (V,), "mean_vk": (V,), "mean_h0": (H,),
+                      "mean_hk": (H,)}  # fmt: skip
+            self._buffer_store = {name: np.empty(shape, dt) for name, shape in shapes.items()}
+            self._buffer_store |= {f"{name}<": np.empty(shapes[name], bool) for name in ("h0", "h_start", "vk", "hk")}
+            self._buffer_key = key
+        return self._buffer_store
+
+    @staticmethod
+    def _draw_into(b: dict[str, np.ndarray], name: str, u: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """``(u < p).astype(dtype)`` into the buffer ``name`` (the comparison into its boolean twin)."""
+        np.copyto(b[name], np.less(u, p, out=b[f"{name}<"]))
+        return b[name]
 
     def persistent_chain(self) -> np.ndarray | None:
         return self.chain

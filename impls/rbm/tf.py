@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from impls.backends import tf as backend
+from impls.common import Mode
 from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
@@ -17,12 +18,15 @@ def bernoulli(u: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
 class TFRBM(RBM):
     """Binary RBM trained by CD-k / PCD-k with TensorFlow 2 (tf.function over a whole epoch).
 
-    ``jit_compile`` (XLA) is off by default: measured slower for this shape on CPU.
+    Modes: ``function`` (TensorFlow's graph executor) and ``xla`` (the same functions with ``jit_compile``).
     """
 
     name = "tf"
     backend = backend
-    jit_compile = False
+    MODES = (
+        Mode("function", "tf.function over an epoch (TensorFlow's graph executor)"),
+        Mode("xla", "tf.function with jit_compile: the epoch's loop compiled by XLA"),
+    )
 
     def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's determinism and precision switches
@@ -40,8 +44,9 @@ class TFRBM(RBM):
             )
             self.has_chain = tf.Variable(False)
         self.data: tf.Tensor | None = None
-        self._epoch = tf.function(self._epoch_fn, jit_compile=self.jit_compile, reduce_retracing=True)
-        self._update = tf.function(self._cd_update, jit_compile=self.jit_compile, reduce_retracing=True)
+        xla = self.mode == "xla"
+        self._epoch = tf.function(self._epoch_fn, jit_compile=xla, reduce_retracing=True)
+        self._update = tf.function(self._cd_update, jit_compile=xla, reduce_retracing=True)
 
     def _tensor(self, array: np.ndarray) -> tf.Tensor:
         with tf.device(self.device):

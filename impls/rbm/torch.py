@@ -1,10 +1,10 @@
 """PyTorch implementation: the reference line for line, tensors kept on the device.
 
-On a GPU the default shape is launch-bound (a CD-1 step is a handful of tiny
-kernels), so there each update is captured once into a CUDA graph and
-replayed per batch: one copy of the batch's row indices and one replay
-instead of about twenty launches. If capture fails the epoch runs eagerly and
-`precision_settings` says so; on the CPU the eager loop is the only path.
+Three modes (`MODES`): ``eager``; ``compile``, one update through ``torch.compile`` (the noise drawn
+eagerly, so both draw the same numbers); and on a GPU ``cuda-graph``, where the default shape is
+launch-bound (a CD-1 step is a handful of tiny kernels): each update is captured once into a CUDA graph and
+replayed per batch, one copy of the batch's row indices and one replay instead of about twenty launches. If
+capture fails the epoch runs eagerly and `precision_settings` says so.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from impls.backends import torch as backend
+from impls.common import Mode
 from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
@@ -21,6 +22,11 @@ class TorchRBM(RBM):
 
     name = "torch"
     backend = backend
+    MODES = (
+        Mode("cuda-graph", "each update captured once as a CUDA graph and replayed", ("cuda",)),
+        Mode("eager", "one kernel per operation, dispatched from Python"),
+        Mode("compile", "torch.compile of one update (inductor); the noise drawn eagerly"),
+    )
 
     def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's determinism and precision switches
@@ -33,11 +39,11 @@ class TorchRBM(RBM):
         self.data: torch.Tensor | None = None
         self.graphs: dict[tuple[int, int], tuple] = {}  # (batch, chains) -> (graph, rows buffer, rate buffer)
         self.graph_error = ""
+        self._update = torch.compile(self._cd_update, dynamic=False) if self.mode == "compile" else self._cd_update
 
     def precision_settings(self) -> dict[str, str]:
         settings = super().precision_settings()
-        if self.device.type == "cuda":
-            settings["torch.epoch"] = f"eager ({self.graph_error})" if self.graph_error else "CUDA graph per update"
+        settings["torch.mode"] = f"eager ({self.graph_error})" if self.graph_error else self.mode
         return settings
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -61,16 +67,21 @@ class TorchRBM(RBM):
     def set_data(self, windows: np.ndarray) -> None:
         self.data = self._tensor(windows)
 
+    def _rate(self, learning_rate: float | None) -> float | torch.Tensor:
+        """The rate; compiled, a tensor (a new rate of a schedule does not recompile)."""
+        rate = self.rate(learning_rate)
+        return torch.tensor(rate, dtype=self.dtype, device=self.device) if self.mode == "compile" else rate
+
     @torch.no_grad()
     def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> None:
-        rate = self.rate(learning_rate)
+        rate = self._rate(learning_rate)
         flat = torch.as_tensor(np.concatenate(batches).astype(np.int64), device=self.device)  # one copy an epoch
         for rows in flat.split([len(b) for b in batches]):
             chains = len(rows) if self.chain is None else len(self.chain)
             ready = not self.config.persistent or self.chain is not None  # PCD's first update creates the chain
-            step = self._graph(len(rows), chains) if self.device.type == "cuda" and ready else None
+            step = self._graph(len(rows), chains) if self.mode == "cuda-graph" and ready else None
             if step is None:
-                self._cd_update(self.data.index_select(0, rows), self._noise(len(rows), chains), rate)
+                self._update(self.data.index_select(0, rows), self._noise(len(rows), chains), rate)
             else:
                 graph, rows_buffer, rate_buffer = step
                 rows_buffer.copy_(rows)
@@ -102,7 +113,7 @@ class TorchRBM(RBM):
 
     def cd_update(self, v: np.ndarray, noise: CDNoise, learning_rate: float | None = None) -> None:
         noise = CDNoise(*(None if u is None else self._tensor(u) for u in noise))
-        self._cd_update(self._tensor(v), noise, self.rate(learning_rate))
+        self._update(self._tensor(v), noise, self._rate(learning_rate))
 
     @torch.no_grad()
     def _cd_update(self, v0: torch.Tensor, noise: CDNoise, rate: float | torch.Tensor) -> None:

@@ -1,0 +1,142 @@
+"""The execution-mode ablation: every framework in every mode it offers, each checked against the reference.
+
+``python -m eval speed --ablation`` times the window RBM's training (`eval.timing.speed.measure`, warm-up
+outside timing) in every mode of every implementation (`impls.common.Mode`: PyTorch eager / ``torch.compile``
+/ CUDA graphs, TensorFlow ``tf.function`` with and without XLA, JAX one compiled epoch or one compiled call per
+update, NumPy with and without preallocated buffers) at each thread count, each in its own process. Beside each
+speed is its **equivalence check**: three CD updates of the default shape from the same explicit noise and the
+same weights, in that mode and in the NumPy reference; the largest parameter difference must be within the
+float32 tolerance of the contract tests (`TOLERANCE`). Ratios to the roofline and to each framework's ceiling
+follow the one rule of `eval.timing.roofline`, over all rows of one thread count. An implementation runs in its
+first mode unless a profile names another (``[run] modes``); the table says whether that default was the
+fastest equivalent mode measured here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+
+from core.process import run_module
+from eval.timing.roofline import Speed, ratios
+
+TOLERANCE = 1e-5  # the contract tests' float32 tolerance (atol and rtol) after a few updates
+
+
+def equivalence(impl: str, mode: str, device: str = "cpu", updates: int = 3, seed: int = 0) -> float:
+    """Largest absolute parameter difference from the NumPy reference after ``updates`` CD-1 updates of the
+    default shape from the same noise (a relative measure: divided by ``1 + |reference|``)."""
+    from impls import RBMConfig, framework, init_params, load
+    from impls.rbm.interface import CDNoise
+
+    config = RBMConfig(device=framework(impl).device_for(device))
+    rng = np.random.default_rng(seed)
+    params = init_params(config, seed)
+    batches = [(rng.random((config.batch_size, config.n_visible)) < 0.05).astype(np.float32) for _ in range(updates)]
+    noises = [CDNoise.draw(rng, config, config.batch_size) for _ in range(updates)]
+    ours = load(impl).in_mode(mode)(config, params, seed)
+    reference = load("numpy").in_mode("plain")(RBMConfig(), params, seed)
+    for v, noise in zip(batches, noises):
+        ours.cd_update(v, noise)
+        reference.cd_update(v, noise)
+    got, want = ours.params(), reference.params()
+    return max(float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(got.arrays(), want.arrays()))
+
+
+def measure_mode(impl: str, mode: str, device: str = "cpu") -> dict:
+    """In this process: the speed of ``impl`` in ``mode`` (`eval.timing.speed.measure`) and its equivalence."""
+    from eval.timing.speed import measure
+
+    result = measure(impl, device=device, mode=mode)
+    if "error" not in result:
+        result["max_difference"] = equivalence(impl, mode, device)
+    return result | {"mode": mode}
+
+
+def run_mode(impl: str, mode: str, threads: int, device: str = "cpu", timeout_s: float = 900) -> dict:
+    """One (implementation, mode) in its own process at ``threads``; a failure becomes a row with the reason."""
+    row = {"impl": impl, "mode": mode, "threads": threads}
+    try:
+        done = run_module("eval.timing.ablation", [impl, mode, device], threads, timeout_s)
+    except subprocess.TimeoutExpired:
+        return row | {"error": f"timed out after {timeout_s:.0f} s"}
+    if done.returncode == 0:
+        return json.loads(done.stdout.strip().splitlines()[-1]) | row
+    return row | {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+
+
+def modes_of(impl: str, device: str = "cpu") -> tuple[str, ...]:
+    """The modes ``impl`` offers on ``device`` (its default first); none where it cannot be imported."""
+    from impls import Unavailable, load
+
+    try:
+        return load(impl).modes_for(device)
+    except Unavailable:
+        return ()
+
+
+def run_ablation(impls: list[str], threads: list[int], device: str = "cpu") -> list[dict]:
+    """Every mode of every implementation at every thread count, one process each."""
+    return [run_mode(impl, mode, n, device) for n in threads for impl in impls for mode in modes_of(impl, device)]
+
+
+def ablation_table(results: list[dict], batch: int = 100) -> pd.DataFrame:
+    """One row per (threads, implementation, mode): speed, ratios, equivalence, and which mode won.
+
+    ``equivalent``: within `TOLERANCE` of the reference. ``fastest``: the fastest equivalent mode of its
+    implementation at that thread count. ``default``: the mode a run uses without ``[run] modes``.
+    """
+    frame = pd.DataFrame(results)
+    for column in ("windows_per_s", "five_products_ms", "draw_ms", "max_difference", "error"):
+        if column not in frame:
+            frame[column] = np.nan
+    parts = []
+    for _, part in frame.groupby("threads", sort=True):
+        part = part.copy()
+        rows = part.itertuples()
+        speeds = [Speed(f"{r.impl}/{r.mode}", r.windows_per_s, r.five_products_ms, r.draw_ms) for r in rows]
+        found = {r.impl: r for r in ratios(speeds, batch)}
+        for column in ("ratio_to_roofline", "ceiling", "ratio_to_ceiling"):
+            part[column] = [getattr(found.get(f"{i}/{m}"), column, np.nan) for i, m in zip(part.impl, part["mode"])]
+        part["equivalent"] = part.max_difference <= TOLERANCE
+        part["default"] = ~part.duplicated("impl")  # `modes_of` lists the default first
+        ok = part[part.equivalent & part.windows_per_s.notna()]
+        best = ok.loc[ok.groupby("impl").windows_per_s.idxmax()] if len(ok) else ok
+        part["fastest"] = part.index.isin(best.index)
+        speed_of_default = part[part.default].set_index("impl").windows_per_s
+        part["speedup_over_default"] = part.windows_per_s / part.impl.map(speed_of_default)
+        parts.append(part)
+    order = ["threads", "impl", "mode", "windows_per_s", "speedup_over_default", "ratio_to_roofline", "ceiling",
+             "ratio_to_ceiling", "compile_s", "max_difference", "equivalent", "default", "fastest",
+             "error"]  # fmt: skip
+    table = pd.concat(parts, ignore_index=True) if parts else frame
+    return table[[c for c in order if c in table]]
+
+
+def verdicts(table: pd.DataFrame) -> list[str]:
+    """One line per (threads, implementation): the winning mode, by how much, and whether it is the default."""
+    lines = []
+    for (threads, impl), part in table.groupby(["threads", "impl"], sort=False):
+        fastest, default = part[part.fastest], part[part.default]
+        if fastest.empty:
+            lines.append(f"{impl} at {threads} thread(s): no equivalent mode measured")
+            continue
+        win = fastest.iloc[0]
+        note = "the default" if bool(win.default) else f"not the default ({default.iloc[0]['mode']})"
+        others = ", ".join(
+            f"{r['mode']} {r.speedup_over_default:.2f}x" for _, r in part.iterrows() if r["mode"] != win["mode"]
+        )
+        lines.append(
+            f"{impl} at {threads} thread(s): {win['mode']} wins ({win.windows_per_s:,.0f} windows/s, "
+            f"{win.speedup_over_default:.2f}x the default; {note}){'; ' + others if others else ''}"
+        )
+    return lines
+
+
+if __name__ == "__main__":  # one measurement in this process: python -m eval.timing.ablation IMPL MODE [DEVICE]
+    impl, mode, *rest = sys.argv[1:]
+    print(json.dumps(measure_mode(impl, mode, rest[0] if rest else "cpu")))

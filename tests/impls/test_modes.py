@@ -1,0 +1,135 @@
+"""Execution modes (`impls.common.Mode`): every mode of every framework computes the reference's update, a mode
+that keeps the framework's random stream trains bit for bit (or within float32) as the default does, and the
+ablation's table picks the fastest *equivalent* mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eval.timing.ablation import TOLERANCE, ablation_table, equivalence, verdicts
+from impls import RBMConfig, Unavailable, available, init_params, load
+from impls.rbm.interface import CDNoise
+from tests.impls.test_impls import F32, REFERENCE, random_batch, small, trained_params
+
+MODES = []
+for name in available():
+    try:
+        MODES += [(name, mode.name) for mode in load(name).MODES if "cpu" in mode.devices]
+    except Unavailable:
+        continue
+RECIPES = [  # one recipe with every option, so a compiling mode compiles once (torch.compile: ~20 s a shape)
+    {"momentum": 0.9, "weight_decay": 0.001, "persistent": True, "statistics": "probabilities",
+     "chain_start": "fresh", "cd_steps": 2},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("impl", "mode"), MODES, ids=[f"{i}-{m}" for i, m in MODES])
+def test_every_mode_computes_the_references_updates_from_the_same_noise(impl, mode):
+    for recipe in RECIPES:
+        config = small(**recipe)
+        params = trained_params(config)
+        rng = np.random.default_rng(3)
+        ours, reference = load(impl).in_mode(mode)(config, params, 0), load(REFERENCE)(config, params, 0)
+        assert ours.mode == mode
+        for seed, rate in enumerate([0.1, 0.05, 0.025]):
+            v, noise = random_batch(config, seed), CDNoise.draw(rng, config, config.batch_size)
+            ours.cd_update(v, noise, rate)
+            reference.cd_update(v, noise, rate)
+        for got, want in zip(ours.params().arrays(), reference.params().arrays()):
+            np.testing.assert_allclose(got, want, **F32, err_msg=f"{impl} {mode} {recipe}")
+
+
+def test_the_numpy_buffers_are_the_specification_bit_for_bit():
+    """Preallocated buffers change where results are written, never a bit of them (any recipe, float32 and 64)."""
+    rng = np.random.default_rng(0)
+    for recipe in [*RECIPES, {"chain_start": "fresh"}, {"precision": "float64", "persistent": True}]:
+        config = small(**recipe)
+        data = (rng.random((64, config.n_visible)) < 0.2).astype(np.uint8)
+        epochs = [list(rng.permutation(64).reshape(4, 16)) for _ in range(2)]
+        trained = []
+        for mode in ("plain", "buffers"):
+            model = load("numpy").in_mode(mode)(config, init_params(config, 0), 7)
+            model.set_data(data)
+            for epoch in epochs:
+                model.train_epoch(epoch)
+            trained.append(model.params())
+        assert trained[0].hash == trained[1].hash != init_params(config, 0).hash
+
+
+SAME_STREAM = [(i, m) for i, m in MODES if (i, m) not in {("tf", "xla")}]  # XLA draws with its own Philox
+
+
+@pytest.mark.parametrize(("impl", "mode"), SAME_STREAM, ids=[f"{i}-{m}" for i, m in SAME_STREAM])
+def test_a_mode_on_the_frameworks_random_stream_trains_as_the_default_does(impl, mode):
+    config = small(learning_rate=0.05)
+    rng = np.random.default_rng(1)
+    data = (rng.random((64, config.n_visible)) < 0.2).astype(np.uint8)
+    epoch = list(rng.permutation(64).reshape(4, 16))
+    trained = []
+    for cls in (load(impl), load(impl).in_mode(mode)):
+        model = cls(config, init_params(config, 0), 11)
+        model.set_data(data)
+        model.train_epoch(epoch)
+        trained.append(model.params())
+    for got, want in zip(trained[1].arrays(), trained[0].arrays()):
+        np.testing.assert_allclose(got, want, **F32)
+
+
+def test_an_unknown_mode_or_one_of_another_device_is_refused_naming_the_modes():
+    numpy = load("numpy")
+    with pytest.raises(ValueError, match="no mode 'fast'; its modes: plain, buffers"):
+        numpy.in_mode("fast")
+    assert numpy.in_mode(None) is numpy and numpy.in_mode("default") is numpy
+    assert numpy(RBMConfig(), init_params(RBMConfig(), 0), 0).mode == "plain"  # the first mode is the default
+    if ("torch", "eager") in MODES:
+        with pytest.raises(ValueError, match="no mode 'cuda-graph' on cpu"):
+            load("torch").in_mode("cuda-graph")(RBMConfig(), init_params(RBMConfig(), 0), 0)
+
+
+def test_the_equivalence_check_sees_a_wrong_update(monkeypatch):
+    import impls
+
+    assert equivalence("numpy", "buffers") == 0.0
+    plain = load("numpy").in_mode("plain")
+
+    class Off(plain):  # a mode whose update is off by 1 % of its step: the check must catch it
+        def cd_update(self, v, noise, learning_rate=None):
+            super().cd_update(v, noise, 1.01 * self.rate(learning_rate))
+
+    monkeypatch.setattr(impls, "load", lambda name, model="rbm": Off if name == "torch" else load(name, model))
+    assert equivalence("torch", "default") > TOLERANCE  # "torch" stands for any framework here
+
+
+def test_the_ablation_picks_the_fastest_equivalent_mode_and_says_so():
+    rows = [
+        {"impl": "torch", "mode": "eager", "threads": 1, "windows_per_s": 100.0, "five_products_ms": 2.0,
+         "draw_ms": 1.0, "max_difference": 1e-7},
+        {"impl": "torch", "mode": "compile", "threads": 1, "windows_per_s": 150.0, "five_products_ms": 2.0,
+         "draw_ms": 1.0, "max_difference": 2e-7},
+        {"impl": "tf", "mode": "function", "threads": 1, "windows_per_s": 80.0, "five_products_ms": 1.0,
+         "draw_ms": 0.5, "max_difference": 1e-7},
+        {"impl": "tf", "mode": "xla", "threads": 1, "windows_per_s": 400.0, "five_products_ms": 1.0,
+         "draw_ms": 0.5, "max_difference": 0.01},  # fast and wrong: never the winner
+    ]  # fmt: skip
+    table = ablation_table(rows).set_index(["impl", "mode"])
+    assert table.loc[("torch", "compile"), "fastest"] and not table.loc[("torch", "eager"), "fastest"]
+    assert table.loc[("tf", "function"), "fastest"] and not table.loc[("tf", "xla"), "equivalent"]
+    assert table.loc[("torch", "compile"), "speedup_over_default"] == pytest.approx(1.5)
+    # the roofline is the fastest products of the run (1 ms for 100 windows): 100,000 windows/s
+    assert table.loc[("torch", "eager"), "ratio_to_roofline"] == pytest.approx(100 / 100_000)
+    lines = verdicts(ablation_table(rows))
+    assert "torch at 1 thread(s): compile wins (150 windows/s, 1.50x the default; not the default (eager))" in lines[0]
+    assert lines[1].startswith("tf at 1 thread(s): function wins") and "the default" in lines[1]
+
+
+def test_a_mode_that_failed_to_run_is_shown_with_its_reason_and_never_wins():
+    rows = [
+        {"impl": "numpy", "mode": "plain", "threads": 2, "windows_per_s": 10.0, "five_products_ms": 1.0,
+         "draw_ms": 1.0, "max_difference": 0.0},
+        {"impl": "numpy", "mode": "buffers", "threads": 2, "error": "timed out after 900 s"},
+    ]  # fmt: skip
+    table = ablation_table(rows)
+    assert list(table.fastest) == [True, False] and table.error.iloc[1] == "timed out after 900 s"
+    assert isinstance(table, pd.DataFrame)
