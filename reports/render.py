@@ -62,6 +62,13 @@ EXACT_CAVEATS = [
 ]
 
 
+MODES_SENTENCE = (
+    "Each implementation in every execution mode its framework offers here (eval.timing.ablation), timed as the "
+    "quiet phase times it, each against the run's roofline; its difference from the NumPy reference after three "
+    "updates from the same noise (relative; equivalent within 1e-5). The run trained in the mode marked used."
+)
+
+
 def caveats(kind: str) -> list[str]:
     """The caveats that hold for a model of ``kind`` (`impls.models`)."""
     model = impls.models()[kind]
@@ -163,6 +170,9 @@ def _sections(
         ),
         ("Throughput (quiet phase)", [], tables.speed_table(frame)),
     ]
+    modes = tables.modes_table(frame)
+    if not modes.empty:
+        out.append(("Execution modes (the ablation)", [MODES_SENTENCE], modes))
     kind = published.benchmark_of(spec.data.source)
     if kind:  # a published benchmark: lead with the suite beside the literature
         model = published.model_name(spec.data.num_timesteps, spec.model.n_hidden)

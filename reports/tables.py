@@ -235,6 +235,36 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("implementation") if rows else pd.DataFrame()
 
 
+def modes_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The execution-mode ablation (``ablation`` rows): each implementation in each mode, its speed and ratios
+    against the run's roofline, its difference from the reference, and which mode the run trained in."""
+    from eval.timing.ablation import TOLERANCE
+
+    ok = frame[(frame.status == "ok") & (frame.phase == "ablation")]
+    if ok.empty or "mode" not in ok:
+        return pd.DataFrame()
+    used = frame[(frame.phase == "timing") & frame.impl.isin(ok.impl)].groupby("impl")["mode"].first()
+    unit = "frames/s" if (ok.metric == "train_frames_per_s").any() else "windows/s"
+    rows = []
+    for (name, mode), mine in ok.groupby(["impl", "mode"], sort=False):
+        pick = lambda metric, rows=mine: _mean(rows[rows.metric == metric].value.tolist())
+        difference = pick("mode_max_difference")
+        rows.append(
+            {
+                "implementation": label(frame, name),
+                "mode": mode,
+                unit: number(pick("train_windows_per_s") or pick("train_frames_per_s"), "train_windows_per_s"),
+                "ratio to roofline": number(pick("ratio_to_roofline")),
+                "share of ceiling": number(pick("ratio_to_ceiling")),
+                "compile s": number(pick("compile_s")),
+                "difference from the reference": "not checked" if difference is None else f"{difference:.1e}",
+                "equivalent": "—" if difference is None else "yes" if difference <= TOLERANCE else "no",
+                "used by this run": "yes" if used.get(name) == mode else "",
+            }
+        )
+    return pd.DataFrame(rows).set_index("implementation")
+
+
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 

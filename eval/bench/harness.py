@@ -160,38 +160,55 @@ def reference_rows(folder: RunFolder, task: Task) -> list[dict]:
 
 def derived_rows(frame: pd.DataFrame, timing_tasks: list[Task]) -> list[dict]:
     """Roofline, ratio to it, ceiling and ratio to the ceiling, per grid point and model: the one rule of
-    `eval.timing.roofline`, read from the timing rows the model's plug-in names (its ``roofline``)."""
-    ok = frame[(frame.status == "ok") & (frame.phase == "timing")]
+    `eval.timing.roofline`, read from the timing rows the model's plug-in names (its ``roofline``); and the same
+    ratios for each execution mode of an ablation (``ablation`` rows), against the same roofline."""
+    rows = derived_for(frame, timing_tasks, "timing")
+    if "mode" in frame and (frame.phase == "ablation").any():
+        for mode in sorted(set(frame[frame.phase == "ablation"]["mode"])):
+            mine = frame[(frame.phase != "ablation") | (frame["mode"] == mode)]
+            rows += [r for r in derived_for(mine, timing_tasks, "ablation") if r["impl"] != "roofline"]
+    return rows
+
+
+def derived_for(frame: pd.DataFrame, timing_tasks: list[Task], phase: str) -> list[dict]:
+    """`derived_rows` of one phase's speeds (the roofline: the fastest products of every timing row)."""
+    ok = frame[(frame.status == "ok") & (frame.phase == phase)]
+    every = frame[(frame.status == "ok") & frame.phase.isin(["timing", "ablation"])]
     rows = []
     groups: dict[tuple[str, str], list[Task]] = {}
     for task in timing_tasks:
         if plugin(task.context.model).roofline is not None:
             groups.setdefault((json.dumps(task.context.point, sort_keys=True), task.context.model), []).append(task)
     for (_, model), tasks in groups.items():
-        found, speeds, counted = plugin(model), [], []
+        found, speeds, counted, modes, products = plugin(model), [], [], [], []
         rule = found.roofline
         for task in tasks:
             mine = ok[(ok.impl == task.impl) & (ok.run_id == task.context.run_id)]
+            all_modes = every[(every.impl == task.impl) & (every.run_id == task.context.run_id)]
             for key, value in task.context.point.items():
                 mine = mine[mine[key] == value] if key in mine else mine
+                all_modes = all_modes[all_modes[key] == value] if key in all_modes else all_modes
+            products += all_modes[all_modes.metric == rule.products].value.tolist()
             values = {m: float(g.value.iloc[0]) for m, g in mine.groupby("metric")}
+            modes.append(str(mine["mode"].iloc[0]) if "mode" in mine and len(mine) else task.context.mode)
             draws = values.get(rule.draws) if rule.draws else None
             speeds.append(Speed(task.impl, values.get(rule.speed), values.get(rule.products), draws))
             counted += [values[rule.units]] if isinstance(rule.units, str) and rule.units in values else []
         units = rule.units(tasks[0].config) if callable(rule.units) else counted[0] if counted else 0
-        _, roof = roofline(speeds, units)
+        fastest = [Speed("any mode", None, min(products), None)] if products else []  # every mode's products count
+        _, roof = roofline(speeds + fastest, units)
         if not np.isfinite(roof):
             continue
         base = {**tasks[0].context.columns(), "impl": "roofline", "device": tasks[0].context.device}
-        rows.append(make_row(base, "timing", f"roofline_{found.unit_of_data}_per_s", roof))
-        for task, ratio in zip(tasks, ratios(speeds, units)):
+        rows.append(make_row(base, phase, f"roofline_{found.unit_of_data}_per_s", roof))
+        for task, mode, ratio in zip(tasks, modes, ratios(speeds + fastest, units)):
             for metric, number in (
                 ("ratio_to_roofline", ratio.ratio_to_roofline),
                 ("ceiling_ratio", ratio.ceiling),
                 ("ratio_to_ceiling", ratio.ratio_to_ceiling),
             ):
                 if number is not None:
-                    rows.append(make_row(task.context.columns(), "timing", metric, number))
+                    rows.append(make_row(task.context.columns() | {"mode": mode}, phase, metric, number))
     return rows
 
 

@@ -138,9 +138,8 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
                 checkpoints = str(folder.checkpoint_dir(task_id).relative_to(folder.path)) if at.run.long else ""
                 tasks.append(Task(task_id=task_id, kind="train", **common, checkpoints=checkpoints))
                 if seed == profile.run.seeds[0]:
-                    timings.append(
-                        Task(task_id=f"timing-{impl}{'-' + suffix if suffix else ''}", kind="timing", **common)
-                    )
+                    timing_id = f"timing-{impl}{'-' + suffix if suffix else ''}"
+                    timings.append(Task(task_id=timing_id, kind="timing", ablation=at.run.ablation, **common))
     return dataset, tasks, timings
 
 

@@ -103,6 +103,8 @@ def run(task: Task, root: Path) -> tuple[list[dict], dict]:
     record.context["mode"] = model.mode  # "default" becomes the mode it names
     checkpoints = Checkpoints(root / task.checkpoints, task) if task.checkpoints else None
     extra = plugin(task.context.model).run(model, task, dataset, order, record, rng, checkpoints)
+    if task.kind == "timing" and task.ablation:
+        plugin(task.context.model).ablate(cls, task, dataset, order, init, record)
     return record.rows, extra | {"settings": model.precision_settings()}
 
 

@@ -90,6 +90,9 @@ class RunConfig:
     long: bool = False
     # execution modes by framework ({torch = "compile"}; eval.timing.ablation): unnamed, a framework's default mode
     modes: dict[str, str] = field(default_factory=dict)
+    # the timing phase also times every other mode of each implementation beside its equivalence check (the
+    # report's "Execution modes" table; eval.timing.ablation)
+    ablation: bool = False
 
 
 @dataclass(frozen=True)

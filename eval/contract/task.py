@@ -72,6 +72,7 @@ class Task:
     train_on: Literal["train", "all"] = "train"
     retries: int = 1
     attempt: int = 1
+    ablation: bool = False  # a timing task: also time every other execution mode (`ModelPlugin.ablate`)
     patience: int = 0  # early stopping: points of the validation curve without improvement (0: off)
     checkpoints: str = ""  # a long run's checkpoint folder, relative to the task's root ("": none)
 

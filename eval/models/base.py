@@ -224,6 +224,29 @@ class ModelPlugin(ABC):
                       record: Recorder) -> None:  # fmt: skip
         """The quiet phase: steady-state speed (`steady_epochs`) and the model's roofline."""
 
+    def mode_difference(self, cls: type, config: Any, init: impls.Params) -> float | None:
+        """How far ``cls`` (an implementation in one execution mode) strays from the NumPy reference after a few
+        updates from the same noise, relative; None where the model has no such check (its modes are then shown
+        unchecked). The window RBM's: `eval.timing.ablation.update_difference`."""
+        return None
+
+    def ablate(self, cls: type, task: Task, dataset: datasets.Dataset, order: list, init: impls.Params,
+               record: Recorder) -> None:  # fmt: skip
+        """Every execution mode of ``cls`` on the task's device timed as `time_training` times one, each beside its
+        `mode_difference`: ``ablation`` rows, each with its mode (the report's "Execution modes" table)."""
+        from eval.contract.rows import Recorder
+
+        used = record.context["mode"]
+        for mode in cls.modes_for(task.context.device):
+            mine = Recorder(task)
+            mine.context["mode"] = mode
+            model = cls.in_mode(mode)(task.model_config(), init, task.impl_seed)
+            model.set_data(self.training_data(dataset))
+            self.time_training(model, task, dataset, order, mine)
+            mine.add("timing", "mode_max_difference", self.mode_difference(cls.in_mode(mode), model.config, init))
+            record.rows += [row | {"phase": "ablation"} for row in mine.rows]
+        record.context["mode"] = used
+
     def calibration_fault(self, section: Any) -> tuple[dict[str, float], str]:
         """An injected fault the verdict must catch, as ``{"model.key": value}`` of this model's section, and in
         words (`python -m eval margins --plan`). By default a gradient a quarter of the reference's (a port that

@@ -279,6 +279,12 @@ class WindowRBM(ModelPlugin):
         for metric, value in values.items():
             record.add("sample", metric, value)
 
+    def mode_difference(self, cls: type, config: RBMConfig, init: RBMParams) -> float:
+        """Three CD updates from the same noise against the NumPy reference (`update_difference`)."""
+        from eval.timing.ablation import update_difference
+
+        return update_difference(cls, config, init)
+
     def time_training(self, model: RBM, task: Task, dataset: datasets.Dataset, order: list, record: Recorder) -> None:
         """The quiet phase: steady-state windows/s over a few epochs (the first, with compilation, reported apart)."""
         steady, compile_s = steady_epochs(model.train_epoch, order, task.timing_epochs)

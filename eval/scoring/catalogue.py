@@ -156,6 +156,9 @@ SCORES: tuple[Score, ...] = (
     S("roofline_frames_per_s", "frames/s", "higher"),
     S("generated_frames_per_s", "frames/s", "higher"),
     S("compile_s", "s", "lower"),
+    # an execution mode's largest parameter difference from the NumPy reference after three updates from the same
+    # noise, relative (|a - b| / (1 + |b|)); the ablation's equivalence check (eval.timing.ablation)
+    S("mode_max_difference", "relative", "lower"),
     S("gibbs_steps_per_s", "steps/s", "higher"),
     S("peak_rss_mb", "MB", "lower"),
     S("peak_device_mb", "MB", "lower"),

@@ -27,19 +27,29 @@ from eval.timing.roofline import Speed, ratios
 TOLERANCE = 1e-5  # the contract tests' float32 tolerance (atol and rtol) after a few updates
 
 
-def equivalence(impl: str, mode: str, device: str = "cpu", updates: int = 3, seed: int = 0) -> float:
-    """Largest absolute parameter difference from the NumPy reference after ``updates`` CD-1 updates of the
-    default shape from the same noise (a relative measure: divided by ``1 + |reference|``)."""
+def equivalence(impl: str, mode: str, device: str = "cpu") -> float:
+    """`update_difference` of ``impl`` in ``mode`` at the default shape."""
     from impls import RBMConfig, framework, init_params, load
-    from impls.rbm.interface import CDNoise
 
     config = RBMConfig(device=framework(impl).device_for(device))
+    return update_difference(load(impl).in_mode(mode), config, init_params(config, 0))
+
+
+def update_difference(cls: type, config, params, updates: int = 3, seed: int = 0) -> float:
+    """Largest parameter difference of ``cls`` (a window RBM implementation in one mode) from the NumPy reference
+    after ``updates`` CD updates of ``config``'s shape from the same data and noise, relative: ``|a - b| / (1 +
+    |b|)``."""
+    from dataclasses import replace
+
+    from impls import load
+    from impls.rbm.interface import CDNoise
+
     rng = np.random.default_rng(seed)
-    params = init_params(config, seed)
-    batches = [(rng.random((config.batch_size, config.n_visible)) < 0.05).astype(np.float32) for _ in range(updates)]
+    shape = (config.batch_size, config.n_visible)
+    batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
     noises = [CDNoise.draw(rng, config, config.batch_size) for _ in range(updates)]
-    ours = load(impl).in_mode(mode)(config, params, seed)
-    reference = load("numpy").in_mode("plain")(RBMConfig(), params, seed)
+    ours = cls(config, params, seed)
+    reference = load("numpy").in_mode("plain")(replace(config, device="cpu"), params, seed)
     for v, noise in zip(batches, noises):
         ours.cd_update(v, noise)
         reference.cd_update(v, noise)

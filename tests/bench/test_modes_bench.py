@@ -3,12 +3,14 @@ leaves every score row as it was, and a mode an implementation lacks is a failed
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
+from reports.render import render
 from tests.conftest import ROOT, WINDOW_PROFILE, finish_run
 
 pytestmark = pytest.mark.bench
@@ -16,22 +18,35 @@ pytestmark = pytest.mark.bench
 TIMED = {"phase": "timing"}  # wall times differ between any two runs
 
 
-def numpy_run(folder, cache_dir, mode: str):
-    profile = {**WINDOW_PROFILE, "run": {**WINDOW_PROFILE["run"], "impls": ["numpy"], "modes": {"numpy": mode}}}
-    return finish_run(folder, f"numpy-{mode}", profile, cache_dir)
+def numpy_run(folder, cache_dir, mode: str, ablation: bool = False):
+    run = {**WINDOW_PROFILE["run"], "impls": ["numpy"], "modes": {"numpy": mode}, "ablation": ablation}
+    return finish_run(folder, f"numpy-{mode}", {**WINDOW_PROFILE, "run": run}, cache_dir)
 
 
 def scores(frame: pd.DataFrame) -> pd.Series:
-    rows = frame[(frame.phase != "timing") & ~frame.metric.isin({"epoch_seconds", "peak_rss_mb"})]
+    rows = frame[~frame.phase.isin(["timing", "ablation"]) & ~frame.metric.isin({"epoch_seconds", "peak_rss_mb"})]
     return rows.set_index(["phase", "metric", "epoch"]).value.sort_index()
 
 
 def test_buffers_change_no_score_and_every_row_names_its_mode(tmp_path, cache_dir):
     plain = numpy_run(tmp_path / "plain", cache_dir, "plain")
-    buffers = numpy_run(tmp_path / "buffers", cache_dir, "buffers")
-    assert set(plain.frame["mode"]) == {"plain"} and set(buffers.frame["mode"]) == {"buffers"}
+    buffers = numpy_run(tmp_path / "buffers", cache_dir, "buffers", ablation=True)
+    numpy = buffers.frame[buffers.frame.impl == "numpy"]
+    assert set(plain.frame[plain.frame.impl == "numpy"]["mode"]) == {"plain"}
+    assert set(numpy[numpy.phase != "ablation"]["mode"]) == {"buffers"}
     pd.testing.assert_series_equal(scores(plain.frame), scores(buffers.frame))
     assert len(scores(plain.frame)) > 50
+    # the ablation: both modes timed, each checked (bit for bit: 0), each with its ratio to the run's roofline
+    ablation = numpy[numpy.phase == "ablation"].set_index(["mode", "metric"]).value
+    for mode in ("plain", "buffers"):
+        assert ablation[(mode, "mode_max_difference")] == 0.0
+        assert ablation[(mode, "train_windows_per_s")] > 0 and 0 < ablation[(mode, "ratio_to_roofline")] < 1.5
+    render(buffers.path)
+    report = (buffers.path / "report.md").read_text()
+    section = report.split("Execution modes (the ablation)")[1]
+    assert re.search(r"\| NumPy \(reference\) \| plain +\|", section)
+    assert re.search(r"\| NumPy \(reference\) \| buffers +\|", section)
+    assert len(re.findall(r"\byes\b", section.split("## ")[0])) == 3  # both equivalent; buffers used by the run
 
 
 def test_a_mode_the_implementation_lacks_is_a_failed_row_with_its_modes(tmp_path, cache_dir):
