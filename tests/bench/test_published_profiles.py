@@ -65,3 +65,23 @@ def test_rnn_jsb_on_a_local_copy_in_a_temporary_folder_reports_beside_the_commit
     assert "RNN-RBM" in side and "RBM" in side.replace("RNN-RBM", "")  # both models in the one table
     assert str(copy.parent) not in (folder.path / "dataset_manifest.json").read_text()
     assert list((tmp_path / "history").rglob("*.parquet"))  # recorded in the history too
+
+
+def test_every_shipped_profiles_beside_names_committed_runs_of_other_models():
+    """A report sets runs of *other* models beside its own (`reports.models.beside_frames` refuses one of its own
+    model): ``rnn_rbm_paper_nottingham`` once named the budget RNN-RBM's example and its 90-minute run ended without a
+    report. Every profile's ``beside`` must name committed examples of other models, so such a run always renders."""
+    import json
+
+    from eval.config import load_profile
+
+    checked = 0
+    for path in sorted((ROOT / "eval" / "profiles").glob("*.toml")):
+        profile = load_profile(path.stem)
+        for other in profile.run.beside or ():
+            spec = ROOT / other / "spec.json"
+            assert spec.is_file(), f"{path.name}: beside names {other}, which holds no finished run"
+            kind = json.loads(spec.read_text())["model"]["kind"]
+            assert kind != profile.model.kind, f"{path.name}: beside names {other}, a run of its own model ({kind})"
+            checked += 1
+    assert checked >= 5
