@@ -25,9 +25,9 @@ class Mode:
     """One way a framework can execute an implementation's arithmetic (eager, compiled, one graph an epoch, ...).
 
     Modes of one implementation compute the same update from the same noise; they differ in how the framework
-    runs it. `eval.timing.ablation` times each one and checks it against the reference, and the fastest
-    equivalent one is listed first in the implementation's ``MODES``, so a run uses it unless a profile asks
-    for another (``[run] modes``).
+    runs it. `eval.timing.ablation` times each one and checks it against the reference. The first mode of an
+    implementation's ``MODES`` on a device is the one a run uses unless a profile asks for another (``[run]
+    modes``); it belongs first when a quiet ablation measured it the fastest equivalent one.
 
     Attributes
     ----------
@@ -130,7 +130,7 @@ class Implementation(ABC):
 
     @classmethod
     def modes_for(cls, device: str) -> tuple[str, ...]:
-        """The names of the modes that exist on ``device``, the default (the fastest measured) first."""
+        """The names of the modes that exist on ``device``, the default first."""
         return tuple(m.name for m in cls.MODES if device in m.devices)
 
     @classmethod

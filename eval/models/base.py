@@ -240,10 +240,15 @@ class ModelPlugin(ABC):
         for mode in cls.modes_for(task.context.device):
             mine = Recorder(task)
             mine.context["mode"] = mode
-            model = cls.in_mode(mode)(task.model_config(), init, task.impl_seed)
-            model.set_data(self.training_data(dataset))
-            self.time_training(model, task, dataset, order, mine)
-            mine.add("timing", "mode_max_difference", self.mode_difference(cls.in_mode(mode), model.config, init))
+            try:
+                model = cls.in_mode(mode)(task.model_config(), init, task.impl_seed)
+                model.set_data(self.training_data(dataset))
+                self.time_training(model, task, dataset, order, mine)
+                difference = self.mode_difference(cls.in_mode(mode), model.config, init)
+                mine.add("timing", "mode_max_difference", difference)
+            except Exception as error:  # a mode that cannot run here (no compiler, ...): a skipped row, the rest go on
+                reason = f"mode {mode}: {type(error).__name__}: {error}".splitlines()[0][:300]
+                mine.add("timing", "mode_max_difference", None, status="skipped", reason=reason)
             record.rows += [row | {"phase": "ablation"} for row in mine.rows]
         record.context["mode"] = used
 

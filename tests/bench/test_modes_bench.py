@@ -63,3 +63,44 @@ def test_modes_of_an_unknown_framework_are_refused_before_anything_runs(tmp_path
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "modes names 'nosuch'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_mode_that_cannot_run_here_is_a_skipped_ablation_row_and_the_others_are_timed(tmp_path, monkeypatch):
+    """``torch.compile`` without a C compiler, say: the ablation goes on, and the reason is in the row."""
+    import numpy as np
+
+    import impls
+    from eval.bench.runfolder import RunFolder
+    from eval.bench.tasks import prepare
+    from eval.config import load_profile
+    from eval.contract.rows import Recorder
+    from eval.models import plugin
+    from tests.conftest import profile_toml
+
+    monkeypatch.setenv("RBM_BENCH_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "ablation.toml"
+    path.write_text(profile_toml({**WINDOW_PROFILE, "run": {**WINDOW_PROFILE["run"], "impls": ["numpy"],
+                                                            "ablation": True, "timing_epochs": 2}}))  # fmt: skip
+    folder = RunFolder.create("ablation", parent=tmp_path)
+    dataset, _, (timing,) = prepare(load_profile(str(path)), folder, log=False)
+    assert timing.ablation
+    with np.load(folder.path / timing.inputs["init"].path) as data:
+        init = impls.RBMParams(*(data[name] for name in impls.RBMParams.names()))
+    order = [[np.arange(i * 16, (i + 1) * 16) for i in range(3)] for _ in range(2)]
+    numpy = impls.load("numpy")
+
+    class NoBuffers(numpy):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if self.mode == "buffers":
+                raise RuntimeError("no room for buffers\nsecond line")
+
+    record = Recorder(timing)
+    record.context["mode"] = "plain"
+    plugin("rbm").ablate(NoBuffers, timing, dataset, order, init, record)
+    rows = {(row["mode"], row["metric"]): row for row in record.rows}
+    assert rows[("plain", "train_windows_per_s")]["status"] == "ok"
+    assert rows[("plain", "mode_max_difference")]["value"] == 0
+    skipped = rows[("buffers", "mode_max_difference")]
+    assert skipped["status"] == "skipped" and skipped["reason"] == "mode buffers: RuntimeError: no room for buffers"
+    assert {row["phase"] for row in record.rows} == {"ablation"} and record.context["mode"] == "plain"
