@@ -31,6 +31,7 @@ from eval.scoring import catalogue
 from eval.scoring.notes import note_statistics
 from eval.scoring.pieces import piece_statistics
 from eval.scoring.sequences import as_windows, joined
+from eval.timing.ablation import TOLERANCE
 from reports import figures, published, tables
 from reports.audio import write_audio
 from reports.models import beside_frames, models_table
@@ -65,7 +66,8 @@ EXACT_CAVEATS = [
 MODES_SENTENCE = (
     "Each implementation in every execution mode its framework offers here (eval.timing.ablation), timed as the "
     "quiet phase times it, each against the run's roofline; its difference from the NumPy reference after three "
-    "updates from the same noise (relative; equivalent within 1e-5). The run trained in the mode marked used."
+    f"updates from the same noise (relative; equivalent within {TOLERANCE:g}). The run trained in the mode marked "
+    "used."
 )
 
 
