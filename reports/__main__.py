@@ -2,6 +2,8 @@
 
 ``python -m reports bench [options]`` runs the benchmark (`eval.bench`) and writes its report;
 ``python -m reports render RUN`` re-renders a finished run's report;
+``python -m reports rescore RUN --betas N`` scores the seeds of a finished run whose likelihood bracket is too wide to
+certify again at N temperatures, from their saved parameters (no training), and re-renders its report;
 ``python -m reports compare RUN_A RUN_B`` puts two runs side by side;
 ``python -m reports publish RUN DEST`` copies a report without its bulky inputs (e.g. to reports/example);
 ``python -m reports history import RUN...`` records finished runs into the history ($RBM_BENCH_HISTORY, default
@@ -44,6 +46,15 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rescore(args: argparse.Namespace) -> int:
+    from eval.bench.rescore import rescore
+
+    for line in rescore(args.run, args.betas):
+        print(line.line(args.betas))
+    print(f"report: {render(args.run)}")
+    return 0
+
+
 def _history(args: argparse.Namespace) -> int:
     from eval.history import store
     from reports.history import render_history
@@ -73,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("run", type=Path)
     beside = "finished runs of other models on the same music, in one table (default: the profile's)"
     r.add_argument("--beside", type=Path, nargs="+", default=None, help=beside)
+    s = commands.add_parser("rescore", help="score a finished run's too-wide brackets again at more temperatures")
+    s.add_argument("run", type=Path)
+    s.add_argument("--betas", type=int, required=True, help="AIS and RAISE temperatures (more than the run's own)")
     p = commands.add_parser("publish", help="copy a run's report, results and audio (not its inputs) to a folder")
     p.add_argument("run", type=Path)
     p.add_argument("dest", type=Path)
@@ -90,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": _bench,
         "compare": _compare,
         "render": lambda a: print(render(a.run, a.beside)) or 0,
+        "rescore": _rescore,
         "publish": lambda a: print(publish(a.run, a.dest)) or 0,
         "history": _history,
     }

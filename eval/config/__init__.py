@@ -119,6 +119,9 @@ class EvalConfig:
     raise_windows: int = field(default=0, metadata=_at_least(0))
     # sequence models: AIS on this many random scored frames, extended to all by a mean-field control variate; 0: all
     ais_frames: int = field(default=0, metadata=_at_least(0))
+    # a bracket wider than eval.scoring.ais.CERTIFIED_WIDTH is scored again, once, at this many AIS and RAISE betas
+    # (sequence models; 0: never): the estimator improved until the number can stand beside a published one
+    certify_betas: int = field(default=0, metadata=_at_least(0))
     piece_rows: int = field(default=240, metadata=_at_least(2))  # rows of each generated piece (sequence models)
     bar_rows: int = field(default=16, metadata=_at_least(1))  # rows per bar for the whole-piece statistics
 

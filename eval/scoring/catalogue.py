@@ -91,6 +91,7 @@ SCORES: tuple[Score, ...] = (
     S("ais_nll_per_frame", "nats/frame", "lower", shown=("published",)),
     S("raise_nll_per_frame", "nats/frame", "lower", shown=("published",)),
     S("bracket_width_per_frame", "nats/frame", "lower", shown=("published",)),
+    S("bracket_betas", "betas", "none"),  # the temperatures of the bracket scored (more where the first was too wide)
     S("exact_nll_per_frame", "nats/frame", "lower", shown=("published",)),
     # a padded window's own rows by their marginal (silence summed out), and what scoring silence costs (<= 20 hidden)
     S("exact_marginal_nll_per_frame", "nats/frame", "lower"),
