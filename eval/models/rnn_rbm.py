@@ -120,6 +120,12 @@ class RNNRBMPlugin(ModelPlugin):
         "exact_nll_per_frame", "bracket_betas",
     )  # fmt: skip
 
+    def mode_difference(self, cls: type, config: RNNRBMConfig, init: RNNRBMParams) -> float:
+        """Three CD-k + BPTT updates from the same noise against the NumPy reference (`sequence_update_difference`)."""
+        from eval.timing.ablation import sequence_update_difference
+
+        return sequence_update_difference(cls, config, init)
+
     def config(self, section: RNNRBMConfig, dataset_spec: datasets.WindowSpec, device: str) -> RNNRBMConfig:
         return replace(section, n_visible=dataset_spec.row_width, device=device)
 

@@ -57,6 +57,27 @@ def update_difference(cls: type, config, params, updates: int = 3, seed: int = 0
     return max(float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(got.arrays(), want.arrays()))
 
 
+def sequence_update_difference(cls: type, config, params, updates: int = 3, seed: int = 0) -> float:
+    """`update_difference` for the RNN-RBM: ``updates`` CD-k + BPTT updates of ``config``'s batch of chunks
+    (``batch_size`` x ``chunk_length`` frames) from the same data and explicit noise, against the NumPy reference."""
+    from dataclasses import replace
+
+    from impls import load
+    from impls.rnn_rbm.interface import RNNRBMNoise
+
+    rng = np.random.default_rng(seed)
+    shape = (config.batch_size, config.chunk_length, config.n_visible)
+    batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
+    noises = [RNNRBMNoise.draw(rng, config, *shape[:2]) for _ in range(updates)]
+    ours = cls(config, params, seed)
+    reference = load("numpy", "rnn_rbm")(replace(config, device="cpu"), params, seed)
+    for v, noise in zip(batches, noises):
+        ours.cd_update(v, noise)
+        reference.cd_update(v, noise)
+    got, want = ours.params(), reference.params()
+    return max(float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(got.arrays(), want.arrays()))
+
+
 def measure_mode(impl: str, mode: str, device: str = "cpu") -> dict:
     """In this process: the speed of ``impl`` in ``mode`` (`eval.timing.speed.measure`) and its equivalence."""
     from eval.timing.speed import measure

@@ -2,7 +2,8 @@
 
 The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* under ``stop_gradient``, so
 ``jax.grad`` gives the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012,
-sec. 3). The RNN runs as a ``lax.scan`` over time, an epoch as a ``lax.scan`` over updates.
+sec. 3). The RNN runs as a ``lax.scan`` over time, an epoch as a ``lax.scan`` over updates (the ``scan`` mode) or
+one compiled call per update (``update``: the same keys, so the same draws).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from impls.backends import jax as backend
+from impls.common import Mode
 from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
 
 
@@ -132,6 +134,10 @@ class JaxRNNRBM(RNNRBM):
 
     name = "jax"
     backend = backend
+    MODES = (
+        Mode("scan", "one compiled lax.scan over a call's updates (each padded to one shape and masked)"),
+        Mode("update", "one compiled call per update, the loop in Python"),
+    )
 
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's strict float32 products
@@ -183,10 +189,16 @@ class JaxRNNRBM(RNNRBM):
                     stacked[index, :, : u.shape[1], : u.shape[2]] = u
                 padded.append(self._array(stacked))
             sources = RNNRBMNoise(*padded)
-        self.weights, costs = train_scan(
-            self.config, self.weights, self._array(batches), self._array(masks), sources, self._rate(learning_rate)
-        )
-        return np.asarray(costs, np.float64)
+        batches, masks, rate = self._array(batches), self._array(masks), self._rate(learning_rate)
+        if self.mode == "scan":
+            self.weights, costs = train_scan(self.config, self.weights, batches, masks, sources, rate)
+            return np.asarray(costs, np.float64)
+        costs = []
+        for index in range(len(updates)):  # the same arrays and keys, one update (and one dispatch) at a time
+            one = jax.tree_util.tree_map(lambda a, i=index: a[i : i + 1], (batches, masks, sources))
+            self.weights, cost = train_scan(self.config, self.weights, *one, rate)
+            costs.append(cost)
+        return np.asarray(jnp.concatenate(costs), np.float64)
 
     def conditional_biases(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         b_v, b_h = _conditional_biases(self.weights, self._array(self.sequences(v)))

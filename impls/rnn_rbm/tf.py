@@ -2,7 +2,9 @@
 
 The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* under ``tf.stop_gradient``, so
 the tape's gradient is the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML
-2012, sec. 3). The RNN runs as a ``tf.scan`` over time; an epoch drawing its own noise is one tf.function loop.
+2012, sec. 3). The RNN runs as a ``tf.scan`` over time; an epoch drawing its own noise is one tf.function loop, run
+by TensorFlow's graph executor (the ``function`` mode) or compiled by XLA (``xla``: ``jit_compile``; XLA draws its own
+Philox numbers, so only updates from explicit noise equal the other mode's).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from impls.backends import tf as backend
+from impls.common import Mode
 from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
 
 
@@ -64,6 +67,10 @@ class TFRNNRBM(RNNRBM):
 
     name = "tf"
     backend = backend
+    MODES = (
+        Mode("function", "tf.function over a call's updates (TensorFlow's graph executor)"),
+        Mode("xla", "tf.function with jit_compile: the updates' loop compiled by XLA"),
+    )
 
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's determinism and strict float32 products
@@ -72,8 +79,9 @@ class TFRNNRBM(RNNRBM):
         with tf.device(self.device):
             self.weights = Weights(*(tf.Variable(np.asarray(a), dtype=self.dtype) for a in params.arrays()))
             self.generator = tf.random.Generator.from_seed(int(seed))
-        self._update = tf.function(self._cd_update)  # static shapes: k is read from the noise's shape
-        self._epoch = tf.function(self._epoch_fn, reduce_retracing=True)
+        xla = self.mode == "xla"  # static shapes: k is read from the noise's shape
+        self._update = tf.function(self._cd_update, jit_compile=xla)
+        self._epoch = tf.function(self._epoch_fn, jit_compile=xla, reduce_retracing=True)
         self._generate = tf.function(self._generate_fn)
         self._biases = tf.function(lambda v: biases(self.weights, recurrence(self.weights, v)[0]))
 

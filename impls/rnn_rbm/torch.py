@@ -2,6 +2,9 @@
 
 The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* detached, so autograd's
 gradient is the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012, sec. 3).
+Two modes (`MODES`): ``eager``, one kernel per operation; ``compile``, the cost through ``torch.compile`` (its
+forward and backward each one inductor graph, the RNN's steps and the Gibbs steps unrolled), every update padded with
+silent frames to ``(batch_size, chunk_length)`` and masked, as JAX's, so that one shape compiles once.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import numpy as np
 import torch
 
 from impls.backends import torch as backend
+from impls.common import Mode
 from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
 
 
@@ -48,12 +52,16 @@ def free_energy(w: Weights, v: torch.Tensor, b_v: torch.Tensor, b_h: torch.Tenso
     return -(v * b_v).sum(-1) - torch.logaddexp(x, torch.zeros_like(x)).sum(-1)
 
 
-def cost(w: Weights, v: torch.Tensor, noise: RNNRBMNoise) -> torch.Tensor:
-    """``mean_{b,t} F_t(v(t)) - F_t(v*(t))`` with v* detached: its gradient is CD-k + BPTT."""
+def cost(w: Weights, v: torch.Tensor, noise: RNNRBMNoise, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``mean_{b,t} F_t(v(t)) - F_t(v*(t))`` with v* detached: its gradient is CD-k + BPTT.
+
+    With a ``mask``, the mean over the frames where it is 1 (padding after a chunk's end adds nothing: the RNN is
+    causal)."""
     u_previous, _ = recurrence(w, v)
     b_v, b_h = biases(w, u_previous)
     v_star = gibbs(w, v, b_v, b_h, noise.h, noise.v).detach()
-    return torch.mean(free_energy(w, v, b_v, b_h) - free_energy(w, v_star, b_v, b_h))
+    energy = free_energy(w, v, b_v, b_h) - free_energy(w, v_star, b_v, b_h)
+    return torch.mean(energy) if mask is None else (energy * mask).sum() / mask.sum()
 
 
 def clip(grads: tuple[torch.Tensor, ...], clip_norm: float) -> tuple[torch.Tensor, ...]:
@@ -69,6 +77,10 @@ class TorchRNNRBM(RNNRBM):
 
     name = "torch"
     backend = backend
+    MODES = (
+        Mode("eager", "one kernel per operation, dispatched from Python"),
+        Mode("compile", "torch.compile of the cost (forward and backward graphs); updates padded to one shape"),
+    )
 
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's determinism and strict float32 products
@@ -76,6 +88,7 @@ class TorchRNNRBM(RNNRBM):
         self.dtype = backend.dtype(config.dtype)
         self.weights = Weights(*(self._tensor(a).requires_grad_() for a in params.arrays()))
         self.generator = torch.Generator(self.device).manual_seed(int(seed))
+        self._cost = torch.compile(cost, dynamic=False) if self.mode == "compile" else cost
 
     def reseed(self, seed: int) -> None:
         self.generator.manual_seed(int(seed))
@@ -105,8 +118,18 @@ class TorchRNNRBM(RNNRBM):
         noise = RNNRBMNoise(*(self._tensor(u) for u in self.checked_noise(noise, *v.shape[:2])))
         return float(self._cd_update(v, noise, self.rate(learning_rate)))
 
+    def _padded(self, v: torch.Tensor, noise: RNNRBMNoise) -> tuple[torch.Tensor, RNNRBMNoise, torch.Tensor]:
+        """``v``, its noise and a mask, padded with zeros to ``(batch_size, chunk_length)`` frames (at least)."""
+        batch, frames = max(self.config.batch_size, v.shape[0]), max(self.config.chunk_length, v.shape[1])
+        pad = lambda x: torch.nn.functional.pad(x, (0, 0, 0, frames - x.shape[-2], 0, batch - x.shape[-3]))
+        mask = pad(torch.ones_like(v[..., :1]))[..., 0]
+        return pad(v), RNNRBMNoise(pad(noise.h), pad(noise.v)), mask
+
     def _cd_update(self, v: torch.Tensor, noise: RNNRBMNoise, rate: float) -> torch.Tensor:
-        loss = cost(self.weights, v, noise)
+        mask = None
+        if self.mode == "compile":  # one shape: one compilation
+            v, noise, mask = self._padded(v, noise)
+        loss = self._cost(self.weights, v, noise, mask)
         grads = torch.autograd.grad(loss, self.weights)
         with torch.no_grad():
             for parameter, gradient in zip(self.weights, clip(grads, self.config.clip_norm)):

@@ -104,3 +104,27 @@ def test_a_mode_that_cannot_run_here_is_a_skipped_ablation_row_and_the_others_ar
     skipped = rows[("buffers", "mode_max_difference")]
     assert skipped["status"] == "skipped" and skipped["reason"] == "mode buffers: RuntimeError: no room for buffers"
     assert {row["phase"] for row in record.rows} == {"ablation"} and record.context["mode"] == "plain"
+
+
+def test_the_rnn_rbm_ablation_times_every_mode_and_a_same_stream_mode_changes_no_score(tmp_path, cache_dir, rnn_run):
+    """JAX's one compiled call per update draws with the same keys as its compiled epoch: the RNN-RBM's scores are
+    those of the shared run's JAX task (its default mode), and the ablation checks and times both modes."""
+    if "jax" not in rnn_run.impls:
+        pytest.skip("skipped: not installed (jax)")
+    from eval.timing.ablation import TOLERANCE
+    from tests.conftest import RNN_PROFILE
+
+    run = {**RNN_PROFILE["run"], "impls": ["jax"], "modes": {"jax": "update"}, "ablation": True}
+    update = finish_run(tmp_path, "rnn-update", {**RNN_PROFILE, "run": run}, cache_dir)
+    jax = update.frame[update.frame.impl == "jax"]
+    assert set(jax[jax.phase != "ablation"]["mode"]) == {"update"}
+    default = rnn_run.frame[rnn_run.frame.impl == "jax"]
+    assert set(default["mode"]) == {"scan"}
+    pd.testing.assert_series_equal(scores(jax), scores(default), rtol=1e-5, atol=1e-6)
+    ablation = jax[jax.phase == "ablation"].set_index(["mode", "metric"]).value
+    for mode in ("scan", "update"):
+        assert ablation[(mode, "mode_max_difference")] <= TOLERANCE
+        assert ablation[(mode, "train_frames_per_s")] > 0 and ablation[(mode, "ratio_to_roofline")] > 0
+    render(update.path)
+    section = (update.path / "report.md").read_text().split("Execution modes (the ablation)")[1].split("\n## ")[0]
+    assert re.search(r"\| JAX +\| scan +\|", section) and re.search(r"\| JAX +\| update +\|", section)

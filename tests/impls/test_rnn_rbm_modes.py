@@ -1,0 +1,82 @@
+"""The RNN-RBM's execution modes (`impls.common.Mode`): every mode computes the reference's updates from the same
+noise (chunks shorter than ``chunk_length`` and a smaller last update included: the padded, masked modes), a mode on
+the framework's own random stream trains as the default does, and the equivalence check the ablation prints sees a
+wrong update."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from eval.timing.ablation import TOLERANCE, sequence_update_difference
+from impls import Unavailable, available, load
+from impls.rnn_rbm.interface import RNNRBMNoise
+from tests.impls.test_impls import F32
+from tests.impls.test_rnn_rbm import REFERENCE, assert_same_params, random_params, sequences, tiny
+
+MODES = []
+for name in available():
+    try:
+        cls = load(name, "rnn_rbm")
+    except (Unavailable, KeyError):
+        continue
+    MODES += [(name, mode.name) for mode in cls.MODES if "cpu" in mode.devices and len(cls.MODES) > 1]
+SAME_STREAM = [(i, m) for i, m in MODES if (i, m) != ("tf", "xla")]  # XLA draws with its own Philox numbers
+CONFIG = tiny(n_visible=12, n_hidden=6, n_recurrent=5, cd_steps=3, chunk_length=6)
+
+
+EXPECTED = {"numpy": {"default"}, "jax": {"scan", "update"}, "tf": {"function", "xla"}, "torch": {"eager", "compile"}}
+
+
+@pytest.mark.parametrize("impl", sorted(EXPECTED))
+def test_each_framework_offers_its_compiled_mode_the_default_first(impl):
+    try:
+        cls = load(impl, "rnn_rbm")
+    except Unavailable as error:
+        pytest.skip(f"skipped: not installed ({error})")
+    assert {m.name for m in cls.MODES} == EXPECTED[impl]
+    assert cls.mode_for("cpu") == cls.MODES[0].name
+
+
+@pytest.mark.parametrize(("impl", "mode"), MODES, ids=[f"{i}-{m}" for i, m in MODES])
+def test_every_mode_computes_the_references_updates_from_the_same_noise(impl, mode):
+    params, rng = random_params(CONFIG), np.random.default_rng(3)
+    ours = load(impl, "rnn_rbm").in_mode(mode)(CONFIG, params, 0)
+    reference = load(REFERENCE, "rnn_rbm")(CONFIG, params, 0)
+    assert ours.mode == mode
+    for frames in (CONFIG.chunk_length, 4):  # a whole chunk, then chunks shorter than chunk_length (padded)
+        v = sequences(replace(CONFIG, chunk_length=frames), 2, seed=frames)
+        noise = RNNRBMNoise.draw(rng, CONFIG, 2, frames)
+        np.testing.assert_allclose(ours.cd_update(v, noise), reference.cd_update(v, noise), **F32)
+    chunks = sequences(CONFIG, 5)  # updates of 2, 2 and 1 chunks: the last one smaller
+    noises = [RNNRBMNoise.draw(rng, CONFIG, len(batch), CONFIG.chunk_length) for batch in reference.updates(chunks)]
+    costs = ours.train_chunks(chunks, noises, learning_rate=0.05)
+    np.testing.assert_allclose(costs, reference.train_chunks(chunks, noises, learning_rate=0.05), **F32)
+    assert_same_params(ours.params(), reference.params(), F32)
+    assert sequence_update_difference(load(impl, "rnn_rbm").in_mode(mode), CONFIG, params) <= TOLERANCE
+
+
+@pytest.mark.parametrize(("impl", "mode"), SAME_STREAM, ids=[f"{i}-{m}" for i, m in SAME_STREAM])
+def test_a_mode_on_the_frameworks_random_stream_trains_as_the_default_does(impl, mode):
+    chunks = sequences(CONFIG, 6, seed=4)
+    trained = []
+    for cls in (load(impl, "rnn_rbm"), load(impl, "rnn_rbm").in_mode(mode)):
+        model = cls(CONFIG, random_params(CONFIG), 11)
+        costs = model.train_chunks(chunks, learning_rate=0.05)
+        trained.append((costs, model.params()))
+    np.testing.assert_allclose(trained[1][0], trained[0][0], **F32)
+    assert_same_params(trained[1][1], trained[0][1], F32)
+
+
+def test_the_equivalence_check_sees_a_wrong_update():
+    reference = load(REFERENCE, "rnn_rbm")
+    params = random_params(CONFIG)
+    assert sequence_update_difference(reference, CONFIG, params) == 0.0
+
+    class Hasty(reference):  # a port whose step is 1 % too long
+        def rate(self, learning_rate=None):
+            return 1.01 * super().rate(learning_rate)
+
+    assert sequence_update_difference(Hasty, CONFIG, params) > 10 * TOLERANCE
