@@ -237,29 +237,40 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def modes_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The execution-mode ablation (``ablation`` rows): each implementation in each mode, its speed and ratios
-    against the run's roofline, its difference from the reference, and which mode the run trained in."""
-    from eval.timing.ablation import TOLERANCE
+    against the run's roofline, its difference from the reference, its implementation's fastest equivalent mode
+    (`eval.timing.ablation.fastest_equivalent`) and the mode the run trained in."""
+    from eval.timing.ablation import TOLERANCE, fastest_equivalent
 
     ok = frame[(frame.status == "ok") & (frame.phase == "ablation")]
     if ok.empty or "mode" not in ok:
         return pd.DataFrame()
     used = frame[(frame.phase == "timing") & frame.impl.isin(ok.impl)].groupby("impl")["mode"].first()
     unit = "frames/s" if (ok.metric == "train_frames_per_s").any() else "windows/s"
-    rows = []
+    measured = []
     for (name, mode), mine in ok.groupby(["impl", "mode"], sort=False):
         pick = lambda metric, rows=mine: _mean(rows[rows.metric == metric].value.tolist())
-        difference = pick("mode_max_difference")
+        speed = pick("train_windows_per_s") or pick("train_frames_per_s")
+        measured.append({"impl": name, "mode": mode, "speed": speed, "difference": pick("mode_max_difference"),
+                         **{m: pick(m) for m in ("ratio_to_roofline", "ratio_to_ceiling", "compile_s")}})  # fmt: skip
+    measured = pd.DataFrame(measured)
+    measured["fastest"] = fastest_equivalent(
+        measured.astype({"speed": float, "difference": float}), "speed", "difference"
+    )
+    rows = []
+    for r in measured.itertuples():
+        checked = r.difference is not None and r.difference == r.difference  # a NaN: no check for this model
         rows.append(
             {
-                "implementation": label(frame, name),
-                "mode": mode,
-                unit: number(pick("train_windows_per_s") or pick("train_frames_per_s"), "train_windows_per_s"),
-                "ratio to roofline": number(pick("ratio_to_roofline")),
-                "share of ceiling": number(pick("ratio_to_ceiling")),
-                "compile s": number(pick("compile_s")),
-                "difference from the reference": "not checked" if difference is None else f"{difference:.1e}",
-                "equivalent": "—" if difference is None else "yes" if difference <= TOLERANCE else "no",
-                "used by this run": "yes" if used.get(name) == mode else "",
+                "implementation": label(frame, r.impl),
+                "mode": r.mode,
+                unit: number(r.speed, "train_windows_per_s"),
+                "ratio to roofline": number(r.ratio_to_roofline),
+                "share of ceiling": number(r.ratio_to_ceiling),
+                "compile s": number(r.compile_s),
+                "difference from the reference": f"{r.difference:.1e}" if checked else "not checked",
+                "equivalent": "yes" if checked and r.difference <= TOLERANCE else "no" if checked else "—",
+                "fastest equivalent": "yes" if r.fastest else "",
+                "used by this run": "yes" if used.get(r.impl) == r.mode else "",
             }
         )
     return pd.DataFrame(rows).set_index("implementation")

@@ -115,6 +115,15 @@ def run_ablation(impls: list[str], threads: list[int], device: str = "cpu") -> l
     return [run_mode(impl, mode, n, device) for n in threads for impl in impls for mode in modes_of(impl, device)]
 
 
+def fastest_equivalent(table: pd.DataFrame, speed: str, difference: str = "max_difference", by: str = "impl"):
+    """Per row of ``table``, whether it is its implementation's fastest *equivalent* mode: within `TOLERANCE` of
+    the reference and the highest ``speed``. The one rule the ablation's verdicts and the bench report's table share
+    (a mode that is fast but computes something else never wins)."""
+    ok = table[(table[difference] <= TOLERANCE) & table[speed].notna()]
+    best = ok.groupby(by)[speed].idxmax() if len(ok) else pd.Series(dtype=object)
+    return table.index.isin(list(best))
+
+
 def ablation_table(results: list[dict], batch: int = 100) -> pd.DataFrame:
     """One row per (threads, implementation, mode): speed, ratios, equivalence, and which mode won.
 
@@ -135,9 +144,7 @@ def ablation_table(results: list[dict], batch: int = 100) -> pd.DataFrame:
             part[column] = [getattr(found.get(f"{i}/{m}"), column, np.nan) for i, m in zip(part.impl, part["mode"])]
         part["equivalent"] = part.max_difference <= TOLERANCE
         part["default"] = ~part.duplicated("impl")  # `modes_of` lists the default first
-        ok = part[part.equivalent & part.windows_per_s.notna()]
-        best = ok.loc[ok.groupby("impl").windows_per_s.idxmax()] if len(ok) else ok
-        part["fastest"] = part.index.isin(best.index)
+        part["fastest"] = fastest_equivalent(part, "windows_per_s")
         speed_of_default = part[part.default].set_index("impl").windows_per_s
         part["speedup_over_default"] = part.windows_per_s / part.impl.map(speed_of_default)
         parts.append(part)
