@@ -93,7 +93,7 @@ def resume_profile(folder: RunFolder, overrides: dict[str, dict]) -> Profile:
     return profile
 
 
-def _result_rows(folder: RunFolder, task: Task) -> dict | None:
+def stored_result(folder: RunFolder, task: Task) -> dict | None:
     """A task's stored result, if it may be kept; None when it must be computed (again).
 
     A result with a failed row is returned to be retried (nothing in it is kept). Any other is kept only when it,
@@ -239,8 +239,8 @@ def run_bench(
         return _bench(profile, folder, log)
 
 
-def _frame(folder: RunFolder, profile: Profile, tasks: list[Task], timing_tasks: list[Task], results: dict,
-           environment: dict, keep_reference: bool) -> pd.DataFrame:  # fmt: skip
+def results_frame(folder: RunFolder, profile: Profile, tasks: list[Task], timing_tasks: list[Task], results: dict,
+                  environment: dict, keep_reference: bool) -> pd.DataFrame:  # fmt: skip
     """Every task's rows, scikit-learn's reference and the derived roofline rows, with the environment columns."""
     sklearn = folder.path / "runs" / "sklearn.json"
     rows = [row for stored in results.values() for row in stored["rows"]]
@@ -292,11 +292,11 @@ def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
     environment = describe_environment()
     result = BenchResult(folder, pd.DataFrame())
     todo, results = [], {}
-    timed = {task.task_id: _result_rows(folder, task) for task in timing_tasks}
+    timed = {task.task_id: stored_result(folder, task) for task in timing_tasks}
     sklearn = folder.path / "runs" / "sklearn.json"
     keep_reference = sklearn.exists() and folder.check_recorded(sklearn, "delete it to measure again")
     for task in tasks:
-        stored = _result_rows(folder, task)
+        stored = stored_result(folder, task)
         if stored and not any(r["status"] == "failed" for r in stored["rows"]):
             results[task.task_id] = stored  # finished tasks of an interrupted run are kept, not redone
             continue
@@ -323,7 +323,7 @@ def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
                 stored = _store(folder, outcome)
             results[task.task_id] = stored
             progress.done(task.task_id)
-    frame = _frame(folder, profile, tasks, timing_tasks, results, environment, keep_reference)
+    frame = results_frame(folder, profile, tasks, timing_tasks, results, environment, keep_reference)
     folder.check_all_recorded("delete the task's runs/<task>.json to recompute it, or start a new run")
     folder.write_results(frame)
     result.frame = frame

@@ -18,7 +18,7 @@ import numpy as np
 
 import impls
 from core.errors import UserError
-from eval.bench.harness import _frame, _result_rows, resume_profile
+from eval.bench.harness import results_frame, resume_profile, stored_result
 from eval.bench.runfolder import RunFolder
 from eval.bench.tasks import prepare
 from eval.contract.rows import Recorder
@@ -88,7 +88,7 @@ def rescore(path: Path, betas: int, log: bool = True) -> list[Rescored]:
         results, outcome = {}, []
         what = "delete the task's runs/<task>.json to recompute it, or start a new run"
         for task in [*tasks, *timing_tasks]:
-            stored = _result_rows(folder, task)
+            stored = stored_result(folder, task)
             if stored is None:
                 raise NothingToRescore(f"{folder.result_path(task.task_id)}: missing; resume the run first")
             results[task.task_id] = stored
@@ -113,7 +113,7 @@ def rescore(path: Path, betas: int, log: bool = True) -> list[Rescored]:
         folder.record(folder.spec)
         environment = folder.read_json(folder.env)  # the machine that trained: the rows describe its run
         keep = (folder.path / "runs" / "sklearn.json").exists()  # scikit-learn's reference, measured by the run
-        frame = _frame(folder, profile, tasks, timing_tasks, results, environment, keep_reference=keep)
+        frame = results_frame(folder, profile, tasks, timing_tasks, results, environment, keep_reference=keep)
         folder.check_all_recorded(what)
         folder.write_results(frame)
     return outcome
