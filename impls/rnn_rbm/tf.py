@@ -3,8 +3,9 @@
 The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* under ``tf.stop_gradient``, so
 the tape's gradient is the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML
 2012, sec. 3). The RNN runs as a ``tf.scan`` over time; an epoch drawing its own noise is one tf.function loop, run
-by TensorFlow's graph executor (the ``function`` mode) or compiled by XLA (``xla``: ``jit_compile``; XLA draws its own
-Philox numbers, so only updates from explicit noise equal the other mode's).
+by TensorFlow's graph executor (the ``function`` mode) or compiled by XLA (``xla``: ``jit_compile``, every update
+padded with silent frames to ``(batch_size, chunk_length)`` and masked, one shape; XLA draws its own Philox numbers,
+so only updates from explicit noise equal the other mode's).
 """
 
 from __future__ import annotations
@@ -46,12 +47,16 @@ def free_energy(w: Weights, v: tf.Tensor, b_v: tf.Tensor, b_h: tf.Tensor) -> tf.
     return -tf.reduce_sum(v * b_v, -1) - tf.reduce_sum(tf.nn.softplus(v @ w.W + b_h), -1)
 
 
-def cost(w: Weights, v: tf.Tensor, noise: RNNRBMNoise) -> tf.Tensor:
-    """``mean_{b,t} F_t(v(t)) - F_t(v*(t))`` with v* under stop_gradient: its gradient is CD-k + BPTT."""
+def cost(w: Weights, v: tf.Tensor, noise: RNNRBMNoise, mask: tf.Tensor | None = None) -> tf.Tensor:
+    """``mean_{b,t} F_t(v(t)) - F_t(v*(t))`` with v* under stop_gradient: its gradient is CD-k + BPTT.
+
+    With a ``mask``, the mean over the frames where it is 1 (padding after a chunk's end adds nothing: the RNN is
+    causal)."""
     u_previous, _ = recurrence(w, v)
     b_v, b_h = biases(w, u_previous)
     v_star = tf.stop_gradient(gibbs(w, v, b_v, b_h, noise.h, noise.v))
-    return tf.reduce_mean(free_energy(w, v, b_v, b_h) - free_energy(w, v_star, b_v, b_h))
+    energy = free_energy(w, v, b_v, b_h) - free_energy(w, v_star, b_v, b_h)
+    return tf.reduce_mean(energy) if mask is None else tf.reduce_sum(energy * mask) / tf.reduce_sum(mask)
 
 
 def clip(grads: list[tf.Tensor], clip_norm: float) -> list[tf.Tensor]:
@@ -108,17 +113,29 @@ class TFRNNRBM(RNNRBM):
         if noise is not None:
             return np.array([self.cd_update(v, n, learning_rate) for v, n in zip(updates, noise, strict=True)])
         full = len(updates) if len(updates[-1]) == len(updates[0]) else len(updates) - 1
+        if self.mode == "xla":  # one static shape: XLA compiles once (a loop whose shapes change crashes it, seen)
+            batches, masks = self._padded(updates)
+            return self._epoch(batches, rate, masks).numpy().astype(np.float64)
         costs = [self._epoch(self._tensor(np.stack(updates[:full])), rate)]  # the full batches in one loop
         if full < len(updates):
             costs.append(self._epoch(self._tensor(updates[-1][None]), rate))
         return np.concatenate([c.numpy() for c in costs]).astype(np.float64)
 
-    def _epoch_fn(self, batches: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
+    def _padded(self, updates: list[np.ndarray]) -> tuple[tf.Tensor, tf.Tensor]:
+        """The updates, each padded with silent frames to ``(batch_size, chunk_length)`` (at least), and masks."""
+        shape = (max(self.config.batch_size, len(updates[0])), max(self.config.chunk_length, updates[0].shape[1]))
+        batches = np.zeros((len(updates), *shape, self.config.n_visible))
+        masks = np.zeros((len(updates), *shape))
+        for index, v in enumerate(updates):
+            batches[index, : len(v), : v.shape[1]], masks[index, : len(v), : v.shape[1]] = v, 1
+        return self._tensor(batches), self._tensor(masks)
+
+    def _epoch_fn(self, batches: tf.Tensor, rate: tf.Tensor, masks: tf.Tensor | None = None) -> tf.Tensor:
         costs = tf.TensorArray(self.dtype, size=tf.shape(batches)[0])
         for index in tf.range(tf.shape(batches)[0]):
-            v = batches[index]
+            v, mask = batches[index], None if masks is None else masks[index]
             noise = self._noise(tf.shape(v)[0], tf.shape(v)[1], self.config.cd_steps)
-            costs = costs.write(index, self._cd_update(v, noise, rate))
+            costs = costs.write(index, self._cd_update(v, noise, rate, mask))
         return costs.stack()
 
     def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
@@ -126,9 +143,9 @@ class TFRNNRBM(RNNRBM):
         noise = RNNRBMNoise(*(self._tensor(u) for u in self.checked_noise(noise, *v.shape[:2])))
         return float(self._update(v, noise, self._rate(learning_rate)))
 
-    def _cd_update(self, v: tf.Tensor, noise: RNNRBMNoise, rate: tf.Tensor) -> tf.Tensor:
+    def _cd_update(self, v: tf.Tensor, noise: RNNRBMNoise, rate: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = cost(self.weights, v, noise)
+            loss = cost(self.weights, v, noise, mask)
         grads = tape.gradient(loss, list(self.weights))
         for parameter, gradient in zip(self.weights, clip(grads, self.config.clip_norm)):
             parameter.assign_sub(rate * gradient)  # plain SGD

@@ -80,3 +80,14 @@ def test_the_equivalence_check_sees_a_wrong_update():
             return 1.01 * super().rate(learning_rate)
 
     assert sequence_update_difference(Hasty, CONFIG, params) > 10 * TOLERANCE
+
+
+@pytest.mark.parametrize(("impl", "mode"), MODES, ids=[f"{i}-{m}" for i, m in MODES])
+def test_a_mode_trains_on_its_own_draws_as_chunk_lengths_change(impl, mode):
+    """Pieces end at any frame, so successive calls bring chunks of other lengths (TensorFlow's XLA mode crashed the
+    process on the second length before its updates were padded to one shape)."""
+    model = load(impl, "rnn_rbm").in_mode(mode)(CONFIG, random_params(CONFIG), 0)
+    for frames in (6, 4, 1, 5):
+        costs = model.train_chunks(sequences(replace(CONFIG, chunk_length=frames), 3, seed=frames))
+        assert costs.shape == (2,) and np.isfinite(costs).all()
+    assert model.params().hash != random_params(CONFIG).hash
