@@ -150,7 +150,7 @@ def run_speed(args: argparse.Namespace) -> int:
 
     names = args.impls or list(frameworks())
     if args.ablation:
-        return run_ablation(names, args.device)
+        return run_ablation(names, args.device, args.repeats)
     frame, roof = speed_table(run_all(names, args.threads, args.device))
     with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
         print(frame.to_string())
@@ -158,11 +158,11 @@ def run_speed(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ablation(names: list[str], device: str) -> int:
+def run_ablation(names: list[str], device: str, repeats: int) -> int:
     from eval.timing.ablation import ablation_table, run_ablation, verdicts
     from eval.timing.speed import save
 
-    table = ablation_table(run_ablation(names, [1, 2], device))
+    table = ablation_table(run_ablation(names, [1, 2], device, repeats))
     with pd.option_context("display.width", 220, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))
     print("\n".join(verdicts(table)))
@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     s.add_argument("--ablation", action="store_true", help="every execution mode at 1 and 2 threads, each checked")
+    s.add_argument("--repeats", type=int, default=3, help="--ablation: interleaved rounds, each mode's median kept")
     c = commands.add_parser("scaling", help="throughput and peak memory over hidden units x batch sizes")
     c.add_argument("--impls", type=_names, default=None)
     c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

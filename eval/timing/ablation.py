@@ -110,9 +110,26 @@ def modes_of(impl: str, device: str = "cpu") -> tuple[str, ...]:
         return ()
 
 
-def run_ablation(impls: list[str], threads: list[int], device: str = "cpu") -> list[dict]:
-    """Every mode of every implementation at every thread count, one process each."""
-    return [run_mode(impl, mode, n, device) for n in threads for impl in impls for mode in modes_of(impl, device)]
+def run_ablation(impls: list[str], threads: list[int], device: str = "cpu", repeats: int = 3) -> list[dict]:
+    """Every mode of every implementation at every thread count, one process each, in ``repeats`` interleaved rounds
+    (each round measures every mode once): a shared machine's slow minute then lands on one measurement of many
+    modes, not on every measurement of one (`ablation_table` takes each mode's median)."""
+    plan = [(n, impl, mode) for n in threads for impl in impls for mode in modes_of(impl, device)]
+    return [run_mode(impl, mode, n, device) | {"round": r} for r in range(repeats) for n, impl, mode in plan]
+
+
+def medians(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (threads, implementation, mode): the median of its rounds' measurements, ``spread`` (max - min over
+    the median of its speeds: how far one measurement can be trusted) and the first error of a round that failed."""
+    keys = ["threads", "impl", "mode"]
+    numbers = [c for c in ("windows_per_s", "five_products_ms", "draw_ms", "compile_s", "max_difference") if c in frame]
+    grouped = frame.groupby(keys, sort=False)
+    table = grouped[numbers].median()
+    speeds = grouped.windows_per_s
+    table["rounds"] = speeds.count()
+    table["spread"] = ((speeds.max() - speeds.min()) / speeds.median()).where(table.rounds >= 2)  # one: unknown
+    table["error"] = grouped.error.first()
+    return table.reset_index()
 
 
 def fastest_equivalent(table: pd.DataFrame, speed: str, difference: str = "max_difference", by: str = "impl"):
@@ -125,7 +142,8 @@ def fastest_equivalent(table: pd.DataFrame, speed: str, difference: str = "max_d
 
 
 def ablation_table(results: list[dict], batch: int = 100) -> pd.DataFrame:
-    """One row per (threads, implementation, mode): speed, ratios, equivalence, and which mode won.
+    """One row per (threads, implementation, mode): speed (the median of its rounds, `medians`), ratios,
+    equivalence, and which mode won.
 
     ``equivalent``: within `TOLERANCE` of the reference. ``fastest``: the fastest equivalent mode of its
     implementation at that thread count. ``default``: the mode a run uses without ``[run] modes``.
@@ -134,6 +152,7 @@ def ablation_table(results: list[dict], batch: int = 100) -> pd.DataFrame:
     for column in ("windows_per_s", "five_products_ms", "draw_ms", "max_difference", "error"):
         if column not in frame:
             frame[column] = np.nan
+    frame = medians(frame)
     parts = []
     for _, part in frame.groupby("threads", sort=True):
         part = part.copy()
@@ -148,9 +167,9 @@ def ablation_table(results: list[dict], batch: int = 100) -> pd.DataFrame:
         speed_of_default = part[part.default].set_index("impl").windows_per_s
         part["speedup_over_default"] = part.windows_per_s / part.impl.map(speed_of_default)
         parts.append(part)
-    order = ["threads", "impl", "mode", "windows_per_s", "speedup_over_default", "ratio_to_roofline", "ceiling",
-             "ratio_to_ceiling", "compile_s", "max_difference", "equivalent", "default", "fastest",
-             "error"]  # fmt: skip
+    order = ["threads", "impl", "mode", "windows_per_s", "spread", "rounds", "speedup_over_default",
+             "ratio_to_roofline", "ceiling", "ratio_to_ceiling", "compile_s", "max_difference", "equivalent", "default",
+             "fastest", "error"]  # fmt: skip
     table = pd.concat(parts, ignore_index=True) if parts else frame
     return table[[c for c in order if c in table]]
 
@@ -165,6 +184,9 @@ def verdicts(table: pd.DataFrame) -> list[str]:
             continue
         win = fastest.iloc[0]
         note = "the default" if bool(win.default) else f"not the default ({default.iloc[0]['mode']})"
+        noise = max(float(win.get("spread", 0) or 0), float(default.iloc[0].get("spread", 0) or 0))
+        if not bool(win.default) and win.speedup_over_default - 1 <= noise:  # NaN spread (one round): no claim
+            note += f"; within the rounds' spread of {noise:.0%}: no reason to change it"
         others = ", ".join(
             f"{r['mode']} {r.speedup_over_default:.2f}x" for _, r in part.iterrows() if r["mode"] != win["mode"]
         )

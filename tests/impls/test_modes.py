@@ -124,6 +124,26 @@ def test_the_ablation_picks_the_fastest_equivalent_mode_and_says_so():
     assert lines[1].startswith("tf at 1 thread(s): function wins") and "the default" in lines[1]
 
 
+def test_the_ablation_keeps_each_modes_median_over_interleaved_rounds_and_its_spread():
+    def row(mode: str, speed: float, round_: int) -> dict:
+        return {"impl": "numpy", "mode": mode, "threads": 1, "round": round_, "windows_per_s": speed,
+                "five_products_ms": 1.0, "draw_ms": 1.0, "max_difference": 0.0}  # fmt: skip
+
+    # one slow minute hit plain's second round: its median is unmoved, and buffers' 4 % lead is inside the spread
+    speeds = {"plain": [100.0, 40.0, 100.0], "buffers": [104.0, 104.0, 103.0]}
+    rows = [row(mode, speed, r) for r in range(3) for mode, values in speeds.items() for speed in values[r : r + 1]]
+    table = ablation_table(rows).set_index("mode")
+    assert table.loc["plain", "windows_per_s"] == 100.0 and table.loc["plain", "rounds"] == 3
+    assert table.loc["plain", "spread"] == pytest.approx(0.6) and table.loc["buffers", "spread"] == pytest.approx(
+        0.01 / 1.04
+    )
+    assert table.loc["buffers", "fastest"]
+    (line,) = verdicts(ablation_table(rows))
+    assert "buffers wins" in line and "within the rounds' spread of 60%: no reason to change it" in line
+    clear = [row(mode, speed, r) for r in range(3) for mode, speed in (("plain", 100.0), ("buffers", 150.0))]
+    assert "no reason" not in verdicts(ablation_table(clear))[0]
+
+
 def test_a_mode_that_failed_to_run_is_shown_with_its_reason_and_never_wins():
     rows = [
         {"impl": "numpy", "mode": "plain", "threads": 2, "windows_per_s": 10.0, "five_products_ms": 1.0,
