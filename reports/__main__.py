@@ -9,7 +9,8 @@ certify again at N temperatures, from their saved parameters (no training), and 
 ``python -m reports history import RUN...`` records finished runs into the history ($RBM_BENCH_HISTORY, default
 reports/history) and ``python -m reports history [--profile P] [--out DIR]`` draws it (history.html).
 
-Exit codes: 0 done, 1 a requested implementation failed (``--strict``: or was skipped), 2 bad input or an
+Exit codes: 0 done, 1 a requested implementation failed (``--strict``: or was skipped; ``rescore``: a too-wide
+bracket could not be scored again), 2 bad input or an
 incomplete run (one line), 130 interrupted (resume with ``--resume``).
 """
 
@@ -49,10 +50,11 @@ def _compare(args: argparse.Namespace) -> int:
 def _rescore(args: argparse.Namespace) -> int:
     from eval.bench.rescore import rescore
 
-    for line in rescore(args.run, args.betas):
-        print(line.line(args.betas))
+    seeds = rescore(args.run, args.betas)
+    for seed in seeds:
+        print(seed.line(args.betas))
     print(f"report: {render(args.run)}")
-    return 0
+    return 1 if any(seed.failed for seed in seeds) else 0  # a too-wide bracket left as it was: not done
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -183,8 +183,8 @@ def derived_for(frame: pd.DataFrame, timing_tasks: list[Task], phase: str) -> li
         found, speeds, counted, modes, products = plugin(model), [], [], [], []
         rule = found.roofline
         for task in tasks:
-            mine = ok[(ok.impl == task.impl) & (ok.run_id == task.context.run_id)]
-            all_modes = every[(every.impl == task.impl) & (every.run_id == task.context.run_id)]
+            # one run's rows, not matched on run_id: a moved or renamed run keeps the id its rows were written with
+            mine, all_modes = ok[ok.impl == task.impl], every[every.impl == task.impl]
             for key, value in task.context.point.items():
                 mine = mine[mine[key] == value] if key in mine else mine
                 all_modes = all_modes[all_modes[key] == value] if key in all_modes else all_modes

@@ -40,6 +40,11 @@ class Rescored:
     after: float | None = None
     kept: str = ""  # why the seed was not scored again
 
+    @property
+    def failed(self) -> bool:
+        """Too wide, and not scored again (diverged at more betas, or no parameters saved): the ask was not met."""
+        return self.kept.startswith(("diverged", "no saved parameters"))
+
     def line(self, betas: int) -> str:
         if self.kept:
             return f"{self.task_id}: kept ({self.kept})"

@@ -39,8 +39,6 @@ def update_difference(cls: type, config, params, updates: int = 3, seed: int = 0
     """Largest parameter difference of ``cls`` (a window RBM implementation in one mode) from the NumPy reference
     after ``updates`` CD updates of ``config``'s shape from the same data and noise, relative: ``|a - b| / (1 +
     |b|)``."""
-    from dataclasses import replace
-
     from impls import load
     from impls.rbm.interface import CDNoise
 
@@ -48,20 +46,12 @@ def update_difference(cls: type, config, params, updates: int = 3, seed: int = 0
     shape = (config.batch_size, config.n_visible)
     batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
     noises = [CDNoise.draw(rng, config, config.batch_size) for _ in range(updates)]
-    ours = cls(config, params, seed)
-    reference = load("numpy").in_mode("plain")(replace(config, device="cpu"), params, seed)
-    for v, noise in zip(batches, noises):
-        ours.cd_update(v, noise)
-        reference.cd_update(v, noise)
-    got, want = ours.params(), reference.params()
-    return max(float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(got.arrays(), want.arrays()))
+    return _difference(cls, load("numpy").in_mode("plain"), config, params, zip(batches, noises), seed)
 
 
 def sequence_update_difference(cls: type, config, params, updates: int = 3, seed: int = 0) -> float:
     """`update_difference` for the RNN-RBM: ``updates`` CD-k + BPTT updates of ``config``'s batch of chunks
     (``batch_size`` x ``chunk_length`` frames) from the same data and explicit noise, against the NumPy reference."""
-    from dataclasses import replace
-
     from impls import load
     from impls.rnn_rbm.interface import RNNRBMNoise
 
@@ -69,9 +59,16 @@ def sequence_update_difference(cls: type, config, params, updates: int = 3, seed
     shape = (config.batch_size, config.chunk_length, config.n_visible)
     batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
     noises = [RNNRBMNoise.draw(rng, config, *shape[:2]) for _ in range(updates)]
-    ours = cls(config, params, seed)
-    reference = load("numpy", "rnn_rbm")(replace(config, device="cpu"), params, seed)
-    for v, noise in zip(batches, noises):
+    return _difference(cls, load("numpy", "rnn_rbm"), config, params, zip(batches, noises), seed)
+
+
+def _difference(cls: type, reference_cls: type, config, params, data, seed: int) -> float:
+    """``cls`` and the reference from the same parameters through the same ``(batch, noise)`` updates: the largest
+    relative parameter difference ``|a - b| / (1 + |b|)``."""
+    from dataclasses import replace
+
+    ours, reference = cls(config, params, seed), reference_cls(replace(config, device="cpu"), params, seed)
+    for v, noise in data:
         ours.cd_update(v, noise)
         reference.cd_update(v, noise)
     got, want = ours.params(), reference.params()

@@ -212,6 +212,20 @@ class RNNRBM(Implementation):
             raise ValueError(f"{len(noise)} noises for {len(updates)} updates; give one per update")
         return updates
 
+    def padded_shape(self, updates: list[np.ndarray]) -> tuple[int, int]:
+        """``(chunks, frames)`` every update is padded to where a framework compiles one shape: the config's
+        ``(batch_size, chunk_length)``, or the first update's if larger."""
+        return max(self.config.batch_size, len(updates[0])), max(self.config.chunk_length, updates[0].shape[1])
+
+    def padded(self, updates: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The updates stacked, each padded with silent frames to ``shape``, and masks (1 on every real frame): the
+        masked cost of a padded update is the update's own, since the RNN is causal."""
+        batches = np.zeros((len(updates), *shape, self.config.n_visible))
+        masks = np.zeros((len(updates), *shape))
+        for index, v in enumerate(updates):
+            batches[index, : len(v), : v.shape[1]], masks[index, : len(v), : v.shape[1]] = v, 1
+        return batches, masks
+
     def checked_noise(self, noise: RNNRBMNoise, batch: int, n_frames: int) -> RNNRBMNoise:
         """``noise`` checked against the batch it drives."""
         h, v = np.shape(noise.h), np.shape(noise.v)

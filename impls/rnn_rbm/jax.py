@@ -164,8 +164,7 @@ class JaxRNNRBM(RNNRBM):
     ) -> np.ndarray:
         updates = self.updates(chunks, noise)
         # every update padded to (batch_size, chunk_length) frames and masked: one shape, one compilation
-        shape = (max(self.config.batch_size, len(updates[0])), max(self.config.chunk_length, updates[0].shape[1]))
-        return self._train(updates, noise, learning_rate, shape)
+        return self._train(updates, noise, learning_rate, self.padded_shape(updates))
 
     def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
         v = self.sequences(v)
@@ -173,10 +172,7 @@ class JaxRNNRBM(RNNRBM):
 
     def _train(self, updates: list[np.ndarray], noise, learning_rate: float | None, shape: tuple[int, int]):
         """The updates, each padded with silent frames to ``shape`` and masked, in one compiled scan."""
-        batches = np.zeros((len(updates), *shape, self.config.n_visible))
-        masks = np.zeros((len(updates), *shape))
-        for index, v in enumerate(updates):
-            batches[index, : len(v), : v.shape[1]], masks[index, : len(v), : v.shape[1]] = v, 1
+        batches, masks = self.padded(updates, shape)
         if noise is None:
             sources = jax.random.split(self._next_key(), len(updates))
         else:

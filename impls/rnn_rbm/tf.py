@@ -112,23 +112,14 @@ class TFRNNRBM(RNNRBM):
         updates, rate = self.updates(chunks, noise), self._rate(learning_rate)
         if noise is not None:
             return np.array([self.cd_update(v, n, learning_rate) for v, n in zip(updates, noise, strict=True)])
-        full = len(updates) if len(updates[-1]) == len(updates[0]) else len(updates) - 1
         if self.mode == "xla":  # one static shape: XLA compiles once (a loop whose shapes change crashes it, seen)
-            batches, masks = self._padded(updates)
-            return self._epoch(batches, rate, masks).numpy().astype(np.float64)
+            batches, masks = self.padded(updates, self.padded_shape(updates))
+            return self._epoch(self._tensor(batches), rate, self._tensor(masks)).numpy().astype(np.float64)
+        full = len(updates) if len(updates[-1]) == len(updates[0]) else len(updates) - 1
         costs = [self._epoch(self._tensor(np.stack(updates[:full])), rate)]  # the full batches in one loop
         if full < len(updates):
             costs.append(self._epoch(self._tensor(updates[-1][None]), rate))
         return np.concatenate([c.numpy() for c in costs]).astype(np.float64)
-
-    def _padded(self, updates: list[np.ndarray]) -> tuple[tf.Tensor, tf.Tensor]:
-        """The updates, each padded with silent frames to ``(batch_size, chunk_length)`` (at least), and masks."""
-        shape = (max(self.config.batch_size, len(updates[0])), max(self.config.chunk_length, updates[0].shape[1]))
-        batches = np.zeros((len(updates), *shape, self.config.n_visible))
-        masks = np.zeros((len(updates), *shape))
-        for index, v in enumerate(updates):
-            batches[index, : len(v), : v.shape[1]], masks[index, : len(v), : v.shape[1]] = v, 1
-        return self._tensor(batches), self._tensor(masks)
 
     def _epoch_fn(self, batches: tf.Tensor, rate: tf.Tensor, masks: tf.Tensor | None = None) -> tf.Tensor:
         costs = tf.TensorArray(self.dtype, size=tf.shape(batches)[0])

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from eval.bench.rescore import rescore as _rescore
 from eval.bench.runfolder import RunFolder
+from eval.models.rnn_rbm import RNNRBMPlugin
 from eval.scoring.ais import CERTIFIED_WIDTH
+from reports.__main__ import main
 from tests.conftest import RNN_PROFILE, ROOT, finish_run
 
 pytestmark = pytest.mark.bench
@@ -35,12 +39,19 @@ def scores(run) -> dict:
     return {(row.seed, row.phase, row.metric): row.value for row in final.itertuples()}
 
 
-def test_rescore_certifies_wide_brackets_and_changes_nothing_else(tmp_path, cache_dir):
+def test_rescore_certifies_wide_brackets_and_changes_nothing_else(tmp_path, cache_dir, monkeypatch):
     run = finish_run(tmp_path, "coarse", COARSE, cache_dir).path
     before = scores(run)
     widths = {seed: before[(seed, "eval", "bracket_width_per_frame")] for seed in (0, 1)}
     assert widths[0] <= CERTIFIED_WIDTH < widths[1], widths  # the premise: one seed certified, one too wide
     assert before[(1, "eval", "bracket_betas")] == 10
+
+    diverging = tmp_path / "diverging"  # a seed whose finer scoring diverges is left as it was, and the command fails
+    shutil.copytree(run, diverging)
+    monkeypatch.setattr(RNNRBMPlugin, "score", lambda *args: "the per-frame AIS log-likelihood is NaN/inf")
+    seeds = _rescore(diverging, 800)
+    assert [seed.failed for seed in seeds] == [False, True] and scores(diverging) == before
+    assert main(["rescore", str(diverging), "--betas", "800"]) == 1
 
     done = rescore(run, "--betas", "400")
     assert done.returncode == 0, done.stderr[-2000:]
