@@ -60,6 +60,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="execution modes by framework: torch=compile,tf=xla (default: "
         "each framework's first mode; python -m eval speed --ablation lists them)",
     )
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        default=None,
+        help="also time every other execution mode of each framework beside its equivalence check ([run] ablation; "
+        'the report\'s "Execution modes" table)',
+    )
     parser.add_argument("--max-rows-per-piece", type=int, default=None)
     parser.add_argument("--max-ticks", type=int, default=None)
     parser.add_argument("--resume", type=Path, default=None, help="complete an interrupted run folder")
@@ -77,6 +84,7 @@ def overrides(args: argparse.Namespace) -> dict[str, dict]:
             "device": args.device,
             "executor": args.executor,
             "modes": args.modes,
+            "ablation": args.ablation,
         },
         "data": {
             "source": args.dataset,

@@ -135,3 +135,17 @@ def test_the_rnn_nade_profiles_extend_their_datasets_recipes_and_stand_beside_ru
         assert profile.data.num_timesteps == profile.data.stride == 1 and profile.run.patience > 0
         assert 'README, "The RNN-NADE"' in (PROFILES / f"{name}.toml").read_text(), "each says where its recipe is why"
     assert load_profile("nade_jsb").model.n_recurrent == 0 < load_profile("rnn_nade_jsb").model.n_recurrent
+
+
+def test_command_line_options_set_their_profile_keys_and_an_absent_flag_keeps_the_profiles():
+    import argparse
+
+    from eval.bench.cli import add_bench_arguments, overrides
+
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    chosen = load_profile("rnn_rbm_modes")  # its own [run] ablation = true
+    assert chosen.override(**overrides(parser.parse_args([]))).run.ablation is True
+    quick = load_profile("quick").override(**overrides(parser.parse_args(["--ablation", "--modes", "torch=compile"])))
+    assert quick.run.ablation is True and quick.run.modes == {"torch": "compile"}
+    assert "run.ablation" in quick.chosen
