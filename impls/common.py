@@ -15,9 +15,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+
+
+class OperatorEvent(NamedTuple):
+    """One operator's execution in a framework's trace (`Implementation.trace_operators`): where it ran (a thread
+    of the trace), the operator's kind (``MatMul``, ``aten::addmm``, an XLA ``fusion``), and when, in nanoseconds
+    on the trace's clock. An operator may contain others (an XLA ``while`` its body): `eval.timing.profile` takes
+    self times."""
+
+    thread: str
+    name: str
+    start_ns: int
+    end_ns: int
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,14 @@ class Implementation(ABC):
     @abstractmethod
     def sample(self, n: int, *args: Any, **kwargs: Any) -> np.ndarray:
         """``n`` binary samples (uint8), in the model's own shape (its interface says which)."""
+
+    @classmethod
+    def trace_operators(cls, run: Callable[[], object]) -> tuple[int, list[OperatorEvent]] | None:
+        """``run()`` under the framework's own profiler: its wall time (ns) and every operator it executed
+        (`OperatorEvent`); None for a framework without one (NumPy calls its kernels from Python, with no dispatch
+        layer between). Read by `eval.timing.profile`, the report's "where the time goes"."""
+        trace = getattr(cls.backend, "trace_operators", None)
+        return None if trace is None else trace(run)
 
     @staticmethod
     def best_ms(run: Callable[[], object], repeats: int) -> float:

@@ -32,7 +32,7 @@ from eval.scoring.notes import note_statistics
 from eval.scoring.pieces import piece_statistics
 from eval.scoring.sequences import as_windows, joined
 from eval.timing.ablation import TOLERANCE
-from reports import figures, published, tables
+from reports import figures, published, tables, where_time_goes
 from reports.audio import write_audio
 from reports.models import beside_frames, models_table
 
@@ -150,7 +150,7 @@ def _scored(frame: pd.DataFrame, spec: Profile, manifest: dict) -> str:
 
 
 def _sections(
-    frame: pd.DataFrame, spec: Profile, manifest: dict, data_rows: dict
+    frame: pd.DataFrame, spec: Profile, manifest: dict, data_rows: dict, profiles: dict | None = None
 ) -> list[tuple[str, list, pd.DataFrame | None]]:
     """(title, paragraphs, table) in reading order."""
     margins, alpha = spec.verdict.margins, spec.verdict.alpha
@@ -173,6 +173,8 @@ def _sections(
         ),
         ("Throughput (quiet phase)", [], tables.speed_table(frame)),
     ]
+    if time_goes := where_time_goes.section(frame, profiles or {}):
+        out.append(time_goes)
     modes = tables.modes_table(frame)
     if not modes.empty:
         out.append(("Execution modes (the ablation)", [MODES_SENTENCE], modes))
@@ -234,7 +236,7 @@ def render(run_dir: Path, beside: list[Path] | None = None) -> Path:
     pieces = {p.stem: np.load(p) for p in sorted(folder.samples_dir.glob("*.npy"))}  # windows, or whole pieces
     samples = {name: as_windows(a, window_spec.num_timesteps) if a.ndim == 3 else a for name, a in pieces.items()}
     data_rows = _data_rows(dataset, spec.eval)
-    sections = _sections(frame, spec, manifest, data_rows)
+    sections = _sections(frame, spec, manifest, data_rows, folder.read_profiles())
     others = (
         beside
         if beside is not None

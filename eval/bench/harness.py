@@ -323,6 +323,9 @@ def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
                 stored = _store(folder, outcome)
             results[task.task_id] = stored
             progress.done(task.task_id)
+    profiled = {t.task_id: {"impl": t.impl} | results[t.task_id]["profile"] for t in timing_tasks
+                if "profile" in results[t.task_id]}  # fmt: skip
+    folder.write_json(folder.profiles, profiled)  # each framework's update under its profiler (eval.timing.profile)
     frame = results_frame(folder, profile, tasks, timing_tasks, results, environment, keep_reference)
     folder.check_all_recorded("delete the task's runs/<task>.json to recompute it, or start a new run")
     folder.write_results(frame)

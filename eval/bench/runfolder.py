@@ -13,6 +13,7 @@
         checkpoints/<task>/     a long run's last epoch per unfinished task, written by its worker (removed once
                                 the task's result is stored; `eval.models.checkpoints`)
         samples/<task>.npy      generated windows; report.html adds .mid and .wav
+        profiles.json           each timing task's update under its framework's profiler (`eval.timing.profile`)
         results.csv, results.parquet
         complete.json           written last: row counts and sha256 of the results
         report.md, report.html
@@ -135,6 +136,15 @@ class RunFolder:
     @property
     def results_csv(self) -> Path:
         return self.path / "results.csv"
+
+    @property
+    def profiles(self) -> Path:
+        return self.path / "profiles.json"
+
+    def read_profiles(self) -> dict[str, dict]:
+        """Each timing task's update under its framework's profiler (`eval.timing.profile`), by task; {} for a run
+        from before profiles (or a copy without them)."""
+        return self.read_json(self.profiles) if self.profiles.is_file() else {}
 
     @property
     def complete_marker(self) -> Path:

@@ -126,6 +126,8 @@ def main(argv: list[str]) -> int:
     skipped = any(r["status"] == "skipped" for r in rows)
     version = "not installed" if skipped else load(task.impl, task.context.model).framework_version()
     result = {"rows": rows, "framework_version": version, "settings": extra.get("settings", {})}
+    if "profile" in extra:  # a timing task's update under its framework's profiler (eval.timing.profile)
+        result["profile"] = extra["profile"]
     atomic_write_text(out / "result.json", json.dumps(result))
     return 0
 

@@ -224,6 +224,22 @@ class ModelPlugin(ABC):
                       record: Recorder) -> None:  # fmt: skip
         """The quiet phase: steady-state speed (`steady_epochs`) and the model's roofline."""
 
+    def profile(self, model: impls.Implementation, order: list) -> dict:
+        """One update under the framework's profiler, after the timing (`eval.timing.profile.profile_update` of the
+        first epoch's first few updates): the report's "where the time goes". ``{"error": ...}`` where it could not
+        run (no profiler: NumPy); a failed profile never fails the timing."""
+        from eval.timing.profile import PROFILED_UPDATES, profile_update
+
+        batches = order[0][:PROFILED_UPDATES]
+        try:
+            profiled = profile_update(model, batches)
+        except Exception as error:  # the profiler is a guest: its failure is reported, the timing rows stand
+            return {"error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
+        if profiled is None:
+            return {"error": f"{model.name} has no operator profiler"}
+        units = sum(np.size(b) for b in batches) / len(batches)  # windows or frames of one update
+        return profiled.to_dict() | {"mode": model.mode, "units_per_update": units}
+
     def mode_difference(self, cls: type, config: Any, init: impls.Params) -> float | None:
         """How far ``cls`` (an implementation in one execution mode) strays from the NumPy reference after a few
         updates from the same noise, relative; None where the model has no such check (its modes are then shown
@@ -300,7 +316,7 @@ class ModelPlugin(ABC):
         model.set_data(self.training_data(dataset))
         if task.kind == "timing":
             self.time_training(model, task, dataset, order, record)
-            return {}
+            return {"profile": self.profile(model, order)}
         best = BestEpoch(task.patience, catalogue.describe(self.curve)[1])
         long = {"checkpoints": checkpoints} if self.checkpoints else {}  # a plug-in that keeps none never sees them
         diverged = self.train(model, task, dataset, order, record, rng, best, **long)

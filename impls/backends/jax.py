@@ -1,8 +1,17 @@
-"""JAX glue: float64 on request, the faster single-device random stream, matmul precision, GPU probe, memory."""
+"""JAX glue: float64 on request, the faster single-device random stream, matmul precision, GPU probe, memory, the
+operator trace."""
 
 from __future__ import annotations
 
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import jax
+
+from impls.common import OperatorEvent
 
 jax.config.update("jax_enable_x64", True)  # float64 on request; every array names its dtype
 # One device, no sharding: the unpartitionable threefry stream draws about twice as fast on the CPU (measured).
@@ -41,3 +50,28 @@ def peak_device_mb(name: str) -> float | None:
         return None
     stats = device(name).memory_stats() or {}
     return stats.get("peak_bytes_in_use", 0) / 2**20
+
+
+def trace_operators(run: Callable[[], object]) -> tuple[int, list[OperatorEvent]]:
+    """``run()`` under JAX's profiler (no Python tracer): wall time (ns) and every compiled XLA operation it ran
+    (``fusion.3`` -> ``fusion``; a ``while`` contains its body's: `eval.timing.profile` takes self times). On the
+    CPU they are the thunks of the ``tf_XLA*`` threads; on a GPU the device's kernels."""
+    options = jax.profiler.ProfileOptions()
+    options.python_tracer_level = 0
+    with tempfile.TemporaryDirectory() as logdir:
+        jax.profiler.start_trace(logdir, profiler_options=options)
+        started = time.perf_counter_ns()
+        run()
+        wall_ns = time.perf_counter_ns() - started
+        jax.profiler.stop_trace()
+        space = jax.profiler.ProfileData.from_file(str(next(Path(logdir).rglob("*.xplane.pb"))))
+    events = []
+    for plane in space.planes:
+        for line in plane.lines:
+            if not (line.name.startswith("tf_XLA") or (plane.name.startswith("/device:") and "Ops" in line.name)):
+                continue
+            for event in line.events:
+                if "::" not in event.name and not event.name.startswith("end: "):  # the executor's own events
+                    name = re.sub(r"\.\d+$", "", event.name)
+                    events.append(OperatorEvent(f"{plane.name}/{line.name}", name, event.start_ns, event.end_ns))
+    return wall_ns, events

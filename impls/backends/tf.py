@@ -1,8 +1,16 @@
-"""TensorFlow glue: op determinism, TensorFloat-32 only under ``tf32``, GPU probe and memory."""
+"""TensorFlow glue: op determinism, TensorFloat-32 only under ``tf32``, GPU probe, memory, the operator trace."""
 
 from __future__ import annotations
 
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import tensorflow as tf
+
+from impls.common import OperatorEvent
 
 
 def version() -> str:
@@ -32,3 +40,31 @@ def peak_device_mb(device: str) -> float | None:
 def device_name(device: str) -> str:
     """TensorFlow's name of a config's device."""
     return "/GPU:0" if device == "cuda" else "/CPU:0"
+
+
+def trace_operators(run: Callable[[], object]) -> tuple[int, list[OperatorEvent]]:
+    """``run()`` under TensorFlow's profiler: wall time (ns) and every kernel the executor ran (trace events named
+    ``scope/node:OpType``, one per kernel; the executor's and the eager layer's own events are left out)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=2, python_tracer_level=0)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir, options=options)
+        started = time.perf_counter_ns()
+        run()
+        wall_ns = time.perf_counter_ns() - started
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace.FromString(next(Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    events = []
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                kernel = _KERNEL.match(plane.event_metadata[event.metadata_id].name)
+                if kernel:
+                    start = line.timestamp_ns + event.offset_ps // 1000
+                    thread = f"{plane.name}/{line.id}"
+                    events.append(OperatorEvent(thread, kernel[1], start, start + event.duration_ps // 1000))
+    return wall_ns, events
+
+
+_KERNEL = re.compile(r"^[\w/.\-]+:(\w+)$")  # "while/body/_1/while/MatMul_3:MatMul" -> MatMul
