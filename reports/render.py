@@ -65,7 +65,9 @@ EXACT_CAVEATS = [
 
 MODES_SENTENCE = (
     "Each implementation in every execution mode its framework offers here (eval.timing.ablation), timed as the "
-    "quiet phase times it, each against the run's roofline; its difference from the NumPy reference after three "
+    "quiet phase times it, once a round for `[run] ablation_rounds` interleaved rounds (its median shown, and its "
+    "spread: max − min over the median, where a lead inside it decides nothing), each against the run's roofline; "
+    "its difference from the NumPy reference after three "
     f"updates from the same noise (relative; equivalent within {TOLERANCE:g}). The fastest equivalent mode of each "
     "implementation is marked (a fast mode that computes something else never wins), and so is the mode the run "
     "trained in: where they differ, `[run] modes` would run the faster one."

@@ -251,7 +251,8 @@ def modes_table(frame: pd.DataFrame) -> pd.DataFrame:
         pick = lambda metric, rows=mine: _mean(rows[rows.metric == metric].value.tolist())
         speed = pick("train_windows_per_s") or pick("train_frames_per_s")
         measured.append({"impl": name, "mode": mode, "speed": speed, "difference": pick("mode_max_difference"),
-                         **{m: pick(m) for m in ("ratio_to_roofline", "ratio_to_ceiling", "compile_s")}})  # fmt: skip
+                         **{m: pick(m) for m in ("ratio_to_roofline", "ratio_to_ceiling", "compile_s",
+                                                 "mode_speed_spread")}})  # fmt: skip
     measured = pd.DataFrame(measured)
     measured["fastest"] = fastest_equivalent(
         measured.astype({"speed": float, "difference": float}), "speed", "difference"
@@ -264,6 +265,7 @@ def modes_table(frame: pd.DataFrame) -> pd.DataFrame:
                 "implementation": label(frame, r.impl),
                 "mode": r.mode,
                 unit: number(r.speed, "train_windows_per_s"),
+                "spread": "—" if pd.isna(r.mode_speed_spread) else f"{r.mode_speed_spread:.0%}",
                 "ratio to roofline": number(r.ratio_to_roofline),
                 "share of ceiling": number(r.ratio_to_ceiling),
                 "compile s": number(r.compile_s),

@@ -139,7 +139,8 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
                 tasks.append(Task(task_id=task_id, kind="train", **common, checkpoints=checkpoints))
                 if seed == profile.run.seeds[0]:
                     timing_id = f"timing-{impl}{'-' + suffix if suffix else ''}"
-                    timings.append(Task(task_id=timing_id, kind="timing", ablation=at.run.ablation, **common))
+                    ablation = {"ablation": at.run.ablation, "ablation_rounds": at.run.ablation_rounds}
+                    timings.append(Task(task_id=timing_id, kind="timing", **ablation, **common))
     return dataset, tasks, timings
 
 

@@ -93,6 +93,9 @@ class RunConfig:
     # the timing phase also times every other mode of each implementation beside its equivalence check (the
     # report's "Execution modes" table; eval.timing.ablation)
     ablation: bool = False
+    # the ablation's rounds: every mode timed once a round, rounds interleaved (a slow minute lands on one measurement
+    # of many modes, not on every measurement of one); each mode's median is kept, beside its spread
+    ablation_rounds: int = field(default=3, metadata=_at_least(1))
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class Task:
     retries: int = 1
     attempt: int = 1
     ablation: bool = False  # a timing task: also time every other execution mode (`ModelPlugin.ablate`)
+    ablation_rounds: int = 3  # each mode timed once a round, rounds interleaved: the median and the spread kept
     patience: int = 0  # early stopping: points of the validation curve without improvement (0: off)
     checkpoints: str = ""  # a long run's checkpoint folder, relative to the task's root ("": none)
 

@@ -249,24 +249,59 @@ class ModelPlugin(ABC):
     def ablate(self, cls: type, task: Task, dataset: datasets.Dataset, order: list, init: impls.Params,
                record: Recorder) -> None:  # fmt: skip
         """Every execution mode of ``cls`` on the task's device timed as `time_training` times one, each beside its
-        `mode_difference`: ``ablation`` rows, each with its mode (the report's "Execution modes" table)."""
+        `mode_difference`: ``ablation`` rows, each with its mode (the report's "Execution modes" table).
+
+        Each mode is timed once a round for ``task.ablation_rounds`` rounds, the rounds interleaved, and each of its
+        timing rows keeps the median over the rounds (its compile time: the first round's), beside
+        ``mode_speed_spread``, (max - min) / median of its speed: a shared machine's slow minute lands on one
+        measurement of many modes, not on every measurement of one."""
         from eval.contract.rows import Recorder
 
-        used = record.context["mode"]
+        used, models, rounds = record.context["mode"], {}, {}
         for mode in cls.modes_for(task.context.device):
+            try:
+                models[mode] = cls.in_mode(mode)(task.model_config(), init, task.impl_seed)
+                models[mode].set_data(self.training_data(dataset))
+            except Exception as error:  # a mode that cannot run here (no compiler, ...): a skipped row, the rest go on
+                self._skipped_mode(task, mode, error, record)
+        for _ in range(task.ablation_rounds):
+            for mode, model in list(models.items()):
+                mine = Recorder(task)
+                try:
+                    self.time_training(model, task, dataset, order, mine)
+                except Exception as error:
+                    self._skipped_mode(task, mode, error, record)
+                    del models[mode]
+                    continue
+                rounds.setdefault(mode, []).append(mine.rows)
+        for mode, model in models.items():
             mine = Recorder(task)
             mine.context["mode"] = mode
+            for position, row in enumerate(rounds[mode][0]):
+                values = [r[position]["value"] for r in rounds[mode]]
+                values = values[:1] if row["metric"] == "compile_s" else values
+                mine.add(row["phase"], row["metric"], None if None in values else float(np.median(values)))
+                if row["metric"] == f"train_{self.unit_of_data}_per_s" and None not in values and len(values) > 1:
+                    mine.add("timing", "mode_speed_spread", (max(values) - min(values)) / float(np.median(values)))
             try:
-                model = cls.in_mode(mode)(task.model_config(), init, task.impl_seed)
-                model.set_data(self.training_data(dataset))
-                self.time_training(model, task, dataset, order, mine)
                 difference = self.mode_difference(cls.in_mode(mode), model.config, init)
-                mine.add("timing", "mode_max_difference", difference)
-            except Exception as error:  # a mode that cannot run here (no compiler, ...): a skipped row, the rest go on
-                reason = f"mode {mode}: {type(error).__name__}: {error}".splitlines()[0][:300]
-                mine.add("timing", "mode_max_difference", None, status="skipped", reason=reason)
+            except Exception as error:
+                self._skipped_mode(task, mode, error, record)
+                continue
+            mine.add("timing", "mode_max_difference", difference)
             record.rows += [row | {"phase": "ablation"} for row in mine.rows]
         record.context["mode"] = used
+
+    @staticmethod
+    def _skipped_mode(task: Task, mode: str, error: Exception, record: Recorder) -> None:
+        """A mode that could not run here: one skipped ``ablation`` row with the reason."""
+        from eval.contract.rows import Recorder
+
+        mine = Recorder(task)
+        mine.context["mode"] = mode
+        reason = f"mode {mode}: {type(error).__name__}: {error}".splitlines()[0][:300]
+        mine.add("timing", "mode_max_difference", None, status="skipped", reason=reason)
+        record.rows += [row | {"phase": "ablation"} for row in mine.rows]
 
     def calibration_fault(self, section: Any) -> tuple[dict[str, float], str]:
         """An injected fault the verdict must catch, as ``{"model.key": value}`` of this model's section, and in

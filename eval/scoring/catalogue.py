@@ -160,6 +160,8 @@ SCORES: tuple[Score, ...] = (
     # an execution mode's largest parameter difference from the NumPy reference after three updates from the same
     # noise, relative (|a - b| / (1 + |b|)); the ablation's equivalence check (eval.timing.ablation)
     S("mode_max_difference", "relative", "lower"),
+    # an execution mode's speed over the ablation's rounds: (max - min) / median (eval.models.base.ModelPlugin.ablate)
+    S("mode_speed_spread", "relative", "lower"),
     S("gibbs_steps_per_s", "steps/s", "higher"),
     S("peak_rss_mb", "MB", "lower"),
     S("peak_device_mb", "MB", "lower"),

@@ -19,7 +19,8 @@ TIMED = {"phase": "timing"}  # wall times differ between any two runs
 
 
 def numpy_run(folder, cache_dir, mode: str, ablation: bool = False):
-    run = {**WINDOW_PROFILE["run"], "impls": ["numpy"], "modes": {"numpy": mode}, "ablation": ablation}
+    run = {**WINDOW_PROFILE["run"], "impls": ["numpy"], "modes": {"numpy": mode}, "ablation": ablation,
+           "ablation_rounds": 2}  # fmt: skip
     return finish_run(folder, f"numpy-{mode}", {**WINDOW_PROFILE, "run": run}, cache_dir)
 
 
@@ -41,6 +42,7 @@ def test_buffers_change_no_score_and_every_row_names_its_mode(tmp_path, cache_di
     for mode in ("plain", "buffers"):
         assert ablation[(mode, "mode_max_difference")] == 0.0
         assert ablation[(mode, "train_windows_per_s")] > 0 and 0 < ablation[(mode, "ratio_to_roofline")] < 1.5
+        assert ablation[(mode, "mode_speed_spread")] >= 0  # two rounds: the median of two, and their spread
     render(buffers.path)
     report = (buffers.path / "report.md").read_text()
     section = report.split("Execution modes (the ablation)")[1]
@@ -66,28 +68,36 @@ def test_modes_of_an_unknown_framework_are_refused_before_anything_runs(tmp_path
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_a_mode_that_cannot_run_here_is_a_skipped_ablation_row_and_the_others_are_timed(tmp_path, monkeypatch):
-    """``torch.compile`` without a C compiler, say: the ablation goes on, and the reason is in the row."""
+def timing_task(tmp_path, monkeypatch, **run):
+    """A window RBM's prepared timing task with ``[run] ablation`` (NumPy), its dataset, init and a short order."""
     import numpy as np
 
     import impls
     from eval.bench.runfolder import RunFolder
     from eval.bench.tasks import prepare
     from eval.config import load_profile
-    from eval.contract.rows import Recorder
-    from eval.models import plugin
     from tests.conftest import profile_toml
 
     monkeypatch.setenv("RBM_BENCH_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "ablation.toml"
     path.write_text(profile_toml({**WINDOW_PROFILE, "run": {**WINDOW_PROFILE["run"], "impls": ["numpy"],
-                                                            "ablation": True, "timing_epochs": 2}}))  # fmt: skip
+                                                            "ablation": True, "timing_epochs": 2, **run}}))  # fmt: skip
     folder = RunFolder.create("ablation", parent=tmp_path)
     dataset, _, (timing,) = prepare(load_profile(str(path)), folder, log=False)
     assert timing.ablation
     with np.load(folder.path / timing.inputs["init"].path) as data:
         init = impls.RBMParams(*(data[name] for name in impls.RBMParams.names()))
     order = [[np.arange(i * 16, (i + 1) * 16) for i in range(3)] for _ in range(2)]
+    return timing, dataset, init, order
+
+
+def test_a_mode_that_cannot_run_here_is_a_skipped_ablation_row_and_the_others_are_timed(tmp_path, monkeypatch):
+    """``torch.compile`` without a C compiler, say: the ablation goes on, and the reason is in the row."""
+    import impls
+    from eval.contract.rows import Recorder
+    from eval.models import plugin
+
+    timing, dataset, init, order = timing_task(tmp_path, monkeypatch, ablation_rounds=1)
     numpy = impls.load("numpy")
 
     class NoBuffers(numpy):
@@ -107,6 +117,35 @@ def test_a_mode_that_cannot_run_here_is_a_skipped_ablation_row_and_the_others_ar
     assert {row["phase"] for row in record.rows} == {"ablation"} and record.context["mode"] == "plain"
 
 
+def test_the_ablation_keeps_each_modes_median_over_interleaved_rounds_and_its_spread(tmp_path, monkeypatch):
+    """Three rounds, each timing every mode once in turn; a slow minute in one round moves no median."""
+    import impls
+    from eval.contract.rows import Recorder
+    from eval.models import plugin
+
+    timing, dataset, init, order = timing_task(tmp_path, monkeypatch)  # the default: 3 rounds
+    assert timing.ablation_rounds == 3
+    speeds = {"plain": [100.0, 20.0, 110.0], "buffers": [90.0, 95.0, 80.0]}  # plain's second round: a slow minute
+    calls = []
+
+    def fake_timing(model, task, dataset, order, record):
+        calls.append(model.mode)
+        record.add("timing", "train_windows_per_s", speeds[model.mode].pop(0))
+        record.add("timing", "compile_s", 5.0 if calls.count(model.mode) == 1 else 0.0)
+
+    window = plugin("rbm")
+    monkeypatch.setattr(window, "time_training", fake_timing)
+    record = Recorder(timing)
+    record.context["mode"] = "plain"
+    window.ablate(impls.load("numpy"), timing, dataset, order, init, record)
+    assert calls == ["plain", "buffers"] * 3  # interleaved: every mode once a round
+    rows = {(row["mode"], row["metric"]): row["value"] for row in record.rows}
+    assert rows[("plain", "train_windows_per_s")] == 100.0 and rows[("buffers", "train_windows_per_s")] == 90.0
+    assert rows[("plain", "mode_speed_spread")] == pytest.approx(0.9) and rows[("plain", "compile_s")] == 5.0
+    assert rows[("buffers", "mode_speed_spread")] == pytest.approx(15 / 90)
+    assert rows[("plain", "mode_max_difference")] == 0  # the check runs once per mode, after the rounds
+
+
 def test_the_rnn_rbm_ablation_times_every_mode_and_a_same_stream_mode_changes_no_score(tmp_path, cache_dir, rnn_run):
     """JAX's one compiled call per update draws with the same keys as its compiled epoch: the RNN-RBM's scores are
     those of the shared run's JAX task (its default mode), and the ablation checks and times both modes."""
@@ -115,7 +154,7 @@ def test_the_rnn_rbm_ablation_times_every_mode_and_a_same_stream_mode_changes_no
     from eval.timing.ablation import TOLERANCE
     from tests.conftest import RNN_PROFILE
 
-    run = {**RNN_PROFILE["run"], "impls": ["jax"], "modes": {"jax": "update"}, "ablation": True}
+    run = {**RNN_PROFILE["run"], "impls": ["jax"], "modes": {"jax": "update"}, "ablation": True, "ablation_rounds": 1}
     update = finish_run(tmp_path, "rnn-update", {**RNN_PROFILE, "run": run}, cache_dir)
     jax = update.frame[update.frame.impl == "jax"]
     assert set(jax[jax.phase != "ablation"]["mode"]) == {"update"}
