@@ -363,7 +363,8 @@ def publish(run_dir: Path, dest: Path) -> Path:
     if not folder.report_html.exists():
         render(run_dir)
     dest = Path(os.path.abspath(dest))
-    if dest.is_file() or (dest.is_dir() and any(p.name not in (*PUBLISHED, "samples") for p in dest.iterdir())):
+    if dest.is_file() or (dest.is_dir() and any(p.name not in (*PUBLISHED, "profiles.json", "samples")
+                                                for p in dest.iterdir())):  # fmt: skip
         raise UserError(f"{dest}: not a published report (it holds other files); publish to a new or empty folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
@@ -372,6 +373,8 @@ def publish(run_dir: Path, dest: Path) -> Path:
         (staging / "samples").mkdir(parents=True)
         for name in PUBLISHED:
             atomic_write_bytes(staging / name, (folder.path / name).read_bytes())
+        if folder.profiles.is_file():  # a run from before profiles has none
+            atomic_write_bytes(staging / folder.profiles.name, folder.profiles.read_bytes())
         recorded = folder.read_json(folder.spec)  # as run; the published copy names its data without a path
         if isinstance(recorded.get("data"), dict) and "source" in recorded["data"]:
             recorded["data"]["source"] = portable_source(recorded["data"]["source"])

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from eval.bench.runfolder import RunFolder
-from reports.render import render
+from reports.render import publish, render
 from reports.tables import display_name
 
 pytestmark = pytest.mark.bench  # on the session's finished runs (tests/conftest.py)
 
 
 @pytest.mark.parametrize("which", ["window_run", "rnn_run"])
-def test_each_timed_framework_is_profiled_and_the_report_explains_the_slowest(which, request, copy_run):
+def test_each_timed_framework_is_profiled_and_the_report_explains_the_slowest(which, request, copy_run, tmp_path):
     run = request.getfixturevalue(which)
     frame = run.frame
     speeds = frame[(frame.phase == "timing") & frame.metric.isin(["train_windows_per_s", "train_frames_per_s"])]
@@ -33,3 +33,5 @@ def test_each_timed_framework_is_profiled_and_the_report_explains_the_slowest(wh
     text = (report / "report.md").read_text()
     assert f"## Where the time goes: one update of {display_name(slowest)}" in text
     assert "outside every operator" in text and "the roofline's update" in text
+    published = publish(report, tmp_path / "published").parent  # the committed examples are published copies
+    assert (published / "profiles.json").read_bytes() == (report / "profiles.json").read_bytes()
