@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -162,12 +163,21 @@ def run_ablation(names: list[str], device: str, repeats: int) -> int:
     from eval.timing.ablation import ablation_table, run_ablation, verdicts
     from eval.timing.speed import save
 
-    table = ablation_table(run_ablation(names, [1, 2], device, repeats))
+    table = ablation_table(run_ablation(names, [1, 2], device, repeats, difference=partial(window_difference, device)))
     with pd.option_context("display.width", 220, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))
     print("\n".join(verdicts(table)))
     print(f"saved {save(table.set_index('impl'), float('nan'), 0, kind='ablation')}")
     return 0
+
+
+def window_difference(device: str, impl: str, mode: str) -> float:
+    """The window RBM's equivalence check of ``impl`` in ``mode`` at the default shape (its plug-in's)."""
+    from eval.models import plugin
+    from impls import RBMConfig, framework, init_params, load
+
+    config = RBMConfig(device=framework(impl).device_for(device))
+    return plugin("rbm").mode_difference(load(impl).in_mode(mode), config, init_params(config, 0))
 
 
 def run_scaling(args: argparse.Namespace) -> int:

@@ -243,7 +243,8 @@ class ModelPlugin(ABC):
     def mode_difference(self, cls: type, config: Any, init: impls.Params) -> float | None:
         """How far ``cls`` (an implementation in one execution mode) strays from the NumPy reference after a few
         updates from the same noise, relative; None where the model has no such check (its modes are then shown
-        unchecked). The window RBM's: `eval.timing.ablation.update_difference`."""
+        unchecked). Each model draws its own updates and noise and compares through
+        `eval.timing.ablation.parameter_difference`."""
         return None
 
     def ablate(self, cls: type, task: Task, dataset: datasets.Dataset, order: list, init: impls.Params,

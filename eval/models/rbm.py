@@ -279,11 +279,18 @@ class WindowRBM(ModelPlugin):
         for metric, value in values.items():
             record.add("sample", metric, value)
 
-    def mode_difference(self, cls: type, config: RBMConfig, init: RBMParams) -> float:
-        """Three CD updates from the same noise against the NumPy reference (`update_difference`)."""
-        from eval.timing.ablation import update_difference
+    def mode_difference(self, cls: type, config: RBMConfig, init: RBMParams, updates: int = 3) -> float:
+        """``updates`` CD updates of ``config``'s batch from the same data and explicit noise, ``cls`` (an
+        implementation in one mode) against the NumPy reference (`eval.timing.ablation.parameter_difference`)."""
+        from eval.timing.ablation import parameter_difference
+        from impls import load
+        from impls.rbm.interface import CDNoise
 
-        return update_difference(cls, config, init)
+        rng = np.random.default_rng(0)
+        shape = (config.batch_size, config.n_visible)
+        batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
+        noises = [CDNoise.draw(rng, config, config.batch_size) for _ in range(updates)]
+        return parameter_difference(cls, load("numpy").in_mode("plain"), config, init, zip(batches, noises))
 
     def time_training(self, model: RBM, task: Task, dataset: datasets.Dataset, order: list, record: Recorder) -> None:
         """The quiet phase: steady-state windows/s over a few epochs (the first, with compilation, reported apart)."""

@@ -120,11 +120,19 @@ class RNNRBMPlugin(ModelPlugin):
         "exact_nll_per_frame", "bracket_betas",
     )  # fmt: skip
 
-    def mode_difference(self, cls: type, config: RNNRBMConfig, init: RNNRBMParams) -> float:
-        """Three CD-k + BPTT updates from the same noise against the NumPy reference (`sequence_update_difference`)."""
-        from eval.timing.ablation import sequence_update_difference
+    def mode_difference(self, cls: type, config: RNNRBMConfig, init: RNNRBMParams, updates: int = 3) -> float:
+        """``updates`` CD-k + BPTT updates of ``config``'s batch of chunks (``batch_size`` x ``chunk_length`` frames)
+        from the same data and explicit noise, ``cls`` against the NumPy reference
+        (`eval.timing.ablation.parameter_difference`)."""
+        from eval.timing.ablation import parameter_difference
+        from impls import load
+        from impls.rnn_rbm.interface import RNNRBMNoise
 
-        return sequence_update_difference(cls, config, init)
+        rng = np.random.default_rng(0)
+        shape = (config.batch_size, config.chunk_length, config.n_visible)
+        batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
+        noises = [RNNRBMNoise.draw(rng, config, *shape[:2]) for _ in range(updates)]
+        return parameter_difference(cls, load("numpy", "rnn_rbm"), config, init, zip(batches, noises))
 
     def config(self, section: RNNRBMConfig, dataset_spec: datasets.WindowSpec, device: str) -> RNNRBMConfig:
         return replace(section, n_visible=dataset_spec.row_width, device=device)

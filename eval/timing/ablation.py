@@ -4,12 +4,12 @@
 outside timing) in every mode of every implementation (`impls.common.Mode`: PyTorch eager / ``torch.compile``
 / CUDA graphs, TensorFlow ``tf.function`` with and without XLA, JAX one compiled epoch or one compiled call per
 update, NumPy with and without preallocated buffers) at each thread count, each in its own process. Beside each
-speed is its **equivalence check**: three CD updates of the default shape from the same explicit noise and the
-same weights, in that mode and in the NumPy reference; the largest parameter difference must be within the
-float32 tolerance of the contract tests (`TOLERANCE`). Ratios to the roofline and to each framework's ceiling
-follow the one rule of `eval.timing.roofline`, over all rows of one thread count. An implementation runs in its
-first mode unless a profile names another (``[run] modes``); the table says whether that default was the
-fastest equivalent mode measured here.
+speed is its **equivalence check** (the model plug-in's `mode_difference`, through `parameter_difference`):
+three updates from the same explicit noise and the same weights, in that mode and in the NumPy reference; the
+largest parameter difference must be within the float32 tolerance of the contract tests (`TOLERANCE`). Ratios to
+the roofline and to each framework's ceiling follow the one rule of `eval.timing.roofline`, over all rows of one
+thread count. An implementation runs in its first mode unless a profile names another (``[run] modes``); the
+table says whether that default was the fastest equivalent mode measured here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -27,44 +28,10 @@ from eval.timing.roofline import Speed, ratios
 TOLERANCE = 1e-5  # the contract tests' float32 tolerance (atol and rtol) after a few updates
 
 
-def equivalence(impl: str, mode: str, device: str = "cpu") -> float:
-    """`update_difference` of ``impl`` in ``mode`` at the default shape."""
-    from impls import RBMConfig, framework, init_params, load
-
-    config = RBMConfig(device=framework(impl).device_for(device))
-    return update_difference(load(impl).in_mode(mode), config, init_params(config, 0))
-
-
-def update_difference(cls: type, config, params, updates: int = 3, seed: int = 0) -> float:
-    """Largest parameter difference of ``cls`` (a window RBM implementation in one mode) from the NumPy reference
-    after ``updates`` CD updates of ``config``'s shape from the same data and noise, relative: ``|a - b| / (1 +
-    |b|)``."""
-    from impls import load
-    from impls.rbm.interface import CDNoise
-
-    rng = np.random.default_rng(seed)
-    shape = (config.batch_size, config.n_visible)
-    batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
-    noises = [CDNoise.draw(rng, config, config.batch_size) for _ in range(updates)]
-    return _difference(cls, load("numpy").in_mode("plain"), config, params, zip(batches, noises), seed)
-
-
-def sequence_update_difference(cls: type, config, params, updates: int = 3, seed: int = 0) -> float:
-    """`update_difference` for the RNN-RBM: ``updates`` CD-k + BPTT updates of ``config``'s batch of chunks
-    (``batch_size`` x ``chunk_length`` frames) from the same data and explicit noise, against the NumPy reference."""
-    from impls import load
-    from impls.rnn_rbm.interface import RNNRBMNoise
-
-    rng = np.random.default_rng(seed)
-    shape = (config.batch_size, config.chunk_length, config.n_visible)
-    batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
-    noises = [RNNRBMNoise.draw(rng, config, *shape[:2]) for _ in range(updates)]
-    return _difference(cls, load("numpy", "rnn_rbm"), config, params, zip(batches, noises), seed)
-
-
-def _difference(cls: type, reference_cls: type, config, params, data, seed: int) -> float:
-    """``cls`` and the reference from the same parameters through the same ``(batch, noise)`` updates: the largest
-    relative parameter difference ``|a - b| / (1 + |b|)``."""
+def parameter_difference(cls: type, reference_cls: type, config, params, data, seed: int = 0) -> float:
+    """``cls`` and the reference from the same parameters through the same ``(batch, noise)`` updates (each model's
+    plug-in draws its own: `eval.models.base.ModelPlugin.mode_difference`): the largest relative parameter
+    difference ``|a - b| / (1 + |b|)``."""
     from dataclasses import replace
 
     ours, reference = cls(config, params, seed), reference_cls(replace(config, device="cpu"), params, seed)
@@ -76,13 +43,10 @@ def _difference(cls: type, reference_cls: type, config, params, data, seed: int)
 
 
 def measure_mode(impl: str, mode: str, device: str = "cpu") -> dict:
-    """In this process: the speed of ``impl`` in ``mode`` (`eval.timing.speed.measure`) and its equivalence."""
+    """In this process: the speed of ``impl`` in ``mode`` (`eval.timing.speed.measure`)."""
     from eval.timing.speed import measure
 
-    result = measure(impl, device=device, mode=mode)
-    if "error" not in result:
-        result["max_difference"] = equivalence(impl, mode, device)
-    return result | {"mode": mode}
+    return measure(impl, device=device, mode=mode) | {"mode": mode}
 
 
 def run_mode(impl: str, mode: str, threads: int, device: str = "cpu", timeout_s: float = 900) -> dict:
@@ -107,12 +71,19 @@ def modes_of(impl: str, device: str = "cpu") -> tuple[str, ...]:
         return ()
 
 
-def run_ablation(impls: list[str], threads: list[int], device: str = "cpu", repeats: int = 3) -> list[dict]:
+def run_ablation(impls: list[str], threads: list[int], device: str = "cpu", repeats: int = 3,
+                 difference: Callable[[str, str], float] | None = None) -> list[dict]:  # fmt: skip
     """Every mode of every implementation at every thread count, one process each, in ``repeats`` interleaved rounds
     (each round measures every mode once): a shared machine's slow minute then lands on one measurement of many
-    modes, not on every measurement of one (`ablation_table` takes each mode's median)."""
+    modes, not on every measurement of one (`ablation_table` takes each mode's median). ``difference(impl,
+    mode)``: the mode's equivalence check (the window RBM plug-in's `mode_difference`), once per mode, in this
+    process: a check is not timed."""
     plan = [(n, impl, mode) for n in threads for impl in impls for mode in modes_of(impl, device)]
-    return [run_mode(impl, mode, n, device) | {"round": r} for r in range(repeats) for n, impl, mode in plan]
+    rows = [run_mode(impl, mode, n, device) | {"round": r} for r in range(repeats) for n, impl, mode in plan]
+    if difference is None:
+        return rows
+    checked = {key: difference(*key) for key in sorted({(r["impl"], r["mode"]) for r in rows if "error" not in r})}
+    return [r | {"max_difference": checked[key]} if (key := (r["impl"], r["mode"])) in checked else r for r in rows]
 
 
 def medians(frame: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval.timing.ablation import TOLERANCE, ablation_table, equivalence, verdicts
+from eval.__main__ import window_difference
+from eval.timing.ablation import TOLERANCE, ablation_table, verdicts
 from impls import RBMConfig, Unavailable, available, init_params, load
 from impls.rbm.interface import CDNoise
 from tests.impls.test_impls import F32, REFERENCE, random_batch, small, trained_params
@@ -91,7 +92,7 @@ def test_an_unknown_mode_or_one_of_another_device_is_refused_naming_the_modes():
 def test_the_equivalence_check_sees_a_wrong_update(monkeypatch):
     import impls
 
-    assert equivalence("numpy", "buffers") == 0.0
+    assert window_difference("cpu", "numpy", "buffers") == 0.0
     plain = load("numpy").in_mode("plain")
 
     class Off(plain):  # a mode whose update is off by 1 % of its step: the check must catch it
@@ -99,7 +100,7 @@ def test_the_equivalence_check_sees_a_wrong_update(monkeypatch):
             super().cd_update(v, noise, 1.01 * self.rate(learning_rate))
 
     monkeypatch.setattr(impls, "load", lambda name, model="rbm": Off if name == "torch" else load(name, model))
-    assert equivalence("torch", "default") > TOLERANCE  # "torch" stands for any framework here
+    assert window_difference("cpu", "torch", "default") > TOLERANCE  # "torch" stands for any framework here
 
 
 def test_the_ablation_picks_the_fastest_equivalent_mode_and_says_so():
@@ -153,3 +154,20 @@ def test_a_mode_that_failed_to_run_is_shown_with_its_reason_and_never_wins():
     table = ablation_table(rows)
     assert list(table.fastest) == [True, False] and table.error.iloc[1] == "timed out after 900 s"
     assert isinstance(table, pd.DataFrame)
+
+
+def test_each_modes_check_runs_once_outside_the_timed_processes_and_joins_every_round(monkeypatch):
+    from eval.timing import ablation
+
+    monkeypatch.setattr(ablation, "modes_of", lambda impl, device: ("plain", "buffers"))
+    timed = lambda impl, mode, n, device: {"impl": impl, "mode": mode, "threads": n, "windows_per_s": 1.0}
+    monkeypatch.setattr(ablation, "run_mode", timed)
+    checked = []
+
+    def difference(impl, mode):
+        checked.append((impl, mode))
+        return 0.5 if mode == "buffers" else 0.0
+
+    rows = ablation.run_ablation(["numpy"], [1, 2], repeats=3, difference=difference)
+    assert sorted(checked) == [("numpy", "buffers"), ("numpy", "plain")]  # once per mode, not per round or thread
+    assert len(rows) == 12 and {r["max_difference"] for r in rows if r["mode"] == "buffers"} == {0.5}

@@ -10,7 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from eval.timing.ablation import TOLERANCE, sequence_update_difference
+from eval.models import plugin
+from eval.timing.ablation import TOLERANCE
 from impls import Unavailable, available, load
 from impls.rnn_rbm.interface import RNNRBMNoise
 from tests.impls.test_impls import F32
@@ -55,7 +56,7 @@ def test_every_mode_computes_the_references_updates_from_the_same_noise(impl, mo
     costs = ours.train_chunks(chunks, noises, learning_rate=0.05)
     np.testing.assert_allclose(costs, reference.train_chunks(chunks, noises, learning_rate=0.05), **F32)
     assert_same_params(ours.params(), reference.params(), F32)
-    assert sequence_update_difference(load(impl, "rnn_rbm").in_mode(mode), CONFIG, params) <= TOLERANCE
+    assert plugin("rnn_rbm").mode_difference(load(impl, "rnn_rbm").in_mode(mode), CONFIG, params) <= TOLERANCE
 
 
 @pytest.mark.parametrize(("impl", "mode"), SAME_STREAM, ids=[f"{i}-{m}" for i, m in SAME_STREAM])
@@ -73,13 +74,13 @@ def test_a_mode_on_the_frameworks_random_stream_trains_as_the_default_does(impl,
 def test_the_equivalence_check_sees_a_wrong_update():
     reference = load(REFERENCE, "rnn_rbm")
     params = random_params(CONFIG)
-    assert sequence_update_difference(reference, CONFIG, params) == 0.0
+    assert plugin("rnn_rbm").mode_difference(reference, CONFIG, params) == 0.0
 
     class Hasty(reference):  # a port whose step is 1 % too long
         def rate(self, learning_rate=None):
             return 1.01 * super().rate(learning_rate)
 
-    assert sequence_update_difference(Hasty, CONFIG, params) > 10 * TOLERANCE
+    assert plugin("rnn_rbm").mode_difference(Hasty, CONFIG, params) > 10 * TOLERANCE
 
 
 @pytest.mark.parametrize(("impl", "mode"), MODES, ids=[f"{i}-{m}" for i, m in MODES])
