@@ -37,8 +37,9 @@ def _by_impl(profiles: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
-def operator_table(profile: dict, roofline_ms: float | None) -> pd.DataFrame:
-    """Operators by self time per update, then the update's split: in operators, outside them, the wall time."""
+def operator_table(profile: dict, roofline_ms: float | None, unprofiled_ms: float | None = None) -> pd.DataFrame:
+    """Operators by self time per update, then the update's split: in operators, outside them, the wall time, and
+    beside it the same update unprofiled (the timing phase's) and the roofline's (shares: of the profiled update)."""
     wall = profile["wall_ms"]
     share = lambda ms: f"{ms / wall:.0%}" if wall > 0 else "—"
     rows = [
@@ -56,6 +57,7 @@ def operator_table(profile: dict, roofline_ms: float | None) -> pd.DataFrame:
         ("in some operator (any thread)", profile["in_operators_ms"]),
         ("outside every operator (dispatch, executor, Python, profiler)", profile["outside_ms"]),
         ("the update, profiled (wall)", wall),
+        ("the update, unprofiled (the timing phase)", unprofiled_ms),
         ("the roofline's update (its dense products alone)", roofline_ms),
     ):
         rows.append({"": name, "calls per update": "", "ms per update": number(ms),
@@ -98,4 +100,4 @@ def section(frame: pd.DataFrame, profiles: dict[str, dict]) -> tuple[str, list[s
     ]
     paragraphs = [lead] + (["The others under their profilers: " + "; ".join(others) + "."] if others else [])
     return (f"Where the time goes: one update of {display_name(chosen)}", paragraphs,
-            operator_table(profile, roofline_ms))  # fmt: skip
+            operator_table(profile, roofline_ms, unprofiled))  # fmt: skip

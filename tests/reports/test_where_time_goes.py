@@ -37,6 +37,7 @@ def test_the_slowest_profiled_framework_is_explained_and_the_others_summarised()
     assert table.loc["4 other operators", "ms per update"] == f"{4 * 12.0 * 0.8 / (SHOWN + 4):.3g}"
     assert table.loc["outside every operator (dispatch, executor, Python, profiler)", "share of the update"] == "20%"
     assert table.loc["the roofline's update (its dense products alone)", "ms per update"] == "1.00"  # 100 / 100,000 s
+    assert table.loc["the update, unprofiled (the timing phase)", "ms per update"] == "10.00"  # 100 / 10,000 s
 
 
 def test_a_slowest_framework_without_a_profiler_is_named_and_the_next_one_shown():
