@@ -79,7 +79,9 @@ def section(frame: pd.DataFrame, profiles: dict[str, dict]) -> tuple[str, list[s
     roofline_ms = unprofiled * ratio if ratio else None  # the roofline runs ratio times faster
     unit = "frames" if (frame.metric == "train_frames_per_s").any() else "windows"
     lead = (
-        f"One update of {display_name(chosen)} ({profile['mode']} mode), the slowest framework of the run "
+        f"One update of {display_name(chosen)} ({profile['mode']} mode), the slowest "
+        + ("framework" if chosen == slowest else "profiled framework")
+        + " of the run "
         f"({number(speed)} {unit}/s"
         + (f", {number(ratio)} of the roofline" if ratio else "")
         + f"), under its framework's own profiler: {profile['updates']} updates of {units:,.0f} {unit} after a "

@@ -46,6 +46,7 @@ def test_a_slowest_framework_without_a_profiler_is_named_and_the_next_one_shown(
     title, paragraphs, _ = section(frame, profiles)
     assert title.endswith("PyTorch")
     assert "The slowest, NumPy (reference), is not shown: numpy has no operator profiler." in paragraphs[0]
+    assert paragraphs[0].startswith("One update of PyTorch (eager mode), the slowest profiled framework of the run")
 
 
 @pytest.mark.parametrize("profiles", [{}, {"a": {"impl": "numpy", "error": "numpy has no operator profiler"}}])
