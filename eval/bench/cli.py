@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datasets.sources import source_help
+from eval.bench.extend import extended_profile
 from eval.bench.harness import BenchResult, run_bench
 from eval.bench.runfolder import RunFolder
 from eval.config import PROFILES, load_profile
@@ -70,6 +71,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rows-per-piece", type=int, default=None)
     parser.add_argument("--max-ticks", type=int, default=None)
     parser.add_argument("--resume", type=Path, default=None, help="complete an interrupted run folder")
+    parser.add_argument(
+        "--extend",
+        type=Path,
+        default=None,
+        help="train a finished long run's tasks on from their last checkpoint to --epochs, in a new run folder",
+    )
     parser.add_argument("--strict", action="store_true", help="fail (exit 1) when an implementation was skipped")
 
 
@@ -99,6 +106,10 @@ def execute(args: argparse.Namespace) -> BenchResult:
     if args.resume:
         folder = RunFolder.open(args.resume)
         return run_bench(None, folder, overrides=overrides(args))  # --executor may change; the rest must agree
+    if args.extend:
+        source = RunFolder.open(args.extend)
+        source.check_complete()
+        return run_bench(extended_profile(source, overrides(args)), extend=source)
     profile = load_profile(args.profile).override("option", **overrides(args))
     return run_bench(profile)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from tqdm import tqdm
 from core.paths import relative
 from core.process import run_module
 from eval.bench.executors import ExecutorSpec, Outcome, parse_executor, run_local
+from eval.bench.extend import adopt_checkpoints
 from eval.bench.progress import Progress
 from eval.bench.runfolder import RunFolder
 from eval.bench.tasks import prepare
@@ -136,10 +136,7 @@ def _store(folder: RunFolder, outcome: Outcome) -> dict:
             written.append(folder.params_path(task.task_id))
     folder.write_json(folder.result_path(task.task_id), result | {"attempts": task.attempt})
     folder.record(*written, folder.result_path(task.task_id))
-    if task.checkpoints and not outcome.failure:  # the result is safe: a long task's checkpoints have done their job
-        shutil.rmtree(folder.path / task.checkpoints, ignore_errors=True)
-        with contextlib.suppress(OSError):  # the last one leaves no empty folder behind
-            (folder.path / task.checkpoints).parent.rmdir()
+    # a long task's last checkpoint stays after its result is stored: `--extend` trains on from it (eval.bench.extend)
     return result
 
 
@@ -217,8 +214,11 @@ def run_bench(
     folder: RunFolder | None = None,
     log: bool = True,
     overrides: dict[str, dict] | None = None,
+    extend: RunFolder | None = None,
 ) -> BenchResult:
     """Run (or, given an existing ``folder``, resume) every task of a profile; returns the run and its rows.
+    ``extend``: a finished long run whose tasks this one continues (`eval.bench.extend`: ``profile`` is its profile
+    with more epochs).
 
     One process writes a run at a time (`RunFolder.lock`, held throughout). A resume checks every stored file it
     keeps against the run's recorded hashes, and un-finishes a finished run (removes complete.json) only after
@@ -236,7 +236,7 @@ def run_bench(
     with folder.lock():
         folder.write_json(folder.spec, profile.to_dict())
         folder.record(folder.spec)
-        return _bench(profile, folder, log)
+        return _bench(profile, folder, log, extend)
 
 
 def results_frame(folder: RunFolder, profile: Profile, tasks: list[Task], timing_tasks: list[Task], results: dict,
@@ -285,10 +285,13 @@ def _tally(result: BenchResult, tasks: list[Task], results: dict, timing_tasks: 
                 result.diverged.append(line)
 
 
-def _bench(profile: Profile, folder: RunFolder, log: bool) -> BenchResult:
+def _bench(profile: Profile, folder: RunFolder, log: bool, extend: RunFolder | None = None) -> BenchResult:
     """`run_bench` under the run's lock: check what is stored, then (and only then) change the run."""
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if log else (lambda message: None)
     dataset, tasks, timing_tasks = prepare(profile, folder, log)
+    if extend is not None:
+        before = adopt_checkpoints(extend, folder, tasks)
+        say(f"extending {extend.name}: every task goes on after its epoch {before}")
     environment = describe_environment()
     result = BenchResult(folder, pd.DataFrame())
     todo, results = [], {}

@@ -63,7 +63,7 @@ def _point_id(index: int, point: dict) -> str:
     return f"p{index}" if point else ""
 
 
-def _input(folder: RunFolder, path: Path) -> InputFile:
+def input_file(folder: RunFolder, path: Path) -> InputFile:
     """A file of the run folder as a task's input: its path relative to the folder and its sha256."""
     return InputFile(str(path.relative_to(folder.path)), sha256_file(path))
 
@@ -81,7 +81,7 @@ def _dataset_inputs(profile: Profile, folder: RunFolder, log: bool) -> tuple[dat
         if not (folder.dataset_dir / name).exists():
             folder.write_bytes(folder.dataset_dir / name, (source_dir / name).read_bytes())
     names = {"dataset": "dataset.npz", "manifest": "manifest.json"}
-    return dataset, {key: _input(folder, folder.dataset_dir / name) for key, name in names.items()}
+    return dataset, {key: input_file(folder, folder.dataset_dir / name) for key, name in names.items()}
 
 
 def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[datasets.Dataset, list[Task], list[Task]]:
@@ -106,8 +106,8 @@ def prepare(profile: Profile, folder: RunFolder, log: bool = True) -> tuple[data
             folder.write_npz(folder.init_path(key), **dict(zip(params.names(), params.arrays())))
             _save_order(folder, folder.order_path(key), order)
             inputs = dataset_input | {
-                "init": _input(folder, folder.init_path(key)),
-                "order": _input(folder, folder.order_path(key)),
+                "init": input_file(folder, folder.init_path(key)),
+                "order": input_file(folder, folder.order_path(key)),
             }
             hashes = {"dataset_hash": dataset.hash, "init_hash": params.hash, "order_hash": datasets.order_hash(order)}
             for impl in profile.run.impls:

@@ -11,7 +11,8 @@ trains exactly as one that was never stopped (tested: ``tests/bench/test_long_ru
 
 A checkpoint is one folder ``epoch-NNNNNN`` written beside its predecessor under a temporary name and renamed
 into place (a kill never leaves half of one), then the predecessor is removed; a checkpoint of another task
-(other inputs, config or seeds: its fingerprint) is refused in one line, never trained on.
+(other inputs, config or seeds: its fingerprint) is refused in one line, never trained on. A finished task keeps
+its last checkpoint, so ``--extend`` can train it on for more epochs (`eval.bench.extend`).
 """
 
 from __future__ import annotations
@@ -176,6 +177,15 @@ class Checkpoints:
         if os.environ.get("RBM_BENCH_FAULT") == fault and self.task.attempt == 1:
             os.kill(os.getpid(), 9)
 
-    def remove(self) -> None:
-        """Delete the task's checkpoints once its result is safe (the run folder keeps the trained weights)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+    def adopt(self, saved: Path, state: dict) -> None:
+        """Take another run's checkpoint ``saved`` (``state``: its state.json) as this task's own: its files, and
+        its rows stamped with this task's context. The caller (`eval.bench.extend`) has checked that it is this
+        task's training with fewer epochs."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self.folder / f".adopted-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(saved, partial)
+        context = self.task.context.columns()
+        rows = [row | context for row in state["rows"]]
+        atomic_write_text(partial / "state.json", json.dumps(state | {"fingerprint": self.fingerprint, "rows": rows}))
+        partial.rename(self.folder / saved.name)

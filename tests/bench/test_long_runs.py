@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 import impls
+from eval.bench.extend import adopt_checkpoints
 from eval.bench.runfolder import RunFolder
 from eval.bench.tasks import prepare
-from eval.config import load_profile
+from eval.config import ConfigError, load_profile
 from eval.contract.rows import Recorder
 from eval.models.base import BestEpoch
 from eval.models.checkpoints import CheckpointMismatch, Checkpoints
@@ -51,7 +52,8 @@ def test_a_task_killed_after_an_epoch_resumes_there_on_its_retry(tmp_path, cache
     # epochs 1-2 come from the first attempt's checkpoint, 3-4 from the retry that went on from it
     assert dict(zip(rows.epoch.astype(int), rows.attempts)) == {1: 1, 2: 1, 3: 2, 4: 2}
     pd.testing.assert_series_equal(trained(killed.frame), trained(whole.frame))
-    assert not (killed.path / "checkpoints").exists()  # removed with the last task's result
+    kept = [p.name for p in (killed.path / "checkpoints" / "numpy-s0").iterdir()]
+    assert kept == ["epoch-000004"]  # the last one only, kept for --extend
 
 
 def test_a_failed_long_run_completes_with_resume_from_its_checkpoint(tmp_path, cache_dir, whole):
@@ -72,7 +74,67 @@ def test_a_failed_long_run_completes_with_resume_from_its_checkpoint(tmp_path, c
     seconds = frame[(frame.impl == "numpy") & (frame.metric == "epoch_seconds")].set_index("epoch").value
     kept = {row["epoch"]: row["value"] for row in before if row["metric"] == "epoch_seconds"}
     assert kept and all(seconds[epoch] == value for epoch, value in kept.items())  # not trained again
-    assert not (failed.path / "checkpoints").exists()  # removed once the result was stored
+    assert [p.name for p in (failed.path / "checkpoints" / "numpy-s0").iterdir()] == ["epoch-000004"]
+
+
+def test_a_finished_long_run_extended_trains_on_to_where_a_longer_run_ends(tmp_path, cache_dir, whole):
+    """``--extend RUN --epochs 4`` of a 2-epoch run trains epochs 3-4 only, from its kept checkpoint, and ends
+    where the 4-epoch run ends, row for row; options that would change the training are refused in one line."""
+    short = finish_run(tmp_path / "short", "long", {**LONG, "run": {**LONG["run"], "epochs": 2}}, cache_dir)
+    environment = {k: v for k, v in os.environ.items() if k != "RBM_BENCH_FAULT"}
+    environment |= {"RBM_BENCH_RUNS": str(tmp_path / "extended"), "RBM_BENCH_CACHE": str(cache_dir)}
+
+    def extend(*options: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "eval", "bench", "--extend", str(short.path), *options]
+        return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=900)
+
+    refusals = {
+        ("--epochs", "2"): "needs --epochs above the run's 2",
+        ("--epochs", "4", "--seeds", "1"): "--extend takes only --epochs and --executor",
+    }
+    for options, message in refusals.items():
+        refused = extend(*options)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr and message in refused.stderr
+    done = extend("--epochs", "4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = (tmp_path / "extended").iterdir()
+    frame = RunFolder(run).results()
+    pd.testing.assert_series_equal(trained(frame), trained(whole.frame))
+    seconds = frame[(frame.impl == "numpy") & (frame.metric == "epoch_seconds")].set_index("epoch").value
+    before = short.frame[(short.frame.impl == "numpy") & (short.frame.metric == "epoch_seconds")]
+    assert all(seconds[int(e)] == v for e, v in zip(before.epoch, before.value))  # epochs 1-2: not trained again
+    assert set(frame[frame.impl == "numpy"].run_id) == {run.name}  # its rows are the new run's
+    assert json.loads((run / "extended_from.json").read_text()) == {"run_id": short.path.name, "epochs": 2}
+
+
+def test_extend_refuses_a_schedule_that_decays_over_the_run(tmp_path, cache_dir, monkeypatch):
+    """A linear decay's first epochs depend on the run's length: the 2-epoch run is not the 4-epoch run's start."""
+    monkeypatch.setenv("RBM_BENCH_CACHE", str(cache_dir))
+    folders = {}
+    for schedule in ("constant", "linear"):
+        model = {**LONG["model"], "lr_schedule": schedule}
+        for epochs in (2, 4):
+            (tmp_path / f"{schedule}-{epochs}").mkdir()
+            path = tmp_path / f"{schedule}-{epochs}" / "long.toml"  # one profile name, as --extend keeps it
+            path.write_text(profile_toml({**LONG, "model": model, "run": {**LONG["run"], "epochs": epochs}}))
+            profile = load_profile(str(path))
+            folder = RunFolder.create("long", parent=tmp_path / f"{schedule}-{epochs}")
+            folder.write_json(folder.spec, profile.to_dict())
+            _, (task,), _ = prepare(profile, folder, log=False)
+            folders[schedule, epochs] = folder, task
+        (short, task) = folders[schedule, 2]
+        with np.load(short.path / task.inputs["init"].path) as data:
+            params = impls.RNNRBMParams(*(data[name] for name in impls.RNNRBMParams.names()))
+        record = Recorder(task)
+        record.add("train", "cd_cost", 1.5, 2)
+        Checkpoints(short.path / task.checkpoints, task).save(2, params, BestEpoch(0, "lower"), record, False)
+    folder, task = folders["constant", 4]
+    assert adopt_checkpoints(folders["constant", 2][0], folder, [task]) == 2
+    saved = Checkpoints(folder.path / task.checkpoints, task).load()  # this task's own now: the fingerprint holds
+    assert saved.epoch == 2 and [row["run_id"] for row in saved.rows] == [folder.name]
+    folder, task = folders["linear", 4]
+    with pytest.raises(ConfigError, match="rate schedule of the first 2 epochs changes"):
+        adopt_checkpoints(folders["linear", 2][0], folder, [task])
 
 
 def test_a_checkpoint_of_another_task_is_refused(tmp_path, cache_dir, monkeypatch):
