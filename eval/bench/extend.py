@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import datasets
 from eval.bench.runfolder import RunFolder
 from eval.bench.tasks import input_file, load_order
 from eval.config import ConfigError, Profile, profile_from_dict
 from eval.contract.task import Task
-from eval.models.checkpoints import Checkpoints, fingerprint
+from eval.models.checkpoints import Checkpoints, fingerprint, latest_checkpoint
 
 ALLOWED = ("epochs", "executor")  # what --extend may change: how long, and where tasks run
 
@@ -48,11 +47,6 @@ def extended_profile(source: RunFolder, overrides: dict[str, dict]) -> Profile:
     return profile.override(f"--extend {source.name}", run={k: overrides["run"].get(k) for k in ALLOWED})
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
-    done = sorted(folder.glob("epoch-[0-9]*[0-9]")) if folder.is_dir() else []
-    return done[-1] if done else None
-
-
 def adopt_checkpoints(source: RunFolder, folder: RunFolder, tasks: list[Task]) -> int:
     """Give every long task of the new run ``folder`` the last checkpoint of the same task in ``source``.
 
@@ -67,7 +61,7 @@ def adopt_checkpoints(source: RunFolder, folder: RunFolder, tasks: list[Task]) -
         mine = Checkpoints(folder.path / task.checkpoints, task)
         if mine.load() is not None:
             continue
-        saved = _last_checkpoint(source.path / task.checkpoints)
+        saved = latest_checkpoint(source.path / task.checkpoints)
         if saved is None:
             raise ConfigError(
                 f"{source.path / task.checkpoints}: no checkpoint kept (a run from before checkpoints were kept, or "

@@ -50,6 +50,12 @@ class CheckpointMismatch(RuntimeError):
     """A checkpoint folder holds another task's state (one line: which and what to do)."""
 
 
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest finished checkpoint folder (``epoch-NNNNNN``) under ``folder``, or None; partial ones are skipped."""
+    done = sorted(Path(folder).glob("epoch-[0-9]*[0-9]")) if Path(folder).is_dir() else []
+    return done[-1] if done else None
+
+
 def fingerprint(task: Task) -> str:
     """sha256 of everything that decides a task's training: the task as JSON, its attempt count left out, and every
     value at its class's default left out too (the task's own fields, its model config's, its ``[eval]``'s), so a
@@ -107,13 +113,9 @@ class Checkpoints:
         self.streams[name] = rng
         return rng
 
-    def _latest(self) -> Path | None:
-        done = sorted(self.folder.glob("epoch-[0-9]*[0-9]")) if self.folder.is_dir() else []
-        return done[-1] if done else None
-
     def load(self) -> Saved | None:
         """The last checkpoint (kept as `saved`), or None; raises `CheckpointMismatch` if it is another task's."""
-        latest = self._latest()
+        latest = latest_checkpoint(self.folder)
         if latest is None:
             return None
         state = json.loads((latest / "state.json").read_text())
@@ -151,7 +153,7 @@ class Checkpoints:
         """Write the checkpoint that follows ``epoch`` (atomically) and remove the one before it; ``stopped``:
         early stopping ends training here (a task resumed from it goes straight to scoring)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        previous = self._latest()
+        previous = latest_checkpoint(self.folder)
         final = self.folder / f"epoch-{epoch:06d}"
         partial = self.folder / f".epoch-{epoch:06d}-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
