@@ -132,7 +132,8 @@ class RNNRBMPlugin(ModelPlugin):
         shape = (config.batch_size, config.chunk_length, config.n_visible)
         batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
         noises = [RNNRBMNoise.draw(rng, config, *shape[:2]) for _ in range(updates)]
-        return parameter_difference(cls, load("numpy", "rnn_rbm"), config, init, zip(batches, noises))
+        reference = load("numpy", "rnn_rbm").in_mode("plain")  # the specification
+        return parameter_difference(cls, reference, config, init, zip(batches, noises))
 
     def config(self, section: RNNRBMConfig, dataset_spec: datasets.WindowSpec, device: str) -> RNNRBMConfig:
         return replace(section, n_visible=dataset_spec.row_width, device=device)

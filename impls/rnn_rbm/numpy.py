@@ -5,6 +5,11 @@ true frames, (2) compute every frame's biases b_v(t), b_h(t), (3) draw v*(t) by 
 (4) take each frame's CD gradient of ``C = F_t(v(t)) - F_t(v*(t))`` (v* constant) and (5) propagate its
 gradient with respect to b_v(t), b_h(t) back through time to the RNN's parameters. The other frameworks
 compute the same cost and let autodiff do (4)-(5); they read like the functions here.
+
+The ``buffers`` mode (`gradients_into`) runs the same operations into arrays allocated once per update shape, with
+the per-step work of the two time loops cut to three calls, and without the products the specification repeats
+(``v W + b_h`` three times, ``v* W + b_h`` twice): the same parameters bit for bit (tested). Only its reported cost
+differs, within float32 rounding: its softplus is vectorised (`softplus`; ``np.logaddexp`` is a scalar loop).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import math
 import numpy as np
 
 from impls.backends import numpy as backend
+from impls.common import Mode
 from impls.rbm.numpy import sigmoid
 from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
 
@@ -80,6 +86,92 @@ def through_time(w: Weights, v: np.ndarray, u_previous: np.ndarray, u: np.ndarra
     return d_W_uu, d_W_vu, d_drive.sum((0, 1)), d_u.sum(0)  # d_u is now dC/du(0) = dC/du0, per sequence
 
 
+def gradients_into(w: Weights, v: np.ndarray, noise: RNNRBMNoise, b: dict) -> tuple[float, Weights]:
+    """`gradients` with every large result written into the buffers ``b`` (`buffers`): the same bits.
+
+    Two exact identities save work: ``-(v W + b_h) = v (-W) + (-b_h)`` in IEEE arithmetic, so the Gibbs chain
+    computes ``exp(-x)`` without negating ``x`` each step; and Gibbs step 0's hidden probabilities are
+    ``p(h | v)`` of the gradient, computed once.
+    """
+    batch, T, _ = v.shape
+    u, step = b["u"], b["step"]  # the recurrence, one step at a time into u's views
+    np.add(np.matmul(v, w.W_vu, out=b["drive"]), w.b_u, out=b["drive"])  # v(t) W_vu + b_u: one product
+    previous = np.broadcast_to(w.u0, (batch, len(w.u0)))
+    for drive_t, u_t in zip(b["drive_steps"], b["u_steps"]):
+        previous = np.tanh(np.add(drive_t, np.matmul(previous, w.W_uu, out=step), out=step), out=u_t)
+    u_previous = b["u_previous"]
+    u_previous[:, 0], u_previous[:, 1:] = w.u0, u[:, :-1]
+    b_v = np.add(w.b_v, np.matmul(u_previous, w.W_uv, out=b["b_v"]), out=b["b_v"])
+    b_h = np.add(w.b_h, np.matmul(u_previous, w.W_uh, out=b["b_h"]), out=b["b_h"])
+    minus_b_v, minus_b_h = np.negative(b_v, out=b["-b_v"]), np.negative(b_h, out=b["-b_h"])
+    minus_W, minus_W_T = np.negative(w.W, out=b["-W"]), np.negative(w.W.T, out=b["-W.T"])  # W.T contiguous: faster
+    x = np.add(np.matmul(v, w.W, out=b["x"]), b_h, out=b["x"])  # v W + b_h(t): F(v), p(h | v), Gibbs step 0
+    p_h = exp_plus_one_reciprocal(np.negative(x, out=b["p_h"]))
+    v_star = v
+    for step_index in range(len(noise.h)):
+        p = p_h if step_index == 0 else exp_plus_one_reciprocal(
+            np.add(np.matmul(v_star, minus_W, out=b["-x_h"]), minus_b_h, out=b["-x_h"]))  # fmt: skip
+        h = draw_into(b, "h", noise.h[step_index], p)
+        p = exp_plus_one_reciprocal(np.add(np.matmul(h, minus_W_T, out=b["-x_v"]), minus_b_v, out=b["-x_v"]))
+        v_star = draw_into(b, "v", noise.v[step_index], p)
+    x_star = np.add(np.matmul(v_star, w.W, out=b["x*"]), b_h, out=b["x*"])
+    free_energies = -(v * b_v).sum(-1) - softplus(x).sum(-1), -(v_star * b_v).sum(-1) - softplus(x_star).sum(-1)
+    cost = np.mean(free_energies[0] - free_energies[1])
+    n = batch * T
+    p_h_star = exp_plus_one_reciprocal(np.negative(x_star, out=x_star))
+    d_b_v = np.divide(np.subtract(v_star, v, out=b["d_b_v"]), n, out=b["d_b_v"])
+    d_b_h = np.divide(np.subtract(p_h_star, p_h, out=b["d_b_h"]), n, out=b["d_b_h"])
+    d_W = (flat(v_star).T @ flat(p_h_star) - flat(v).T @ flat(p_h)) / n
+    d_W_uv, d_W_uh = flat(u_previous).T @ flat(d_b_v), flat(u_previous).T @ flat(d_b_h)
+    d_u_previous = np.matmul(d_b_v, w.W_uv.T, out=b["d_u_previous"])
+    d_u_previous += d_b_h @ w.W_uh.T
+    np.subtract(1, np.square(u, out=b["slope"]), out=b["slope"])  # through the tanh: every frame at once
+    d_u, d_drive = b["d_u"], b["d_drive"]
+    d_u[...] = 0
+    for d_drive_t, slope_t, d_u_previous_t in zip(b["d_drive_steps"], b["slope_steps"], b["d_u_previous_steps"]):
+        np.multiply(d_u, slope_t, out=d_drive_t)
+        np.add(d_u_previous_t, np.matmul(d_drive_t, w.W_uu.T, out=d_u), out=d_u)
+    d_W_uu, d_W_vu = flat(u_previous).T @ flat(d_drive), flat(v).T @ flat(d_drive)
+    return float(cost), Weights(d_W, d_b_v.sum((0, 1)), d_b_h.sum((0, 1)), d_W_uv, d_W_uh, d_W_uu, d_W_vu,
+                                d_drive.sum((0, 1)), d_u.sum(0))  # fmt: skip
+
+
+def buffers(w: Weights, batch: int, T: int) -> dict:
+    """The arrays of `gradients_into` for updates of ``batch`` chunks of ``T`` frames, and the per-step views of
+    its two time loops (reversed for the one back through time)."""
+    (V, H), R, dt = w.W.shape, len(w.u0), w.W.dtype
+    per_frame = {"drive": R, "u": R, "u_previous": R, "b_v": V, "b_h": H, "-b_v": V, "-b_h": H, "x": H, "p_h": H,
+                 "-x_h": H, "-x_v": V, "h": H, "v": V, "x*": H, "d_b_v": V, "d_b_h": H, "d_u_previous": R,
+                 "d_drive": R, "slope": R}  # fmt: skip
+    b: dict = {name: np.empty((batch, T, n), dt) for name, n in per_frame.items()}
+    b |= {"h<": np.empty((batch, T, H), bool), "v<": np.empty((batch, T, V), bool)}
+    b |= {"-W": np.empty((V, H), dt), "-W.T": np.empty((H, V), dt)}
+    b |= {"step": np.empty((batch, R), dt), "d_u": np.empty((batch, R), dt)}
+    b |= {f"{name}_steps": [b[name][:, t] for t in range(T)] for name in ("drive", "u")}
+    b |= {f"{name}_steps": [b[name][:, t] for t in reversed(range(T))] for name in ("d_drive", "slope", "d_u_previous")}
+    return b
+
+
+def exp_plus_one_reciprocal(minus_x: np.ndarray) -> np.ndarray:
+    """``sigmoid(x)`` in place from ``-x``: `sigmoid`'s operations after its negation, so the same bits."""
+    with np.errstate(over="ignore"):
+        np.exp(minus_x, out=minus_x)
+    minus_x += 1
+    return np.reciprocal(minus_x, out=minus_x)
+
+
+def draw_into(b: dict, name: str, u: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``(u < p).astype(dtype)`` into the buffer ``name`` (the comparison into its boolean twin)."""
+    np.copyto(b[name], np.less(u, p, out=b[f"{name}<"]))
+    return b[name]
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    """``log(1 + exp(x))`` as ``max(x, 0) + log1p(exp(-|x|))``: vectorised, ~8x faster than ``np.logaddexp(0, x)``
+    (a scalar loop) here, within float32 rounding of it."""
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
 def prediction_gradients(w: Weights, v: np.ndarray, c: np.ndarray) -> tuple[float, Weights, np.ndarray]:
     """The RNN pre-training cost (paper sec. 3; tutorial, "How to improve"): the cross-entropy of each frame under
     independent Bernoullis ``sigmoid(c + u(t-1) W_uv)`` predicted from the frames before it, summed over units and
@@ -113,6 +205,11 @@ class NumpyRNNRBM(RNNRBM):
 
     name = "numpy"
     backend = backend
+    MODES = (  # buffers first: the faster (1.3x in a quiet ablation, README), with the same parameters
+        Mode("buffers", "the same operations into arrays allocated once per update shape, no product repeated",
+             ("cpu",)),
+        Mode("plain", "a new array per operation (the specification)", ("cpu",)),
+    )  # fmt: skip
 
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
         super().__init__(config, params, seed)
@@ -140,7 +237,13 @@ class NumpyRNNRBM(RNNRBM):
     def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
         v = self.sequences(v).astype(self.dtype)
         noise = RNNRBMNoise(*(np.asarray(u, self.dtype) for u in self.checked_noise(noise, *v.shape[:2])))
-        cost, grads = gradients(self.weights, v, noise)
+        if self.mode == "buffers":
+            shape = v.shape[:2]
+            if getattr(self, "_buffers_shape", None) != shape:
+                self._buffers, self._buffers_shape = buffers(self.weights, *shape), shape
+            cost, grads = gradients_into(self.weights, v, noise, self._buffers)
+        else:
+            cost, grads = gradients(self.weights, v, noise)
         rate = self.dtype.type(self.rate(learning_rate))
         for parameter, gradient in zip(self.weights, clip(grads, self.config.clip_norm)):
             parameter -= rate * gradient  # plain SGD, in place

@@ -172,3 +172,20 @@ def test_the_rnn_rbm_ablation_times_every_mode_and_a_same_stream_mode_changes_no
         "scan" if ablation[("scan", "train_frames_per_s")] > ablation[("update", "train_frames_per_s")] else "update"
     )
     assert re.search(rf"\| JAX +\| {faster} +\|.*\| yes +\| yes +\| +(yes)? *\|$", section, re.MULTILINE)
+
+
+def test_the_rnn_rbm_numpy_buffers_change_no_score_and_only_the_cost_within_float32(tmp_path, cache_dir, rnn_run):
+    """The shared run's NumPy task trains in `buffers` (the RNN-RBM's default: the faster); the specification
+    (`plain`) gives every score row bit for bit, and the CD cost curve within float32 rounding (the buffers'
+    vectorised softplus)."""
+    from tests.conftest import RNN_PROFILE
+
+    run = {**RNN_PROFILE["run"], "impls": ["numpy"], "modes": {"numpy": "plain"}}
+    plain = finish_run(tmp_path, "rnn-plain", {**RNN_PROFILE, "run": run}, cache_dir)
+    ours, default = plain.frame[plain.frame.impl == "numpy"], rnn_run.frame[rnn_run.frame.impl == "numpy"]
+    assert set(ours["mode"]) == {"plain"} and set(default["mode"]) == {"buffers"}
+    got, want = scores(ours), scores(default)
+    cost = got.index.get_level_values("metric") == "cd_cost"
+    assert cost.sum() == RNN_PROFILE["run"]["epochs"] and len(got) > 50
+    pd.testing.assert_series_equal(got[~cost], want[~cost])
+    pd.testing.assert_series_equal(got[cost], want[cost], rtol=1e-6, atol=0)

@@ -28,7 +28,12 @@ SAME_STREAM = [(i, m) for i, m in MODES if (i, m) != ("tf", "xla")]  # XLA draws
 CONFIG = tiny(n_visible=12, n_hidden=6, n_recurrent=5, cd_steps=3, chunk_length=6)
 
 
-EXPECTED = {"numpy": {"default"}, "jax": {"scan", "update"}, "tf": {"function", "xla"}, "torch": {"eager", "compile"}}
+EXPECTED = {
+    "numpy": {"buffers", "plain"},
+    "jax": {"scan", "update"},
+    "tf": {"function", "xla"},
+    "torch": {"eager", "compile"},
+}
 
 
 @pytest.mark.parametrize("impl", sorted(EXPECTED))
@@ -45,7 +50,7 @@ def test_each_framework_offers_its_compiled_mode_the_default_first(impl):
 def test_every_mode_computes_the_references_updates_from_the_same_noise(impl, mode):
     params, rng = random_params(CONFIG), np.random.default_rng(3)
     ours = load(impl, "rnn_rbm").in_mode(mode)(CONFIG, params, 0)
-    reference = load(REFERENCE, "rnn_rbm")(CONFIG, params, 0)
+    reference = load(REFERENCE, "rnn_rbm").in_mode("plain")(CONFIG, params, 0)
     assert ours.mode == mode
     for frames in (CONFIG.chunk_length, 4):  # a whole chunk, then chunks shorter than chunk_length (padded)
         v = sequences(replace(CONFIG, chunk_length=frames), 2, seed=frames)
@@ -57,6 +62,29 @@ def test_every_mode_computes_the_references_updates_from_the_same_noise(impl, mo
     np.testing.assert_allclose(costs, reference.train_chunks(chunks, noises, learning_rate=0.05), **F32)
     assert_same_params(ours.params(), reference.params(), F32)
     assert plugin("rnn_rbm").mode_difference(load(impl, "rnn_rbm").in_mode(mode), CONFIG, params) <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "config",
+    [CONFIG, replace(CONFIG, precision="float64"), replace(CONFIG, cd_steps=1, batch_size=3)],
+    ids=["f32", "f64", "k1-batch3"],
+)
+def test_the_numpy_buffers_are_the_specification_bit_for_bit(config):
+    """The same parameters bit for bit after an epoch (whole chunks, a smaller last update, then shorter chunks: a
+    new buffer shape each), the cost within float32 rounding (the buffers' softplus is vectorised)."""
+    params, trained = random_params(config), {}
+    for mode in ("plain", "buffers"):
+        model = load("numpy", "rnn_rbm").in_mode(mode)(config, params, 0)
+        costs = []
+        for frames in (config.chunk_length, 3):
+            chunks = sequences(replace(config, chunk_length=frames), 5, seed=frames)
+            noises = [
+                RNNRBMNoise.draw(np.random.default_rng(frames), config, len(b), frames) for b in model.updates(chunks)
+            ]
+            costs += list(model.train_chunks(chunks, noises, learning_rate=0.2))
+        trained[mode] = (np.array(costs), model.params())
+    assert trained["buffers"][1].hash == trained["plain"][1].hash != params.hash
+    np.testing.assert_allclose(trained["buffers"][0], trained["plain"][0], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize(("impl", "mode"), SAME_STREAM, ids=[f"{i}-{m}" for i, m in SAME_STREAM])
@@ -72,7 +100,7 @@ def test_a_mode_on_the_frameworks_random_stream_trains_as_the_default_does(impl,
 
 
 def test_the_equivalence_check_sees_a_wrong_update():
-    reference = load(REFERENCE, "rnn_rbm")
+    reference = load(REFERENCE, "rnn_rbm").in_mode("plain")
     params = random_params(CONFIG)
     assert plugin("rnn_rbm").mode_difference(reference, CONFIG, params) == 0.0
 
