@@ -106,6 +106,16 @@ def train_scan(config: RNNRBMConfig, w: Weights, batches: jax.Array, masks: jax.
     return jax.lax.scan(body, w, (batches, masks, sources))
 
 
+@partial(jax.jit, static_argnums=0, donate_argnums=(1, 2))
+def train_keyed(config: RNNRBMConfig, w: Weights, key: jax.Array, batches: jax.Array, masks: jax.Array,
+                rate: jax.Array):  # fmt: skip
+    """`train_scan` on the model's own draws, its keys split inside the compiled call as the caller would have
+    split them (the same keys, so the same draws): ``(weights, the model's next key, costs)``."""
+    key, sub = jax.random.split(key)
+    w, costs = train_scan.__wrapped__(config, w, batches, masks, jax.random.split(sub, batches.shape[0]), rate)
+    return w, key, costs
+
+
 @partial(jax.jit, static_argnums=(0, 4))
 def generate_scan(config: RNNRBMConfig, w: Weights, start: jax.Array, sources, k: int) -> jax.Array:
     """Frames one after the other in a ``lax.scan``; ``sources``: per-frame noise (time first) or keys."""
@@ -139,6 +149,8 @@ class JaxRNNRBM(RNNRBM):
         Mode("update", "one compiled call per update, the loop in Python"),
     )
 
+    FRAME_BUCKET = 8  # updates padded to a multiple of 8 frames: <= 13 compiled shapes for chunks of 100
+
     def __init__(self, config: RNNRBMConfig, params: RNNRBMParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's strict float32 products
         self.dtype = jnp.dtype(config.dtype)
@@ -150,7 +162,7 @@ class JaxRNNRBM(RNNRBM):
         self.key = jax.device_put(jax.random.key(int(seed)), self.device)
 
     def _array(self, array: np.ndarray) -> jax.Array:
-        return jax.device_put(jnp.asarray(np.asarray(array), self.dtype), self.device)
+        return jax.device_put(np.asarray(array, self.dtype), self.device)  # converted by NumPy: no dispatch
 
     def _next_key(self) -> jax.Array:
         self.key, key = jax.random.split(self.key)
@@ -163,16 +175,31 @@ class JaxRNNRBM(RNNRBM):
         self, chunks: np.ndarray, noise: list[RNNRBMNoise] | None = None, learning_rate: float | None = None
     ) -> np.ndarray:
         updates = self.updates(chunks, noise)
-        # every update padded to (batch_size, chunk_length) frames and masked: one shape, one compilation
-        return self._train(updates, noise, learning_rate, self.padded_shape(updates))
+        # the updates padded to one shape per FRAME_BUCKET of lengths and masked: a few shapes, a few compilations
+        shape = self.bucketed_shape(updates, self.FRAME_BUCKET)
+        return np.asarray(self._train(updates, noise, learning_rate, shape), np.float64)
+
+    def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> np.ndarray:
+        """`RNNRBM.train_epoch` without waiting for each update's cost: the host pads the next update while the
+        device runs this one (JAX dispatches asynchronously)."""
+        costs = []
+        for rows in batches:
+            updates = self.updates(self.table[rows])
+            costs.append(self._train(updates, None, learning_rate, self.bucketed_shape(updates, self.FRAME_BUCKET)))
+        return np.array([np.asarray(c, np.float64).mean() for c in costs])
 
     def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
         v = self.sequences(v)
         return float(self._train([v], [noise], learning_rate, v.shape[:2])[0])
 
     def _train(self, updates: list[np.ndarray], noise, learning_rate: float | None, shape: tuple[int, int]):
-        """The updates, each padded with silent frames to ``shape`` and masked, in one compiled scan."""
+        """The updates, each padded with silent frames to ``shape`` and masked, in one compiled scan; their costs
+        (a device array: reading it waits for the updates)."""
         batches, masks = self.padded(updates, shape)
+        if noise is None and self.mode == "scan":
+            batches, masks, rate = self._array(batches), self._array(masks), self._rate(learning_rate)
+            self.weights, self.key, costs = train_keyed(self.config, self.weights, self.key, batches, masks, rate)
+            return costs
         if noise is None:
             sources = jax.random.split(self._next_key(), len(updates))
         else:
@@ -188,13 +215,13 @@ class JaxRNNRBM(RNNRBM):
         batches, masks, rate = self._array(batches), self._array(masks), self._rate(learning_rate)
         if self.mode == "scan":
             self.weights, costs = train_scan(self.config, self.weights, batches, masks, sources, rate)
-            return np.asarray(costs, np.float64)
+            return costs
         costs = []
         for index in range(len(updates)):  # the same arrays and keys, one update (and one dispatch) at a time
             one = jax.tree_util.tree_map(lambda a, i=index: a[i : i + 1], (batches, masks, sources))
             self.weights, cost = train_scan(self.config, self.weights, *one, rate)
             costs.append(cost)
-        return np.asarray(jnp.concatenate(costs), np.float64)
+        return jnp.concatenate(costs)
 
     def conditional_biases(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         b_v, b_h = _conditional_biases(self.weights, self._array(self.sequences(v)))

@@ -136,17 +136,26 @@ def gradients_into(w: Weights, v: np.ndarray, noise: RNNRBMNoise, b: dict) -> tu
                                 d_drive.sum((0, 1)), d_u.sum(0))  # fmt: skip
 
 
-def buffers(w: Weights, batch: int, T: int) -> dict:
+def buffers(w: Weights, batch: int, T: int, storage: dict[str, np.ndarray]) -> dict:
     """The arrays of `gradients_into` for updates of ``batch`` chunks of ``T`` frames, and the per-step views of
-    its two time loops (reversed for the one back through time)."""
+    its two time loops (reversed for the one back through time).
+
+    Each array is a contiguous view of the front of a flat array in ``storage`` (grown when too small), so the
+    buffers of every update shape share one allocation: the chunks of a piece's end are shorter, and an epoch of
+    JSB has ~18 shapes in a shuffled order.
+    """
     (V, H), R, dt = w.W.shape, len(w.u0), w.W.dtype
     per_frame = {"drive": R, "u": R, "u_previous": R, "b_v": V, "b_h": H, "-b_v": V, "-b_h": H, "x": H, "p_h": H,
                  "-x_h": H, "-x_v": V, "h": H, "v": V, "x*": H, "d_b_v": V, "d_b_h": H, "d_u_previous": R,
-                 "d_drive": R, "slope": R}  # fmt: skip
-    b: dict = {name: np.empty((batch, T, n), dt) for name, n in per_frame.items()}
-    b |= {"h<": np.empty((batch, T, H), bool), "v<": np.empty((batch, T, V), bool)}
-    b |= {"-W": np.empty((V, H), dt), "-W.T": np.empty((H, V), dt)}
-    b |= {"step": np.empty((batch, R), dt), "d_u": np.empty((batch, R), dt)}
+                 "d_drive": R, "slope": R, "h<": H, "v<": V}  # fmt: skip
+    shapes = {name: (batch, T, n) for name, n in per_frame.items()}
+    shapes |= {"step": (batch, R), "d_u": (batch, R), "-W": (V, H), "-W.T": (H, V)}
+    b: dict = {}
+    for name, shape in shapes.items():
+        size = math.prod(shape)
+        if name not in storage or storage[name].size < size:
+            storage[name] = np.empty(size, bool if name.endswith("<") else dt)
+        b[name] = storage[name][:size].reshape(shape)
     b |= {f"{name}_steps": [b[name][:, t] for t in range(T)] for name in ("drive", "u")}
     b |= {f"{name}_steps": [b[name][:, t] for t in reversed(range(T))] for name in ("d_drive", "slope", "d_u_previous")}
     return b
@@ -218,6 +227,8 @@ class NumpyRNNRBM(RNNRBM):
         self.dtype = np.dtype(config.dtype)
         self.weights = Weights(*(np.array(a, dtype=self.dtype) for a in params.arrays()))
         self.rng = np.random.default_rng(seed)
+        self.buffer_storage: dict[str, np.ndarray] = {}  # the `buffers` mode's arrays, shared by every update shape
+        self.buffer_sets: dict[tuple[int, int], dict] = {}  # their views per update shape
 
     def reseed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -239,9 +250,9 @@ class NumpyRNNRBM(RNNRBM):
         noise = RNNRBMNoise(*(np.asarray(u, self.dtype) for u in self.checked_noise(noise, *v.shape[:2])))
         if self.mode == "buffers":
             shape = v.shape[:2]
-            if getattr(self, "_buffers_shape", None) != shape:
-                self._buffers, self._buffers_shape = buffers(self.weights, *shape), shape
-            cost, grads = gradients_into(self.weights, v, noise, self._buffers)
+            if shape not in self.buffer_sets:
+                self.buffer_sets[shape] = buffers(self.weights, *shape, self.buffer_storage)
+            cost, grads = gradients_into(self.weights, v, noise, self.buffer_sets[shape])
         else:
             cost, grads = gradients(self.weights, v, noise)
         rate = self.dtype.type(self.rate(learning_rate))

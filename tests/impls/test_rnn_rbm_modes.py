@@ -120,3 +120,35 @@ def test_a_mode_trains_on_its_own_draws_as_chunk_lengths_change(impl, mode):
         costs = model.train_chunks(sequences(replace(CONFIG, chunk_length=frames), 3, seed=frames))
         assert costs.shape == (2,) and np.isfinite(costs).all()
     assert model.params().hash != random_params(CONFIG).hash
+
+
+def test_updates_are_padded_to_a_bucket_of_lengths_not_to_the_longest_chunk():
+    """Frameworks that compile one shape pad each update only to its length's bucket (JSB's chunks are ~55 of 100
+    frames on average: padding to 100 doubled their work), never below the update or past the chunk length."""
+    model = load(REFERENCE, "rnn_rbm")(tiny(chunk_length=100, batch_size=2), random_params(tiny()), 0)
+    shape = lambda *lengths: model.bucketed_shape([np.zeros((1, n, 6)) for n in lengths], 8)
+    assert shape(48) == (2, 48) and shape(49) == (2, 56) and shape(3) == (2, 8)
+    assert shape(97) == (2, 100) and shape(100) == (2, 100) and shape(130) == (2, 130)
+    assert shape(20, 41) == (2, 48)  # the call's longest update
+
+
+def test_jax_trains_an_epoch_as_it_trains_its_updates_one_call_each():
+    """JAX's `train_epoch` reads no update's cost before the next is dispatched, and splits its keys inside the
+    compiled call: the same draws, parameters and costs as one `train_chunks` call per update."""
+    try:
+        cls = load("jax", "rnn_rbm")
+    except Unavailable as error:
+        pytest.skip(f"skipped: not installed ({error})")
+    table = (np.random.default_rng(2).random((60, CONFIG.n_visible)) < 0.3).astype(np.uint8)
+    epoch = [np.arange(start, start + 2 * frames).reshape(2, frames) for start, frames in ((0, 6), (20, 3), (40, 5))]
+    trained = []
+    for by_epoch in (True, False):
+        model = cls(CONFIG, random_params(CONFIG), 11)
+        model.set_data(table)
+        if by_epoch:
+            costs = model.train_epoch(epoch, learning_rate=0.05)
+        else:
+            costs = np.array([model.train_chunks(table[rows], learning_rate=0.05).mean() for rows in epoch])
+        trained.append((costs, model.params()))
+    np.testing.assert_array_equal(trained[0][0], trained[1][0])
+    assert trained[0][1].hash == trained[1][1].hash != random_params(CONFIG).hash
