@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from impls.backends import jax as backend
+from impls.common import bucketed_shape
 from impls.rnn_nade.interface import BETA1, BETA2, EPSILON, RNNNADE, RNNNADEConfig, RNNNADENoise, RNNNADEParams, Weights
 from impls.rnn_rbm.jax import biases, recurrence
 
@@ -125,6 +126,8 @@ class JaxRNNNADE(RNNNADE):
     name = "jax"
     backend = backend
 
+    FRAME_BUCKET = 8  # updates padded to a multiple of 8 frames: <= 13 compiled shapes for chunks of 100
+
     def __init__(self, config: RNNNADEConfig, params: RNNNADEParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's strict float32 products
         self.dtype = jnp.dtype(config.dtype)
@@ -135,24 +138,31 @@ class JaxRNNNADE(RNNNADE):
         self.key = jax.device_put(jax.random.key(int(seed)), self.device)
 
     def _array(self, array: np.ndarray) -> jax.Array:
-        return jax.device_put(jnp.asarray(np.asarray(array), self.dtype), self.device)
+        return jax.device_put(np.asarray(array, self.dtype), self.device)  # converted by NumPy: no dispatch
 
     def _next_key(self) -> jax.Array:
         self.key, key = jax.random.split(self.key)
         return key
 
+    def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> np.ndarray:
+        """`RNNNADE.train_epoch` without waiting for each update's cost: the host pads the next update while the
+        device runs this one (JAX dispatches asynchronously)."""
+        costs = [self._train(self.updates(self.table[rows]), learning_rate) for rows in batches]
+        return np.array([np.asarray(c, np.float64).mean() for c in costs])
+
     def train_chunks(self, chunks: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        updates = self.updates(chunks)
-        # every update padded to (batch_size, chunk_length) frames and masked: one shape, one compilation
-        shape = (max(self.config.batch_size, len(updates[0])), max(self.config.chunk_length, updates[0].shape[1]))
-        return self._train(updates, learning_rate, shape)
+        return np.asarray(self._train(self.updates(chunks), learning_rate), np.float64)
 
     def update(self, v: np.ndarray, learning_rate: float | None = None) -> float:
         v = self.sequences(v)
         return float(self._train([v], learning_rate, v.shape[:2])[0])
 
-    def _train(self, updates: list[np.ndarray], learning_rate: float | None, shape: tuple[int, int]) -> np.ndarray:
-        """The updates, each padded with silent frames to ``shape`` and masked, in one compiled scan."""
+    def _train(self, updates: list[np.ndarray], learning_rate: float | None, shape: tuple[int, int] | None = None):
+        """The updates, each padded with silent frames to ``shape`` (default: one shape per `FRAME_BUCKET` of
+        lengths, `impls.common.bucketed_shape`) and masked, in one compiled scan; their costs (a device array:
+        reading it waits for the updates)."""
+        if shape is None:
+            shape = bucketed_shape(updates, self.config.batch_size, self.config.chunk_length, self.FRAME_BUCKET)
         batches = np.zeros((len(updates), *shape, self.config.n_visible))
         masks = np.zeros((len(updates), *shape))
         for index, v in enumerate(updates):
@@ -161,7 +171,7 @@ class JaxRNNNADE(RNNNADE):
         (self.weights, self.adam), costs = train_scan(
             self.config, self.weights, self.adam, self._array(batches), self._array(masks), rate
         )
-        return np.asarray(costs, np.float64)
+        return costs
 
     def conditional_biases(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         b_v, b_h = _conditional_biases(self.weights, self._array(self.sequences(v)))

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import numpy as np
 
 from core.typed import at_least, check
-from impls.common import Implementation, Model, Params
+from impls.common import Implementation, Model, Params, bucketed_shape
 
 
 @dataclass(frozen=True)
@@ -218,13 +218,8 @@ class RNNRBM(Implementation):
         return max(self.config.batch_size, len(updates[0])), max(self.config.chunk_length, updates[0].shape[1])
 
     def bucketed_shape(self, updates: list[np.ndarray], bucket: int) -> tuple[int, int]:
-        """``(chunks, frames)`` to pad ``updates`` to where a framework compiles one shape per ``bucket`` of lengths:
-        the config's ``batch_size`` chunks (or more), the longest update's frames rounded up to a multiple of
-        ``bucket`` (at most ``chunk_length``, unless longer). Pieces end at any frame, so most chunks are short (JSB:
-        ~55 of 100 frames on average); padding each to ``chunk_length`` would do twice the work for them."""
-        chunks, _ = self.padded_shape(updates)
-        frames = max(v.shape[1] for v in updates)
-        return chunks, max(frames, min(-(-frames // bucket) * bucket, self.config.chunk_length))
+        """`impls.common.bucketed_shape` at this config's ``batch_size`` and ``chunk_length``."""
+        return bucketed_shape(updates, self.config.batch_size, self.config.chunk_length, bucket)
 
     def padded(self, updates: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """The updates stacked, each padded with silent frames to ``shape``, and masks (1 on every real frame): the

@@ -245,6 +245,21 @@ def test_one_update_then_an_epoch_match_the_reference(candidate, dtype, clip_nor
     assert_same_params(ours.params(), reference.params(), tolerance)
 
 
+def test_an_epoch_of_chunks_of_many_lengths_matches_the_reference(candidate):
+    """Pieces end at any frame, so an epoch's updates come in many lengths (JAX pads each to its bucket of 8 frames
+    and masks the padding; it reads no cost before the epoch's end): every update as the reference's."""
+    config = tiny(n_visible=12, n_hidden=6, n_recurrent=5, chunk_length=20)
+    params = random_params(config)
+    table = (np.random.default_rng(3).random((200, config.n_visible)) < 0.3).astype(np.uint8)
+    shapes = ((0, 2, 20), (50, 2, 3), (60, 1, 9), (120, 2, 17), (160, 1, 1), (170, 2, 8))  # (first row, chunks, frames)
+    epoch = [np.arange(start, start + chunks * frames).reshape(chunks, frames) for start, chunks, frames in shapes]
+    ours, reference = candidate(config, params, 0), NumpyRNNNADE(config, params, 0)
+    ours.set_data(table)
+    reference.set_data(table)
+    np.testing.assert_allclose(ours.train_epoch(epoch, 0.05), reference.train_epoch(epoch, 0.05), **F32)
+    assert_same_params(ours.params(), reference.params(), F32)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_biases_and_frame_log_probs_match_the_reference(candidate, dtype):
     config = tiny(n_visible=12, n_hidden=6, n_recurrent=5, chunk_length=7, precision=dtype)
