@@ -6,10 +6,10 @@ true frames, (2) compute every frame's biases b_v(t), b_h(t), (3) draw v*(t) by 
 gradient with respect to b_v(t), b_h(t) back through time to the RNN's parameters. The other frameworks
 compute the same cost and let autodiff do (4)-(5); they read like the functions here.
 
-The ``buffers`` mode (`gradients_into`) runs the same operations into arrays allocated once per update shape, with
-the per-step work of the two time loops cut to three calls, and without the products the specification repeats
-(``v W + b_h`` three times, ``v* W + b_h`` twice): the same parameters bit for bit (tested). Only its reported cost
-differs, within float32 rounding: its softplus is vectorised (`softplus`; ``np.logaddexp`` is a scalar loop).
+The ``buffers`` mode (`gradients_into`) runs the same operations into arrays allocated once (shared by every update
+shape), with the per-step work of the two time loops cut to three calls, and without the products the specification
+repeats (``v W + b_h`` three times, ``v* W + b_h`` twice): the same parameters bit for bit (tested). Only its reported
+cost differs, within float32 rounding: its softplus is vectorised (`softplus`; ``np.logaddexp`` is a scalar loop).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ class NumpyRNNRBM(RNNRBM):
     name = "numpy"
     backend = backend
     MODES = (  # buffers first: the faster (1.3x in a quiet ablation, README), with the same parameters
-        Mode("buffers", "the same operations into arrays allocated once per update shape, no product repeated",
+        Mode("buffers", "the same operations into arrays allocated once (every shape), no product repeated",
              ("cpu",)),
         Mode("plain", "a new array per operation (the specification)", ("cpu",)),
     )  # fmt: skip
