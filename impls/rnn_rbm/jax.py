@@ -145,7 +145,7 @@ class JaxRNNRBM(RNNRBM):
     name = "jax"
     backend = backend
     MODES = (
-        Mode("scan", "one compiled lax.scan over a call's updates (each padded to one shape and masked)"),
+        Mode("scan", "one compiled lax.scan over a call's updates (each padded to its bucket of lengths, masked)"),
         Mode("update", "one compiled call per update, the loop in Python"),
     )
 
