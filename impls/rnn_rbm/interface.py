@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import numpy as np
 
 from core.typed import at_least, check
-from impls.common import Implementation, Model, Params, bucketed_shape
+from impls.common import Implementation, Model, Params
 
 
 @dataclass(frozen=True)
@@ -216,10 +216,6 @@ class RNNRBM(Implementation):
         """``(chunks, frames)`` every update is padded to where a framework compiles one shape: the config's
         ``(batch_size, chunk_length)``, or the first update's if larger."""
         return max(self.config.batch_size, len(updates[0])), max(self.config.chunk_length, updates[0].shape[1])
-
-    def bucketed_shape(self, updates: list[np.ndarray], bucket: int) -> tuple[int, int]:
-        """`impls.common.bucketed_shape` at this config's ``batch_size`` and ``chunk_length``."""
-        return bucketed_shape(updates, self.config.batch_size, self.config.chunk_length, bucket)
 
     def padded(self, updates: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """The updates stacked, each padded with silent frames to ``shape``, and masks (1 on every real frame): the

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from impls.backends import jax as backend
-from impls.common import Mode
+from impls.common import Mode, bucketed_shape
 from impls.rnn_rbm.interface import RNNRBM, RNNRBMConfig, RNNRBMNoise, RNNRBMParams, Weights
 
 
@@ -174,27 +174,26 @@ class JaxRNNRBM(RNNRBM):
     def train_chunks(
         self, chunks: np.ndarray, noise: list[RNNRBMNoise] | None = None, learning_rate: float | None = None
     ) -> np.ndarray:
-        updates = self.updates(chunks, noise)
-        # the updates padded to one shape per FRAME_BUCKET of lengths and masked: a few shapes, a few compilations
-        shape = self.bucketed_shape(updates, self.FRAME_BUCKET)
-        return np.asarray(self._train(updates, noise, learning_rate, shape), np.float64)
+        return np.asarray(self._train(self.updates(chunks, noise), noise, learning_rate), np.float64)
 
     def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> np.ndarray:
         """`RNNRBM.train_epoch` without waiting for each update's cost: the host pads the next update while the
         device runs this one (JAX dispatches asynchronously)."""
-        costs = []
-        for rows in batches:
-            updates = self.updates(self.table[rows])
-            costs.append(self._train(updates, None, learning_rate, self.bucketed_shape(updates, self.FRAME_BUCKET)))
+        costs = [self._train(self.updates(self.table[rows]), None, learning_rate) for rows in batches]
         return np.array([np.asarray(c, np.float64).mean() for c in costs])
 
     def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
         v = self.sequences(v)
         return float(self._train([v], [noise], learning_rate, v.shape[:2])[0])
 
-    def _train(self, updates: list[np.ndarray], noise, learning_rate: float | None, shape: tuple[int, int]):
-        """The updates, each padded with silent frames to ``shape`` and masked, in one compiled scan; their costs
-        (a device array: reading it waits for the updates)."""
+    def _train(
+        self, updates: list[np.ndarray], noise, learning_rate: float | None, shape: tuple[int, int] | None = None
+    ):
+        """The updates, each padded with silent frames to ``shape`` (default: one shape per `FRAME_BUCKET` of
+        lengths, `impls.common.bucketed_shape`: a few shapes, a few compilations) and masked, in one compiled scan;
+        their costs (a device array: reading it waits for the updates)."""
+        if shape is None:
+            shape = bucketed_shape(updates, self.config.batch_size, self.config.chunk_length, self.FRAME_BUCKET)
         batches, masks = self.padded(updates, shape)
         if noise is None and self.mode == "scan":
             batches, masks, rate = self._array(batches), self._array(masks), self._rate(learning_rate)

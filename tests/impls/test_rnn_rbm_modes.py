@@ -13,6 +13,7 @@ import pytest
 from eval.models import plugin
 from eval.timing.ablation import TOLERANCE
 from impls import Unavailable, available, load
+from impls.common import bucketed_shape
 from impls.rnn_rbm.interface import RNNRBMNoise
 from tests.impls.test_impls import F32
 from tests.impls.test_rnn_rbm import REFERENCE, assert_same_params, random_params, sequences, tiny
@@ -129,8 +130,7 @@ def test_a_mode_trains_on_its_own_draws_as_chunk_lengths_change(impl, mode):
 def test_updates_are_padded_to_a_bucket_of_lengths_not_to_the_longest_chunk():
     """Frameworks that compile one shape pad each update only to its length's bucket (JSB's chunks are ~55 of 100
     frames on average: padding to 100 doubled their work), never below the update or past the chunk length."""
-    model = load(REFERENCE, "rnn_rbm")(tiny(chunk_length=100, batch_size=2), random_params(tiny()), 0)
-    shape = lambda *lengths: model.bucketed_shape([np.zeros((1, n, 6)) for n in lengths], 8)
+    shape = lambda *lengths: bucketed_shape([np.zeros((1, n, 6)) for n in lengths], 2, 100, 8)
     assert shape(48) == (2, 48) and shape(49) == (2, 56) and shape(3) == (2, 8)
     assert shape(97) == (2, 100) and shape(100) == (2, 100) and shape(130) == (2, 130)
     assert shape(20, 41) == (2, 48)  # the call's longest update
