@@ -2,9 +2,11 @@
 
 The cost ``mean F_t(v(t)) - F_t(v*(t))`` is built with the negative samples v* detached, so autograd's
 gradient is the reference's CD-k + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012, sec. 3).
-Two modes (`MODES`): ``eager``, one kernel per operation; ``compile``, the cost through ``torch.compile`` (its
-forward and backward each one inductor graph, the RNN's steps and the Gibbs steps unrolled), every update padded with
-silent frames to ``(batch_size, chunk_length)`` and masked, as JAX's, so that one shape compiles once.
+Three modes (`MODES`): ``manual``, the reference's hand-written gradients (`gradients`) without autograd, every
+bias added inside its product and each time step two kernels; ``eager``, the cost through autograd, one kernel per
+operation; ``compile``, the cost through ``torch.compile`` (its forward and backward each one inductor graph, the
+RNN's steps and the Gibbs steps unrolled), every update padded with silent frames to ``(batch_size, chunk_length)``
+and masked, as JAX's, so that one shape compiles once.
 """
 
 from __future__ import annotations
@@ -64,6 +66,46 @@ def cost(w: Weights, v: torch.Tensor, noise: RNNRBMNoise, mask: torch.Tensor | N
     return torch.mean(energy) if mask is None else (energy * mask).sum() / mask.sum()
 
 
+def gradients(w: Weights, v: torch.Tensor, noise: RNNRBMNoise) -> tuple[torch.Tensor, Weights]:
+    """The reference's `gradients` (``impls.rnn_rbm.numpy``: CD-k + BPTT written out) without autograd: the ``manual``
+    mode. Every frame is a row; ``addmm`` adds each bias inside its product; the Gibbs chain's sigmoids run in place
+    and its comparisons write floats, so a step is three kernels a layer and a time step two."""
+    batch, T, _ = v.shape
+    n = batch * T  # the cost is a mean over every frame of every chunk
+    rows = lambda x: x.reshape(-1, x.shape[-1])  # (..., k) as (frames, k)
+    v = rows(v)
+    drive = torch.addmm(w.b_u, v, w.W_vu).view(batch, T, -1)  # v(t) W_vu + b_u: one product
+    previous, states = w.u0.expand(batch, -1), []
+    for drive_t in drive.unbind(1):
+        previous = torch.tanh_(torch.addmm(drive_t, previous, w.W_uu))
+        states.append(previous)
+    u = torch.stack(states, 1)
+    u_previous = rows(torch.cat([w.u0.expand(batch, 1, -1), u[:, :-1]], 1))
+    b_v, b_h = torch.addmm(w.b_v, u_previous, w.W_uv), torch.addmm(w.b_h, u_previous, w.W_uh)
+    x = torch.addmm(b_h, v, w.W)  # v W + b_h(t): F(v), p(h | v) and Gibbs step 0
+    p_h, W_T = torch.sigmoid(x), w.W.T.contiguous()
+    h, p, v_star, q = torch.empty_like(x), torch.empty_like(x), torch.empty_like(v), torch.empty_like(v)
+    draws = zip(noise.h.reshape(len(noise.h), n, -1), noise.v.reshape(len(noise.v), n, -1))  # step s: frames' rows
+    for step, (u_h, u_v) in enumerate(draws):
+        torch.lt(u_h, p_h if step == 0 else torch.sigmoid_(torch.addmm(b_h, v_star, w.W, out=p)), out=h)
+        torch.lt(u_v, torch.sigmoid_(torch.addmm(b_v, h, W_T, out=q)), out=v_star)
+    x_star = torch.addmm(b_h, v_star, w.W)
+    softplus = lambda z: torch.logaddexp(z, torch.zeros_like(z)).sum()
+    cost = ((v_star * b_v).sum() - (v * b_v).sum() + softplus(x_star) - softplus(x)) / n
+    p_h_star = torch.sigmoid_(x_star)
+    # each frame's RBM: dF/db_v(t) = -v, dF/db_h(t) = -p(h | v), dF/dW = -v^T p(h | v)
+    d_b_v, d_b_h = (v_star - v) / n, (p_h_star - p_h) / n
+    d_W = (v_star.T @ p_h_star - v.T @ p_h) / n
+    d_u_previous = torch.addmm(d_b_v @ w.W_uv.T, d_b_h, w.W_uh.T).view(batch, T, -1)  # dC/du(t-1) via the biases
+    d_u, d_drives = torch.zeros_like(previous), []  # BPTT: dC/du(t) from the frames after t; u(T) reaches nothing
+    for slope_t, d_u_previous_t in zip(reversed((1 - u * u).unbind(1)), reversed(d_u_previous.unbind(1))):
+        d_drives.append(d_u * slope_t)  # through the tanh
+        d_u = torch.addmm(d_u_previous_t, d_drives[-1], w.W_uu.T)  # now dC/du(t-1)
+    d_drive = rows(torch.stack(d_drives[::-1], 1))
+    return cost, Weights(d_W, d_b_v.sum(0), d_b_h.sum(0), u_previous.T @ d_b_v, u_previous.T @ d_b_h,
+                         u_previous.T @ d_drive, v.T @ d_drive, d_drive.sum(0), d_u.sum(0))  # fmt: skip
+
+
 def clip(grads: tuple[torch.Tensor, ...], clip_norm: float) -> tuple[torch.Tensor, ...]:
     """``grads`` scaled to global norm ``clip_norm`` if larger (0: unchanged)."""
     if not clip_norm:
@@ -78,7 +120,8 @@ class TorchRNNRBM(RNNRBM):
     name = "torch"
     backend = backend
     MODES = (
-        Mode("eager", "one kernel per operation, dispatched from Python"),
+        Mode("manual", "the reference's hand-written gradients, no autograd: two kernels a time step"),
+        Mode("eager", "the cost through autograd, one kernel per operation, dispatched from Python"),
         Mode("compile", "torch.compile of the cost (forward and backward graphs); updates padded to one shape"),
     )
 
@@ -86,7 +129,8 @@ class TorchRNNRBM(RNNRBM):
         super().__init__(config, params, seed)  # the backend's determinism and strict float32 products
         self.device = torch.device(config.device)
         self.dtype = backend.dtype(config.dtype)
-        self.weights = Weights(*(self._tensor(a).requires_grad_() for a in params.arrays()))
+        autograd = self.mode != "manual"
+        self.weights = Weights(*(self._tensor(a).requires_grad_(autograd) for a in params.arrays()))
         self.generator = torch.Generator(self.device).manual_seed(int(seed))
         self._cost = torch.compile(cost, dynamic=False) if self.mode == "compile" else cost
 
@@ -127,10 +171,14 @@ class TorchRNNRBM(RNNRBM):
 
     def _cd_update(self, v: torch.Tensor, noise: RNNRBMNoise, rate: float) -> torch.Tensor:
         mask = None
-        if self.mode == "compile":  # one shape: one compilation
-            v, noise, mask = self._padded(v, noise)
-        loss = self._cost(self.weights, v, noise, mask)
-        grads = torch.autograd.grad(loss, self.weights)
+        if self.mode == "manual":
+            with torch.no_grad():
+                loss, grads = gradients(self.weights, v, noise)
+        else:
+            if self.mode == "compile":  # one shape: one compilation
+                v, noise, mask = self._padded(v, noise)
+            loss = self._cost(self.weights, v, noise, mask)
+            grads = torch.autograd.grad(loss, self.weights)
         with torch.no_grad():
             for parameter, gradient in zip(self.weights, clip(grads, self.config.clip_norm)):
                 parameter.sub_(rate * gradient)  # plain SGD, in place

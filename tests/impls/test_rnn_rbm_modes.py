@@ -33,7 +33,7 @@ EXPECTED = {
     "numpy": {"buffers", "plain"},
     "jax": {"scan", "update"},
     "tf": {"function", "xla"},
-    "torch": {"eager", "compile"},
+    "torch": {"manual", "eager", "compile"},
 }
 
 
