@@ -5,7 +5,8 @@ the tape's gradient is the reference's CD-k + BPTT gradient (Boulanger-Lewandows
 2012, sec. 3). The RNN runs as a ``tf.scan`` over time; an epoch drawing its own noise is one tf.function loop, run
 by TensorFlow's graph executor (the ``function`` mode) or compiled by XLA (``xla``: ``jit_compile``, every update
 padded with silent frames to ``(batch_size, chunk_length)`` and masked, one shape; XLA draws its own Philox numbers,
-so only updates from explicit noise equal the other mode's).
+so only updates from explicit noise equal the other mode's). The ``manual`` mode runs the reference's hand-written
+gradients (`gradients`) without a tape, both time loops unrolled: one graph per update shape, traced on its first use.
 """
 
 from __future__ import annotations
@@ -59,6 +60,47 @@ def cost(w: Weights, v: tf.Tensor, noise: RNNRBMNoise, mask: tf.Tensor | None = 
     return tf.reduce_mean(energy) if mask is None else tf.reduce_sum(energy * mask) / tf.reduce_sum(mask)
 
 
+def gradients(w: Weights, v: tf.Tensor, noise: RNNRBMNoise) -> tuple[tf.Tensor, Weights]:
+    """The reference's `gradients` (``impls.rnn_rbm.numpy``: CD-k + BPTT written out) without a tape: the ``manual``
+    mode. Every frame is a row; the time loops unroll over the static number of frames (a graph per update shape)."""
+    batch, T, R, k = v.shape[0], v.shape[1], w.u0.shape[0], noise.h.shape[0]
+    n = batch * T  # the cost is a mean over every frame of every chunk
+    rows = lambda x: tf.reshape(x, [-1, x.shape[-1]])  # (..., k) as (frames, k)
+    v = rows(v)
+    drive = tf.reshape(v @ w.W_vu + w.b_u, [batch, T, R])  # v(t) W_vu + b_u: one product
+    previous, states = tf.broadcast_to(w.u0, [batch, R]), []
+    for drive_t in tf.unstack(drive, axis=1):
+        previous = tf.tanh(drive_t + previous @ w.W_uu)
+        states.append(previous)
+    u = tf.stack(states, 1)
+    u_previous = rows(tf.concat([tf.broadcast_to(w.u0, [batch, 1, R]), u[:, :-1]], 1))
+    b_v, b_h = w.b_v + u_previous @ w.W_uv, w.b_h + u_previous @ w.W_uh
+    x = v @ w.W + b_h  # v W + b_h(t): F(v), p(h | v) and Gibbs step 0
+    p_h, v_star = tf.sigmoid(x), v
+    draws = zip(tf.unstack(tf.reshape(noise.h, [k, n, -1])), tf.unstack(tf.reshape(noise.v, [k, n, -1])))
+    for step, (u_h, u_v) in enumerate(draws):  # step s: every frame's rows
+        h = tf.cast(u_h < (p_h if step == 0 else tf.sigmoid(v_star @ w.W + b_h)), v.dtype)
+        v_star = tf.cast(u_v < tf.sigmoid(tf.matmul(h, w.W, transpose_b=True) + b_v), v.dtype)
+    x_star = v_star @ w.W + b_h
+    softplus = lambda z: tf.reduce_sum(tf.nn.softplus(z))
+    cost = (tf.reduce_sum(v_star * b_v) - tf.reduce_sum(v * b_v) + softplus(x_star) - softplus(x)) / n
+    p_h_star = tf.sigmoid(x_star)
+    # each frame's RBM: dF/db_v(t) = -v, dF/db_h(t) = -p(h | v), dF/dW = -v^T p(h | v)
+    d_b_v, d_b_h = (v_star - v) / n, (p_h_star - p_h) / n
+    d_W = (tf.matmul(v_star, p_h_star, transpose_a=True) - tf.matmul(v, p_h, transpose_a=True)) / n
+    d_u_previous = tf.matmul(d_b_v, w.W_uv, transpose_b=True) + tf.matmul(d_b_h, w.W_uh, transpose_b=True)
+    d_u, d_drives = tf.zeros_like(previous), []  # BPTT: dC/du(t) from the frames after t; u(T) reaches nothing
+    slopes, d_u_previous = tf.unstack(1 - u * u, axis=1), tf.unstack(tf.reshape(d_u_previous, [batch, T, R]), axis=1)
+    for slope_t, d_u_previous_t in zip(reversed(slopes), reversed(d_u_previous)):
+        d_drives.append(d_u * slope_t)  # through the tanh
+        d_u = d_u_previous_t + tf.matmul(d_drives[-1], w.W_uu, transpose_b=True)  # now dC/du(t-1)
+    d_drive = rows(tf.stack(d_drives[::-1], 1))
+    transposed = lambda a, b: tf.matmul(a, b, transpose_a=True)
+    return cost, Weights(d_W, tf.reduce_sum(d_b_v, 0), tf.reduce_sum(d_b_h, 0), transposed(u_previous, d_b_v),
+                         transposed(u_previous, d_b_h), transposed(u_previous, d_drive), transposed(v, d_drive),
+                         tf.reduce_sum(d_drive, 0), tf.reduce_sum(d_u, 0))  # fmt: skip
+
+
 def clip(grads: list[tf.Tensor], clip_norm: float) -> list[tf.Tensor]:
     """``grads`` scaled to global norm ``clip_norm`` if larger (0: unchanged)."""
     if not clip_norm:
@@ -73,6 +115,7 @@ class TFRNNRBM(RNNRBM):
     name = "tf"
     backend = backend
     MODES = (
+        Mode("manual", "the reference's hand-written gradients, no tape, time loops unrolled: a graph per shape"),
         Mode("function", "tf.function over a call's updates (TensorFlow's graph executor)"),
         Mode("xla", "tf.function with jit_compile: the updates' loop compiled by XLA"),
     )
@@ -86,6 +129,7 @@ class TFRNNRBM(RNNRBM):
             self.generator = tf.random.Generator.from_seed(int(seed))
         xla = self.mode == "xla"  # static shapes: k is read from the noise's shape
         self._update = tf.function(self._cd_update, jit_compile=xla)
+        self._graphs: dict[tuple, tf.types.experimental.ConcreteFunction] = {}  # `manual`: one per update shape
         self._epoch = tf.function(self._epoch_fn, jit_compile=xla, reduce_retracing=True)
         self._generate = tf.function(self._generate_fn)
         self._biases = tf.function(lambda v: biases(self.weights, recurrence(self.weights, v)[0]))
@@ -112,6 +156,9 @@ class TFRNNRBM(RNNRBM):
         updates, rate = self.updates(chunks, noise), self._rate(learning_rate)
         if noise is not None:
             return np.array([self.cd_update(v, n, learning_rate) for v, n in zip(updates, noise, strict=True)])
+        if self.mode == "manual":  # a graph per update shape, one call per update
+            costs = [self._in_graph(self._drawn_update, self._tensor(v), rate) for v in updates]
+            return np.array([c.numpy() for c in costs], np.float64)
         if self.mode == "xla":  # one static shape: XLA compiles once (a loop whose shapes change crashes it, seen)
             batches, masks = self.padded(updates, self.padded_shape(updates))
             return self._epoch(self._tensor(batches), rate, self._tensor(masks)).numpy().astype(np.float64)
@@ -129,15 +176,34 @@ class TFRNNRBM(RNNRBM):
             costs = costs.write(index, self._cd_update(v, noise, rate, mask))
         return costs.stack()
 
+    def _in_graph(self, update, v: tf.Tensor, *args) -> tf.Tensor:
+        """``update(v, *args)`` in the graph traced for these shapes on their first use (the ``manual`` mode: its time
+        loops unroll over the frames), called as a concrete function: never retraced, never warned about."""
+        key = (update.__name__, *(tuple(a.shape) for a in tf.nest.flatten((v, *args))))
+        if key not in self._graphs:
+            self._graphs[key] = tf.function(update).get_concrete_function(v, *args)
+        return self._graphs[key](v, *args)
+
+    def _drawn_update(self, v: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
+        return self._cd_update(v, self._noise(v.shape[0], v.shape[1], self.config.cd_steps), rate)
+
+    def _given_update(self, v: tf.Tensor, noise: RNNRBMNoise, rate: tf.Tensor) -> tf.Tensor:
+        return self._cd_update(v, noise, rate)
+
     def cd_update(self, v: np.ndarray, noise: RNNRBMNoise, learning_rate: float | None = None) -> float:
         v = self._tensor(self.sequences(v))
         noise = RNNRBMNoise(*(self._tensor(u) for u in self.checked_noise(noise, *v.shape[:2])))
+        if self.mode == "manual":
+            return float(self._in_graph(self._given_update, v, noise, self._rate(learning_rate)))
         return float(self._update(v, noise, self._rate(learning_rate)))
 
     def _cd_update(self, v: tf.Tensor, noise: RNNRBMNoise, rate: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            loss = cost(self.weights, v, noise, mask)
-        grads = tape.gradient(loss, list(self.weights))
+        if self.mode == "manual":
+            loss, grads = gradients(self.weights, v, noise)
+        else:
+            with tf.GradientTape() as tape:
+                loss = cost(self.weights, v, noise, mask)
+            grads = tape.gradient(loss, list(self.weights))
         for parameter, gradient in zip(self.weights, clip(grads, self.config.clip_norm)):
             parameter.assign_sub(rate * gradient)  # plain SGD
         return loss

@@ -32,7 +32,7 @@ CONFIG = tiny(n_visible=12, n_hidden=6, n_recurrent=5, cd_steps=3, chunk_length=
 EXPECTED = {
     "numpy": {"buffers", "plain"},
     "jax": {"scan", "update"},
-    "tf": {"function", "xla"},
+    "tf": {"manual", "function", "xla"},
     "torch": {"manual", "eager", "compile"},
 }
 
