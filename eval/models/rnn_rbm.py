@@ -107,7 +107,7 @@ class RNNRBMPlugin(ModelPlugin):
     name = "rnn_rbm"
     curve = "valid_nll_per_frame"
     unit_of_data = "frames"
-    roofline = Roofline("train_frames_per_s", "step_products_ms", None, "step_frames")
+    roofline = Roofline("train_frames_per_s", "step_products_ms", "draw_ms", "step_frames")
     checkpoints = True
     reads = (
         "curve_every", "pl_valid_windows", "ll_windows", "ais_betas", "ais_runs", "raise_betas", "raise_windows",
@@ -296,8 +296,8 @@ class RNNRBMPlugin(ModelPlugin):
 
     def time_training(self, model: RNNRBM, task: Task, dataset: datasets.Dataset, order: list,
                       record: Recorder) -> None:  # fmt: skip
-        """The quiet phase: steady-state frames/s (`steady_epochs`) and the products of one update alone (the
-        harness's roofline)."""
+        """The quiet phase: steady-state frames/s (`steady_epochs`), the products of one update alone (the
+        harness's roofline) and its noise draws with the framework's own generator (the ceiling's)."""
         steady, compile_s = steady_epochs(model.train_epoch, order, task.timing_epochs)
         speed = sum(u.size for u in order[0]) / steady
         record.add("timing", "train_frames_per_s", speed)
@@ -305,6 +305,7 @@ class RNNRBMPlugin(ModelPlugin):
         largest = max(order[0], key=np.size)  # the products of its largest update (chunks end with their music)
         record.add("timing", "step_frames", largest.size)
         record.add("timing", "step_products_ms", step_products_ms(model.config, *largest.shape))
+        record.add("timing", "draw_ms", model.draw_ms(*largest.shape))  # its own generator: the ceiling's draws
 
 
 PLUGIN = RNNRBMPlugin()

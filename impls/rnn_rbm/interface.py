@@ -279,6 +279,13 @@ class RNNRBM(Implementation):
         """
 
     @abstractmethod
+    def draw_ms(self, batch: int, n_frames: int, repeats: int = 20) -> float:
+        """Milliseconds to draw one update's noise (``k x batch x n_frames`` uniforms for the hidden units, then for
+        the visible ones) with this framework's own generator: work every update does besides its products, so
+        ``roofline / (products + draws)`` is about the best ratio to the roofline it can reach, however well the rest
+        is written. From a generator of the same kind made for the timing, never the model's."""
+
+    @abstractmethod
     def params(self) -> RNNRBMParams:
         """The current parameters as NumPy arrays (float64 copies)."""
 

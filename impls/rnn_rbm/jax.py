@@ -246,5 +246,10 @@ class JaxRNNRBM(RNNRBM):
             k, sources = len(u_h), tuple(self._array(np.moveaxis(u, 2, 0)) for u in (u_h, u_v))  # time first
         return np.asarray(generate_scan(self.config, self.weights, start, sources, k)).astype(np.uint8)
 
+    def draw_ms(self, batch: int, n_frames: int, repeats: int = 20) -> float:
+        key, k = jax.device_put(jax.random.key(0), self.device), self.config.cd_steps
+        draw = jax.jit(lambda key: draw_noise(self.config, key, batch, n_frames, k, self.dtype))
+        return self.best_ms(lambda: jax.block_until_ready(draw(key)), repeats)
+
     def params(self) -> RNNRBMParams:
         return RNNRBMParams(*(np.asarray(a) for a in self.weights)).astype(np.float64)

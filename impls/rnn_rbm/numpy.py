@@ -291,6 +291,10 @@ class NumpyRNNRBM(RNNRBM):
             u = np.tanh(v @ w.W_vu + w.b_u + u @ w.W_uu)  # the RNN is fed the sampled frame
         return frames.astype(np.uint8)
 
+    def draw_ms(self, batch: int, n_frames: int, repeats: int = 20) -> float:
+        rng = np.random.default_rng(0)
+        return self.best_ms(lambda: RNNRBMNoise.draw(rng, self.config, batch, n_frames), repeats)
+
     def params(self) -> RNNRBMParams:
         return RNNRBMParams(*self.weights).astype(np.float64)
 

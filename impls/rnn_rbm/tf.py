@@ -252,5 +252,12 @@ class TFRNNRBM(RNNRBM):
         _, frames = tf.scan(step, inputs, initializer=(u0, tf.zeros_like(start[:, 0])))
         return tf.transpose(frames, [1, 0, 2])
 
+    def draw_ms(self, batch: int, n_frames: int, repeats: int = 20) -> float:
+        with tf.device(self.device):
+            generator = tf.random.Generator.from_seed(0)
+        shapes = [[self.config.cd_steps, batch, n_frames, n] for n in (self.config.n_hidden, self.config.n_visible)]
+        draw = tf.function(lambda: [generator.uniform(shape, dtype=self.dtype) for shape in shapes])
+        return self.best_ms(lambda: [u[0, 0, 0, 0].numpy() for u in draw()], repeats)  # a scalar read: finished
+
     def params(self) -> RNNRBMParams:
         return RNNRBMParams(*(t.numpy() for t in self.weights)).astype(np.float64)

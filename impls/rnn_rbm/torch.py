@@ -141,9 +141,12 @@ class TorchRNNRBM(RNNRBM):
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device).clone()
 
-    def _noise(self, batch: int, n_frames: int, k: int | None = None) -> RNNRBMNoise:
+    def _noise(
+        self, batch: int, n_frames: int, k: int | None = None, generator: torch.Generator | None = None
+    ) -> RNNRBMNoise:
         k, H, V = self.config.cd_steps if k is None else k, self.config.n_hidden, self.config.n_visible
-        uniform = lambda *shape: torch.rand(shape, generator=self.generator, dtype=self.dtype, device=self.device)
+        generator = generator or self.generator
+        uniform = lambda *shape: torch.rand(shape, generator=generator, dtype=self.dtype, device=self.device)
         return RNNRBMNoise(uniform(k, batch, n_frames, H), uniform(k, batch, n_frames, V))
 
     def train_chunks(
@@ -220,6 +223,11 @@ class TorchRNNRBM(RNNRBM):
             frames.append(v)
             u = torch.tanh(v @ w.W_vu + w.b_u + u @ w.W_uu)  # the RNN is fed the sampled frame
         return torch.stack(frames, 1).cpu().numpy().astype(np.uint8)
+
+    def draw_ms(self, batch: int, n_frames: int, repeats: int = 20) -> float:
+        generator = torch.Generator(self.device).manual_seed(0)
+        synchronize = torch.cuda.synchronize if self.device.type == "cuda" else lambda: None
+        return self.best_ms(lambda: (self._noise(batch, n_frames, generator=generator), synchronize()), repeats)
 
     def params(self) -> RNNRBMParams:
         return RNNRBMParams(*(t.detach().cpu().numpy() for t in self.weights)).astype(np.float64)

@@ -284,6 +284,22 @@ def test_generation_with_own_draws_is_binary_reproducible_and_of_the_asked_shape
     np.testing.assert_array_equal(pieces[0], pieces[1])
 
 
+def test_timing_the_noise_draws_leaves_the_models_stream_alone(impl):
+    """`draw_ms` (the ceiling's draws, timed in every bench run) draws from a generator of its own: a model timed
+    between two calls trains as one never timed."""
+    config = tiny()
+    chunks, params = sequences(config, 4), random_params(config)
+    trained = []
+    for timed in (False, True):
+        model = impl(config, params, seed=3)
+        model.train_chunks(chunks)
+        if timed:
+            assert model.draw_ms(2, config.chunk_length, repeats=2) > 0
+        trained.append((model.train_chunks(chunks), model.params()))
+    np.testing.assert_array_equal(trained[1][0], trained[0][0])
+    assert trained[1][1].hash == trained[0][1].hash
+
+
 def test_reseeding_restarts_the_training_noise(impl):
     """A long run seeds each epoch apart (`eval.models.checkpoints`): a model built with any seed and reseeded trains
     as every other reseeded alike, and another seed trains otherwise; so a resumed task draws what it would have."""
