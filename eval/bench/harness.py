@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +192,8 @@ def derived_for(frame: pd.DataFrame, timing_tasks: list[Task], phase: str) -> li
             speeds.append(Speed(task.impl, values.get(rule.speed), values.get(rule.products), draws))
             counted += [values[rule.units]] if isinstance(rule.units, str) and rule.units in values else []
         units = rule.units(tasks[0].config) if callable(rule.units) else counted[0] if counted else 0
+        if not rule.own_products and products:  # the same NumPy products in every task: each ceiling takes the fastest
+            speeds = [replace(s, products_ms=min(products)) for s in speeds]
         fastest = [Speed("any mode", None, min(products), None)] if products else []  # every mode's products count
         _, roof = roofline(speeds + fastest, units)
         if not np.isfinite(roof):

@@ -128,13 +128,16 @@ class Roofline:
 
     ``speed``: training units/s; ``products``: the dense products of one update alone (ms); ``draws``: one
     update's noise draws (ms), None where not measured; ``units``: the units of that update, from the task's
-    config, or the name of the timing row that counts them (where the music bounds an update, not the config).
+    config, or the name of the timing row that counts them (where the music bounds an update, not the config);
+    ``own_products``: whether each implementation times its own framework's products (the window RBM) or every
+    task times the same NumPy products (the RNN models), when each ceiling takes the fastest of them.
     """
 
     speed: str
     products: str
     draws: str | None
     units: Callable[[dict], int] | str
+    own_products: bool = True
 
 
 class ModelPlugin(ABC):

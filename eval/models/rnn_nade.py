@@ -35,7 +35,7 @@ class RNNNADEPlugin(ModelPlugin):
     name = "rnn_nade"
     curve = "valid_nll_per_frame"
     unit_of_data = "frames"
-    roofline = Roofline("train_frames_per_s", "step_products_ms", None, "step_frames")
+    roofline = Roofline("train_frames_per_s", "step_products_ms", None, "step_frames", own_products=False)
     reads = ("curve_every", "pl_valid_windows", "ll_windows", "n_samples", "piece_rows", "bar_rows")
     outputs = ("exact_nll_per_frame", "exact_ll_per_row", "exact_ll_per_window", "scored_frames")
 

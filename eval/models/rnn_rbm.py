@@ -107,7 +107,7 @@ class RNNRBMPlugin(ModelPlugin):
     name = "rnn_rbm"
     curve = "valid_nll_per_frame"
     unit_of_data = "frames"
-    roofline = Roofline("train_frames_per_s", "step_products_ms", "draw_ms", "step_frames")
+    roofline = Roofline("train_frames_per_s", "step_products_ms", "draw_ms", "step_frames", own_products=False)
     checkpoints = True
     reads = (
         "curve_every", "pl_valid_windows", "ll_windows", "ais_betas", "ais_runs", "raise_betas", "raise_windows",
