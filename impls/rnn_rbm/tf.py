@@ -65,6 +65,7 @@ def gradients(w: Weights, v: tf.Tensor, noise: RNNRBMNoise) -> tuple[tf.Tensor, 
     mode. Every frame is a row; the time loops unroll over the static number of frames (a graph per update shape)."""
     batch, T, R, k = v.shape[0], v.shape[1], w.u0.shape[0], noise.h.shape[0]
     n = batch * T  # the cost is a mean over every frame of every chunk
+    w = Weights(*(tf.convert_to_tensor(p) for p in w))  # each variable read once, not once a time step
     rows = lambda x: tf.reshape(x, [-1, x.shape[-1]])  # (..., k) as (frames, k)
     v = rows(v)
     drive = tf.reshape(v @ w.W_vu + w.b_u, [batch, T, R])  # v(t) W_vu + b_u: one product
