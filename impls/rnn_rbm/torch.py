@@ -25,7 +25,7 @@ def recurrence(w: Weights, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     drive = v @ w.W_vu + w.b_u  # the part of every step that does not depend on u: one product
     previous, states = w.u0.expand(batch, -1), []
     for drive_t in drive.unbind(1):  # one view per frame (autograd: one gradient buffer, not one per frame)
-        previous = torch.tanh(drive_t + previous @ w.W_uu)
+        previous = torch.tanh(torch.addmm(drive_t, previous, w.W_uu))  # two kernels a step
         states.append(previous)
     u = torch.stack(states, 1)
     u_previous = torch.cat([w.u0.expand(batch, 1, -1), u[:, :-1]], 1)
@@ -73,14 +73,8 @@ def gradients(w: Weights, v: torch.Tensor, noise: RNNRBMNoise) -> tuple[torch.Te
     batch, T, _ = v.shape
     n = batch * T  # the cost is a mean over every frame of every chunk
     rows = lambda x: x.reshape(-1, x.shape[-1])  # (..., k) as (frames, k)
-    v = rows(v)
-    drive = torch.addmm(w.b_u, v, w.W_vu).view(batch, T, -1)  # v(t) W_vu + b_u: one product
-    previous, states = w.u0.expand(batch, -1), []
-    for drive_t in drive.unbind(1):
-        previous = torch.tanh_(torch.addmm(drive_t, previous, w.W_uu))
-        states.append(previous)
-    u = torch.stack(states, 1)
-    u_previous = rows(torch.cat([w.u0.expand(batch, 1, -1), u[:, :-1]], 1))
+    u_previous, u = recurrence(w, v)
+    u_previous, v = rows(u_previous), rows(v)
     b_v, b_h = torch.addmm(w.b_v, u_previous, w.W_uv), torch.addmm(w.b_h, u_previous, w.W_uh)
     x = torch.addmm(b_h, v, w.W)  # v W + b_h(t): F(v), p(h | v) and Gibbs step 0
     p_h, W_T = torch.sigmoid(x), w.W.T.contiguous()
@@ -97,7 +91,7 @@ def gradients(w: Weights, v: torch.Tensor, noise: RNNRBMNoise) -> tuple[torch.Te
     d_b_v, d_b_h = (v_star - v) / n, (p_h_star - p_h) / n
     d_W = (v_star.T @ p_h_star - v.T @ p_h) / n
     d_u_previous = torch.addmm(d_b_v @ w.W_uv.T, d_b_h, w.W_uh.T).view(batch, T, -1)  # dC/du(t-1) via the biases
-    d_u, d_drives = torch.zeros_like(previous), []  # BPTT: dC/du(t) from the frames after t; u(T) reaches nothing
+    d_u, d_drives = torch.zeros_like(u[:, 0]), []  # BPTT: dC/du(t) from the frames after t; u(T) reaches nothing
     W_uu_T = w.W_uu.T.contiguous()  # a small addmm is ~2 us slower with a transposed operand
     for slope_t, d_u_previous_t in zip(reversed((1 - u * u).unbind(1)), reversed(d_u_previous.unbind(1))):
         d_drives.append(d_u * slope_t)  # through the tanh
