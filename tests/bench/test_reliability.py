@@ -107,6 +107,26 @@ def test_an_os_error_says_what_failed_where_and_what_to_do_for_its_cause(error, 
     assert ("free some space" in line) == (error.errno == errno.ENOSPC)
 
 
+def command_line(process) -> str:
+    """A child's command line, or "" for one that has exited meanwhile (a short-lived helper: zombie or reaped)."""
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess is a NoSuchProcess
+        return ""
+
+
+def running(process) -> bool:
+    """Alive and not a zombie (a zombie has died; it only waits to be reaped)."""
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.mark.bench
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's (prctl)")
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
@@ -127,12 +147,12 @@ def test_no_task_process_outlives_a_killed_client(tmp_path, signal_name):
         while not workers and time.monotonic() < deadline and client.poll() is None:
             time.sleep(0.2)
             with_worker = psutil.Process(client.pid).children(recursive=True)
-            workers = [p for p in with_worker if "eval.bench.worker" in " ".join(p.cmdline())]
+            workers = [p for p in with_worker if "eval.bench.worker" in command_line(p)]
         assert workers, "no task process started"
         client.send_signal(getattr(signal, signal_name))
         client.wait(timeout=30)
         _, alive = psutil.wait_procs(workers, timeout=10)
-        alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in alive if running(p)]
         assert not alive, f"task processes outlived the client: {[p.pid for p in alive]}"
     finally:
         if client.poll() is None:
