@@ -7,6 +7,10 @@ by TensorFlow's graph executor (the ``function`` mode) or compiled by XLA (``xla
 padded with silent frames to ``(batch_size, chunk_length)`` and masked, one shape; XLA draws its own Philox numbers,
 so only updates from explicit noise equal the other mode's). The ``manual`` mode runs the reference's hand-written
 gradients (`gradients`) without a tape, both time loops unrolled: one graph per update shape, traced on its first use.
+
+The ``manual`` and ``function`` modes draw their noise with XLA's threefry (`threefry_uniform`, seeded per update by
+the model's generator): TensorFlow's own CPU kernels have only Philox, which took 2.3x as long for the same numbers
+(README, "Execution modes"); both modes draw the same numbers for the same seed.
 """
 
 from __future__ import annotations
@@ -102,6 +106,13 @@ def gradients(w: Weights, v: tf.Tensor, noise: RNNRBMNoise) -> tuple[tf.Tensor, 
                          tf.reduce_sum(d_drive, 0), tf.reduce_sum(d_u, 0))  # fmt: skip
 
 
+@tf.function(jit_compile=True)
+def threefry_uniform(seeds: list[tf.Tensor], shapes: list[tuple[int, ...]], dtype: tf.DType) -> list[tf.Tensor]:
+    """Uniform draws in [0, 1) of each static shape from its stateless seed (int64 [2]) by XLA's threefry: compiled by
+    XLA even inside a graph that is not (TensorFlow's own kernels offer only Philox on a CPU, ~2.3x slower here)."""
+    return [tf.random.stateless_uniform(shape, seed, dtype=dtype, alg="threefry") for seed, shape in zip(seeds, shapes)]
+
+
 def clip(grads: list[tf.Tensor], clip_norm: float) -> list[tf.Tensor]:
     """``grads`` scaled to global norm ``clip_norm`` if larger (0: unchanged)."""
     if not clip_norm:
@@ -148,6 +159,12 @@ class TFRNNRBM(RNNRBM):
         h = tf.ensure_shape(uniform(k, batch, n_frames, H), [k, None, None, H])  # k stays static for `gibbs`
         return RNNRBMNoise(h, tf.ensure_shape(uniform(k, batch, n_frames, V), [k, None, None, V]))
 
+    def _compiled_noise(self, batch: int, n_frames: int, k: int) -> RNNRBMNoise:
+        """One update's noise by `threefry_uniform` (the ``manual`` and ``function`` modes), its two seeds drawn by the
+        model's generator: the same numbers for the same seed in both modes."""
+        shapes = [(k, batch, n_frames, n) for n in (self.config.n_hidden, self.config.n_visible)]
+        return RNNRBMNoise(*threefry_uniform(tf.unstack(self.generator.make_seeds(2), axis=1), shapes, self.dtype))
+
     def _rate(self, learning_rate: float | None) -> tf.Tensor:
         return tf.constant(self.rate(learning_rate), self.dtype)  # a tensor: a new rate does not retrace
 
@@ -163,17 +180,24 @@ class TFRNNRBM(RNNRBM):
         if self.mode == "xla":  # one static shape: XLA compiles once (a loop whose shapes change crashes it, seen)
             batches, masks = self.padded(updates, self.padded_shape(updates))
             return self._epoch(self._tensor(batches), rate, self._tensor(masks)).numpy().astype(np.float64)
+        draws = [self._compiled_noise(*v.shape[:2], self.config.cd_steps) for v in updates]  # as `manual` draws
+        stacked = lambda part: RNNRBMNoise(*(tf.stack(u) for u in zip(*draws[part])))
         full = len(updates) if len(updates[-1]) == len(updates[0]) else len(updates) - 1
-        costs = [self._epoch(self._tensor(np.stack(updates[:full])), rate)]  # the full batches in one loop
+        costs = [self._epoch(self._tensor(np.stack(updates[:full])), rate, None, stacked(slice(full)))]  # one loop
         if full < len(updates):
-            costs.append(self._epoch(self._tensor(updates[-1][None]), rate))
+            costs.append(self._epoch(self._tensor(updates[-1][None]), rate, None, stacked(slice(full, None))))
         return np.concatenate([c.numpy() for c in costs]).astype(np.float64)
 
-    def _epoch_fn(self, batches: tf.Tensor, rate: tf.Tensor, masks: tf.Tensor | None = None) -> tf.Tensor:
+    def _epoch_fn(self, batches: tf.Tensor, rate: tf.Tensor, masks: tf.Tensor | None = None,
+                  noises: RNNRBMNoise | None = None) -> tf.Tensor:  # fmt: skip
+        """The updates of ``batches`` in a graph loop, from ``noises`` (one per update) or drawn inside (``xla``)."""
         costs = tf.TensorArray(self.dtype, size=tf.shape(batches)[0])
         for index in tf.range(tf.shape(batches)[0]):
             v, mask = batches[index], None if masks is None else masks[index]
-            noise = self._noise(tf.shape(v)[0], tf.shape(v)[1], self.config.cd_steps)
+            if noises is None:
+                noise = self._noise(tf.shape(v)[0], tf.shape(v)[1], self.config.cd_steps)
+            else:
+                noise = RNNRBMNoise(noises.h[index], noises.v[index])
             costs = costs.write(index, self._cd_update(v, noise, rate, mask))
         return costs.stack()
 
@@ -186,7 +210,7 @@ class TFRNNRBM(RNNRBM):
         return self._graphs[key](v, *args)
 
     def _drawn_update(self, v: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
-        return self._cd_update(v, self._noise(v.shape[0], v.shape[1], self.config.cd_steps), rate)
+        return self._cd_update(v, self._compiled_noise(v.shape[0], v.shape[1], self.config.cd_steps), rate)
 
     def _given_update(self, v: tf.Tensor, noise: RNNRBMNoise, rate: tf.Tensor) -> tf.Tensor:
         return self._cd_update(v, noise, rate)
@@ -256,8 +280,11 @@ class TFRNNRBM(RNNRBM):
     def draw_ms(self, batch: int, n_frames: int, repeats: int = 20) -> float:
         with tf.device(self.device):
             generator = tf.random.Generator.from_seed(0)
-        shapes = [[self.config.cd_steps, batch, n_frames, n] for n in (self.config.n_hidden, self.config.n_visible)]
-        draw = tf.function(lambda: [generator.uniform(shape, dtype=self.dtype) for shape in shapes])
+        shapes = [(self.config.cd_steps, batch, n_frames, n) for n in (self.config.n_hidden, self.config.n_visible)]
+        if self.mode == "xla":  # the generator's own numbers
+            draw = tf.function(lambda: [generator.uniform(shape, dtype=self.dtype) for shape in shapes])
+        else:  # the seeds and the threefry draws of `_compiled_noise`
+            draw = lambda: threefry_uniform(tf.unstack(generator.make_seeds(2), axis=1), shapes, self.dtype)
         return self.best_ms(lambda: [u[0, 0, 0, 0].numpy() for u in draw()], repeats)  # a scalar read: finished
 
     def params(self) -> RNNRBMParams:

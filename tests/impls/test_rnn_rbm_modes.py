@@ -104,6 +104,23 @@ def test_a_mode_on_the_frameworks_random_stream_trains_as_the_default_does(impl,
     assert_same_params(trained[1][1], trained[0][1], F32)
 
 
+@pytest.mark.parametrize("mode", ["manual", "function"])
+def test_tensorflows_own_draws_are_the_threefry_numbers_its_update_uses(mode):
+    """TensorFlow's ``manual`` and ``function`` modes draw with XLA's threefry, seeded by the model's generator: the
+    reference fed the numbers a fresh model of the same seed draws trains to the same parameters."""
+    try:
+        cls = load("tf", "rnn_rbm").in_mode(mode)
+    except Unavailable as error:
+        pytest.skip(f"skipped: not installed ({error})")
+    chunks, params = sequences(CONFIG, 2, seed=5), random_params(CONFIG)  # one update
+    model = cls(CONFIG, params, 11)
+    model.train_chunks(chunks, learning_rate=0.05)
+    drawn = cls(CONFIG, params, 11)._compiled_noise(2, CONFIG.chunk_length, CONFIG.cd_steps)
+    reference = load(REFERENCE, "rnn_rbm").in_mode("plain")(CONFIG, params, 0)
+    reference.train_chunks(chunks, [RNNRBMNoise(*(u.numpy() for u in drawn))], learning_rate=0.05)
+    assert_same_params(model.params(), reference.params(), F32)
+
+
 def test_the_equivalence_check_sees_a_wrong_update():
     reference = load(REFERENCE, "rnn_rbm").in_mode("plain")
     params = random_params(CONFIG)
