@@ -180,7 +180,7 @@ class TFRNNRBM(RNNRBM):
         if self.mode == "xla":  # one static shape: XLA compiles once (a loop whose shapes change crashes it, seen)
             batches, masks = self.padded(updates, self.padded_shape(updates))
             return self._epoch(self._tensor(batches), rate, self._tensor(masks)).numpy().astype(np.float64)
-        draws = [self._compiled_noise(*v.shape[:2], self.config.cd_steps) for v in updates]  # as `manual` draws
+        draws = [self._in_graph(self._drawn_noise, self._tensor(v)) for v in updates]  # as `manual` draws
         stacked = lambda part: RNNRBMNoise(*(tf.stack(u) for u in zip(*draws[part])))
         full = len(updates) if len(updates[-1]) == len(updates[0]) else len(updates) - 1
         costs = [self._epoch(self._tensor(np.stack(updates[:full])), rate, None, stacked(slice(full)))]  # one loop
@@ -202,8 +202,9 @@ class TFRNNRBM(RNNRBM):
         return costs.stack()
 
     def _in_graph(self, update, v: tf.Tensor, *args) -> tf.Tensor:
-        """``update(v, *args)`` in the graph traced for these shapes on their first use (the ``manual`` mode: its time
-        loops unroll over the frames), called as a concrete function: never retraced, never warned about."""
+        """``update(v, *args)`` in the graph traced for these shapes on their first use (the ``manual`` mode's updates,
+        whose time loops unroll over the frames; an update's draws), called as a concrete function: never retraced,
+        never warned about."""
         key = (update.__name__, *(tuple(a.shape) for a in tf.nest.flatten((v, *args))))
         if key not in self._graphs:
             self._graphs[key] = tf.function(update).get_concrete_function(v, *args)
@@ -211,6 +212,9 @@ class TFRNNRBM(RNNRBM):
 
     def _drawn_update(self, v: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
         return self._cd_update(v, self._compiled_noise(v.shape[0], v.shape[1], self.config.cd_steps), rate)
+
+    def _drawn_noise(self, v: tf.Tensor) -> RNNRBMNoise:
+        return self._compiled_noise(v.shape[0], v.shape[1], self.config.cd_steps)
 
     def _given_update(self, v: tf.Tensor, noise: RNNRBMNoise, rate: tf.Tensor) -> tf.Tensor:
         return self._cd_update(v, noise, rate)
@@ -283,8 +287,9 @@ class TFRNNRBM(RNNRBM):
         shapes = [(self.config.cd_steps, batch, n_frames, n) for n in (self.config.n_hidden, self.config.n_visible)]
         if self.mode == "xla":  # the generator's own numbers
             draw = tf.function(lambda: [generator.uniform(shape, dtype=self.dtype) for shape in shapes])
-        else:  # the seeds and the threefry draws of `_compiled_noise`
-            draw = lambda: threefry_uniform(tf.unstack(generator.make_seeds(2), axis=1), shapes, self.dtype)
+        else:  # the seeds and the threefry draws of `_compiled_noise`, in a graph as in the update
+            seeds = lambda: tf.unstack(generator.make_seeds(2), axis=1)
+            draw = tf.function(lambda: threefry_uniform(seeds(), shapes, self.dtype))
         return self.best_ms(lambda: [u[0, 0, 0, 0].numpy() for u in draw()], repeats)  # a scalar read: finished
 
     def params(self) -> RNNRBMParams:
