@@ -44,7 +44,9 @@ def device_name(device: str) -> str:
 
 def trace_operators(run: Callable[[], object]) -> tuple[int, list[OperatorEvent]]:
     """``run()`` under TensorFlow's profiler: wall time (ns) and every kernel the executor ran (trace events named
-    ``scope/node:OpType``, one per kernel; the executor's and the eager layer's own events are left out)."""
+    ``scope/node:OpType``, one per kernel) and every operation XLA ran for a ``jit_compile`` function inside a graph
+    (its thunks, named by their HLO instruction: ``multiply_bitcast_fusion.1`` -> ``multiply_bitcast_fusion``); the
+    executor's and the eager layer's own events (``ExecutorState::Process``, ``BlockUntilReady``) are left out."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=2, python_tracer_level=0)
@@ -59,7 +61,8 @@ def trace_operators(run: Callable[[], object]) -> tuple[int, list[OperatorEvent]
     for plane in space.planes:
         for line in plane.lines:
             for event in line.events:
-                kernel = _KERNEL.match(plane.event_metadata[event.metadata_id].name)
+                name = plane.event_metadata[event.metadata_id].name
+                kernel = _KERNEL.match(name) or (line.name.startswith("tf_Compute") and _XLA_OPERATION.match(name))
                 if kernel:
                     start = line.timestamp_ns + event.offset_ps // 1000
                     thread = f"{plane.name}/{line.id}"
@@ -68,3 +71,4 @@ def trace_operators(run: Callable[[], object]) -> tuple[int, list[OperatorEvent]
 
 
 _KERNEL = re.compile(r"^[\w/.\-]+:(\w+)$")  # "while/body/_1/while/MatMul_3:MatMul" -> MatMul
+_XLA_OPERATION = re.compile(r"^([a-z][\w\-]*?)(?:\.\d+)?$")  # "multiply_bitcast_fusion.1": lower case, as HLO names
