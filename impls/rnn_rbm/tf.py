@@ -9,8 +9,8 @@ so only updates from explicit noise equal the other mode's). The ``manual`` mode
 gradients (`gradients`) without a tape, both time loops unrolled: one graph per update shape, traced on its first use.
 
 The ``manual`` and ``function`` modes draw their noise with XLA's threefry (`threefry_uniform`, seeded per update by
-the model's generator): TensorFlow's own CPU kernels have only Philox, which took 2.3x as long for the same numbers
-(README, "Execution modes"); both modes draw the same numbers for the same seed.
+the model's generator): TensorFlow's own CPU kernels have only Philox, which took about twice as long for as many
+numbers (README, "Execution modes"); both modes draw the same numbers for the same seed.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def gradients(w: Weights, v: tf.Tensor, noise: RNNRBMNoise) -> tuple[tf.Tensor, 
 @tf.function(jit_compile=True)
 def threefry_uniform(seeds: list[tf.Tensor], shapes: list[tuple[int, ...]], dtype: tf.DType) -> list[tf.Tensor]:
     """Uniform draws in [0, 1) of each static shape from its stateless seed (int64 [2]) by XLA's threefry: compiled by
-    XLA even inside a graph that is not (TensorFlow's own kernels offer only Philox on a CPU, ~2.3x slower here)."""
+    XLA even inside a graph that is not (TensorFlow's own kernels offer only Philox on a CPU, about 2x slower here)."""
     return [tf.random.stateless_uniform(shape, seed, dtype=dtype, alg="threefry") for seed, shape in zip(seeds, shapes)]
 
 
