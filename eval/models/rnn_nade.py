@@ -39,6 +39,19 @@ class RNNNADEPlugin(ModelPlugin):
     reads = ("curve_every", "pl_valid_windows", "ll_windows", "n_samples", "piece_rows", "bar_rows")
     outputs = ("exact_nll_per_frame", "exact_ll_per_row", "exact_ll_per_window", "scored_frames")
 
+    def mode_difference(self, cls: type, config: RNNNADEConfig, init: RNNNADEParams, updates: int = 3) -> float:
+        """``updates`` Adam steps on ``config``'s batch of chunks (``batch_size`` x ``chunk_length`` frames; the
+        gradient is exact, no noise), ``cls`` against the NumPy reference
+        (`eval.timing.ablation.parameter_difference`)."""
+        from eval.timing.ablation import parameter_difference
+        from impls import load
+
+        rng = np.random.default_rng(0)
+        shape = (config.batch_size, config.chunk_length, config.n_visible)
+        batches = [(rng.random(shape) < 0.05).astype(np.float32) for _ in range(updates)]
+        reference = load("numpy", "rnn_nade")
+        return parameter_difference(cls, reference, config, init, batches, update=lambda model, v: model.update(v))
+
     def config(self, section: RNNNADEConfig, dataset_spec: datasets.WindowSpec, device: str) -> RNNNADEConfig:
         return replace(section, n_visible=dataset_spec.row_width, device=device)
 

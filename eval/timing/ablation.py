@@ -28,16 +28,19 @@ from eval.timing.roofline import Speed, ratios
 TOLERANCE = 1e-5  # the contract tests' float32 tolerance (atol and rtol) after a few updates
 
 
-def parameter_difference(cls: type, reference_cls: type, config, params, data, seed: int = 0) -> float:
-    """``cls`` and the reference from the same parameters through the same ``(batch, noise)`` updates (each model's
-    plug-in draws its own: `eval.models.base.ModelPlugin.mode_difference`): the largest relative parameter
-    difference ``|a - b| / (1 + |b|)``."""
+def parameter_difference(cls: type, reference_cls: type, config, params, data, seed: int = 0,
+                         update: Callable[[object, object], object] | None = None) -> float:  # fmt: skip
+    """``cls`` and the reference from the same parameters through the same updates (each model's plug-in draws its
+    own data: `eval.models.base.ModelPlugin.mode_difference`): the largest relative parameter difference
+    ``|a - b| / (1 + |b|)``. ``update(model, item)`` makes one update of each item of ``data``; by default an item is
+    ``(batch, noise)`` and the update ``model.cd_update(batch, noise)``."""
     from dataclasses import replace
 
+    update = update or (lambda model, item: model.cd_update(*item))
     ours, reference = cls(config, params, seed), reference_cls(replace(config, device="cpu"), params, seed)
-    for v, noise in data:
-        ours.cd_update(v, noise)
-        reference.cd_update(v, noise)
+    for item in data:
+        update(ours, item)
+        update(reference, item)
     got, want = ours.params(), reference.params()
     return max(float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(got.arrays(), want.arrays()))
 

@@ -2,8 +2,9 @@
 
 The cost ``mean_t -log p(v(t) | v(<t))`` is exact, so ``jax.grad`` gives the reference's hand-written NADE + BPTT
 gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012, sec. 5); Adam is written out as the reference's. The
-RNN runs as a ``lax.scan`` over time, an epoch as one compiled ``lax.scan`` over updates, generation as a
-``lax.scan`` over frames around a ``lax.scan`` over units.
+RNN runs as a ``lax.scan`` over time, an epoch as one compiled ``lax.scan`` over updates (the ``scan`` mode) or one
+compiled call per update (``update``: the same arithmetic), generation as a ``lax.scan`` over frames around a
+``lax.scan`` over units.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from impls.backends import jax as backend
-from impls.common import bucketed_shape
+from impls.common import Mode, bucketed_shape
 from impls.rnn_nade.interface import BETA1, BETA2, EPSILON, RNNNADE, RNNNADEConfig, RNNNADENoise, RNNNADEParams, Weights
 from impls.rnn_rbm.jax import biases, recurrence
 
@@ -125,6 +126,10 @@ class JaxRNNNADE(RNNNADE):
 
     name = "jax"
     backend = backend
+    MODES = (
+        Mode("scan", "one compiled lax.scan over a call's updates (each padded to its bucket of lengths, masked)"),
+        Mode("update", "one compiled call per update, the loop in Python"),
+    )
 
     FRAME_BUCKET = 8  # updates padded to a multiple of 8 frames: <= 13 compiled shapes for chunks of 100
 
@@ -168,10 +173,16 @@ class JaxRNNNADE(RNNNADE):
         for index, v in enumerate(updates):
             batches[index, : len(v), : v.shape[1]], masks[index, : len(v), : v.shape[1]] = v, 1
         rate = self._array(self.rate(learning_rate))  # an array: a new rate does not recompile
-        (self.weights, self.adam), costs = train_scan(
-            self.config, self.weights, self.adam, self._array(batches), self._array(masks), rate
-        )
-        return costs
+        batches, masks = self._array(batches), self._array(masks)
+        if self.mode == "scan":
+            (self.weights, self.adam), costs = train_scan(self.config, self.weights, self.adam, batches, masks, rate)
+            return costs
+        costs = []
+        for index in range(len(updates)):  # the same arrays, one update (and one dispatch) at a time
+            one = batches[index : index + 1], masks[index : index + 1]
+            (self.weights, self.adam), cost = train_scan(self.config, self.weights, self.adam, *one, rate)
+            costs.append(cost)
+        return jnp.concatenate(costs)
 
     def conditional_biases(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         b_v, b_h = _conditional_biases(self.weights, self._array(self.sequences(v)))

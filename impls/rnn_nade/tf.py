@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from impls.backends import tf as backend
+from impls.common import Mode
 from impls.rnn_nade.interface import BETA1, BETA2, EPSILON, RNNNADE, RNNNADEConfig, RNNNADENoise, RNNNADEParams, Weights
 from impls.rnn_rbm.tf import biases, clip, recurrence
 
@@ -70,6 +71,10 @@ class TFRNNNADE(RNNNADE):
 
     name = "tf"
     backend = backend
+    MODES = (
+        Mode("function", "tf.function over a call's updates (TensorFlow's graph executor)"),
+        Mode("update", "one tf.function call per update (a graph per update shape), the loop in Python"),
+    )
 
     def __init__(self, config: RNNNADEConfig, params: RNNNADEParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's determinism and strict float32 products
@@ -81,6 +86,7 @@ class TFRNNNADE(RNNNADE):
             self.step = tf.Variable(0, dtype=tf.int64)  # Adam's step count
             self.generator = tf.random.Generator.from_seed(int(seed))
         self._update = tf.function(self._update_fn)
+        self._graphs: dict[tuple, tf.types.experimental.ConcreteFunction] = {}  # one per update shape
         self._epoch = tf.function(self._epoch_fn, reduce_retracing=True)
         self._generate = tf.function(self._generate_fn)
         self._biases = tf.function(lambda v: biases(self.weights, recurrence(self.weights, v)[0]))
@@ -95,6 +101,8 @@ class TFRNNNADE(RNNNADE):
 
     def train_chunks(self, chunks: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         updates, rate = self.updates(chunks), self._rate(learning_rate)
+        if self.mode == "update":
+            return np.array([self._in_graph(self._tensor(v), rate).numpy() for v in updates], np.float64)
         full = len(updates) if len(updates[-1]) == len(updates[0]) else len(updates) - 1
         costs = [self._epoch(self._tensor(np.stack(updates[:full])), rate)]  # the full batches in one loop
         if full < len(updates):
@@ -108,7 +116,14 @@ class TFRNNNADE(RNNNADE):
         return costs.stack()
 
     def update(self, v: np.ndarray, learning_rate: float | None = None) -> float:
-        return float(self._update(self._tensor(self.sequences(v)), self._rate(learning_rate)))
+        return float(self._in_graph(self._tensor(self.sequences(v)), self._rate(learning_rate)))
+
+    def _in_graph(self, v: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
+        """One update in the graph traced for its shape on first use, called as a concrete function (never retraced,
+        never warned about: an epoch of JSB has ~18 update shapes)."""
+        if tuple(v.shape) not in self._graphs:
+            self._graphs[tuple(v.shape)] = self._update.get_concrete_function(v, rate)
+        return self._graphs[tuple(v.shape)](v, rate)
 
     def _update_fn(self, v: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:

@@ -339,3 +339,57 @@ def test_training_on_a_repeating_pattern_learns_the_sequence():
     assert before.mean() < -4 and after[:, 1:].mean() > -0.1 > np.log(1 / 4), (
         f"{before.mean():.2f} -> {after.mean():.2f}"
     )
+
+
+# ------------------------------------------------------------------ execution modes (the ablation's)
+MODES = []
+for _name in CANDIDATES:
+    try:
+        _cls = load(_name, "rnn_nade")
+    except (Unavailable, KeyError):
+        continue
+    MODES += [(_name, mode.name) for mode in _cls.MODES if "cpu" in mode.devices and len(_cls.MODES) > 1]
+
+
+@pytest.mark.parametrize(("impl", "modes"), [("jax", ["scan", "update"]), ("tf", ["function", "update"])])
+def test_jax_and_tensorflow_offer_their_rnn_nade_modes_the_default_first(impl, modes):
+    try:
+        cls = load(impl, "rnn_nade")
+    except Unavailable as error:
+        pytest.skip(f"skipped: not installed ({error})")
+    assert [m.name for m in cls.MODES] == modes and cls.mode_for("cpu") == modes[0]
+
+
+@pytest.mark.parametrize(("impl", "mode"), MODES, ids=[f"{i}-{m}" for i, m in MODES])
+def test_every_mode_trains_the_rnn_nade_as_the_reference(impl, mode):
+    """One update, then calls of whole and shorter chunks (a new update shape each, a smaller last update): the
+    reference's costs and parameters; and the ablation's equivalence check passes the mode."""
+    from eval.models import plugin
+    from eval.timing.ablation import TOLERANCE
+
+    config = tiny(n_visible=12, n_hidden=6, n_recurrent=5, chunk_length=6)
+    params = random_params(config)
+    ours, reference = load(impl, "rnn_nade").in_mode(mode)(config, params, 0), NumpyRNNNADE(config, params, 0)
+    assert ours.mode == mode
+    v = sequences(config, 2, seed=9)
+    np.testing.assert_allclose(ours.update(v), reference.update(v), **F32)
+    for frames in (6, 3):
+        chunks = sequences(config, 5, seed=frames, T=frames)
+        np.testing.assert_allclose(ours.train_chunks(chunks, 0.05), reference.train_chunks(chunks, 0.05), **F32)
+    assert_same_params(ours.params(), reference.params(), F32)
+    assert plugin("rnn_nade").mode_difference(load(impl, "rnn_nade").in_mode(mode), config, params) <= TOLERANCE
+
+
+def test_the_rnn_nade_equivalence_check_sees_a_wrong_update():
+    from eval.models import plugin
+    from eval.timing.ablation import TOLERANCE
+
+    config = tiny(n_visible=12, n_hidden=6, n_recurrent=5, chunk_length=6)
+    params = random_params(config)
+    assert plugin("rnn_nade").mode_difference(NumpyRNNNADE, config, params) == 0.0
+
+    class Hasty(NumpyRNNNADE):  # a port whose step is 1 % too long
+        def rate(self, learning_rate=None):
+            return 1.01 * super().rate(learning_rate)
+
+    assert plugin("rnn_nade").mode_difference(Hasty, config, params) > 10 * TOLERANCE
