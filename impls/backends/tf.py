@@ -1,4 +1,5 @@
-"""TensorFlow glue: op determinism, TensorFloat-32 only under ``tf32``, GPU probe, memory, the operator trace."""
+"""TensorFlow glue: op determinism, TensorFloat-32 only under ``tf32``, GPU probe, memory, graphs per shape, the
+operator trace."""
 
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ def peak_device_mb(device: str) -> float | None:
 def device_name(device: str) -> str:
     """TensorFlow's name of a config's device."""
     return "/GPU:0" if device == "cuda" else "/CPU:0"
+
+
+def in_graph(graphs: dict, function: Callable, *args) -> object:
+    """``function(*args)`` in the graph traced for these argument shapes on their first use (kept in ``graphs``),
+    called as a concrete function: never retraced, never warned about (a sequence dataset's epoch has ~18 update
+    shapes; a graph may unroll its time loops over a shape's frames)."""
+    key = (function.__name__, *(tuple(a.shape) for a in tf.nest.flatten(args)))
+    if key not in graphs:
+        graphs[key] = tf.function(function).get_concrete_function(*args)
+    return graphs[key](*args)
 
 
 def trace_operators(run: Callable[[], object]) -> tuple[int, list[OperatorEvent]]:

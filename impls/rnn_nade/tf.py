@@ -85,8 +85,7 @@ class TFRNNNADE(RNNNADE):
             self.moments = [Weights(*(tf.Variable(tf.zeros_like(a)) for a in self.weights)) for _ in range(2)]
             self.step = tf.Variable(0, dtype=tf.int64)  # Adam's step count
             self.generator = tf.random.Generator.from_seed(int(seed))
-        self._update = tf.function(self._update_fn)
-        self._graphs: dict[tuple, tf.types.experimental.ConcreteFunction] = {}  # one per update shape
+        self._graphs: dict[tuple, tf.types.experimental.ConcreteFunction] = {}  # an update's, one per shape
         self._epoch = tf.function(self._epoch_fn, reduce_retracing=True)
         self._generate = tf.function(self._generate_fn)
         self._biases = tf.function(lambda v: biases(self.weights, recurrence(self.weights, v)[0]))
@@ -119,11 +118,8 @@ class TFRNNNADE(RNNNADE):
         return float(self._in_graph(self._tensor(self.sequences(v)), self._rate(learning_rate)))
 
     def _in_graph(self, v: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
-        """One update in the graph traced for its shape on first use, called as a concrete function (never retraced,
-        never warned about: an epoch of JSB has ~18 update shapes)."""
-        if tuple(v.shape) not in self._graphs:
-            self._graphs[tuple(v.shape)] = self._update.get_concrete_function(v, rate)
-        return self._graphs[tuple(v.shape)](v, rate)
+        """One update in a graph per shape (`backend.in_graph`)."""
+        return backend.in_graph(self._graphs, self._update_fn, v, rate)
 
     def _update_fn(self, v: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:

@@ -202,16 +202,12 @@ class TFRNNRBM(RNNRBM):
         return costs.stack()
 
     def _in_graph(self, update, v: tf.Tensor, *args) -> tf.Tensor:
-        """``update(v, *args)`` in the graph traced for these shapes on their first use (the ``manual`` mode's updates,
-        whose time loops unroll over the frames; an update's draws), called as a concrete function: never retraced,
-        never warned about."""
-        key = (update.__name__, *(tuple(a.shape) for a in tf.nest.flatten((v, *args))))
-        if key not in self._graphs:
-            self._graphs[key] = tf.function(update).get_concrete_function(v, *args)
-        return self._graphs[key](v, *args)
+        """``update(v, *args)`` in a graph per shape (`backend.in_graph`): the ``manual`` mode's updates, whose time
+        loops unroll over the frames, and an update's draws."""
+        return backend.in_graph(self._graphs, update, v, *args)
 
     def _drawn_update(self, v: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
-        return self._cd_update(v, self._compiled_noise(v.shape[0], v.shape[1], self.config.cd_steps), rate)
+        return self._cd_update(v, self._drawn_noise(v), rate)
 
     def _drawn_noise(self, v: tf.Tensor) -> RNNRBMNoise:
         return self._compiled_noise(v.shape[0], v.shape[1], self.config.cd_steps)
