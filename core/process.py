@@ -3,8 +3,9 @@
 Every process the suite starts (a training task, a timing, scikit-learn's reference, a scaling point) runs
 ``python -m MODULE`` from the repository root with the same environment: the caller's, less the variables that
 change how fast it runs (``MALLOC_*``: Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536``, which halves NumPy's
-speed), plus the thread variables that pin every framework to the run's thread count. On Linux the child is
-killed when its parent dies (``PR_SET_PDEATHSIG``), so a lost Dask worker leaves no training process behind.
+speed), plus the thread variables that pin every framework to the run's thread count and the allocator's
+(`ALLOCATOR`). On Linux the child is killed when its parent dies (``PR_SET_PDEATHSIG``), so a lost Dask worker
+leaves no training process behind.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ THREAD_VARIABLES = (
     "OPENBLAS_CORETYPE",
 )
 
+# glibc's malloc keeps freed memory for reuse (the C library's variables; other allocators ignore them). By default
+# it hands the top of its heap back to the OS once 128 KiB are free there and maps large blocks afresh, so an update
+# that allocates arrays of megabytes (the RNN-NADE's (frames, units, hidden) layers, 3.5 MB) takes its pages again,
+# page fault by page fault, every time: 35-40 % of a NumPy or PyTorch RNN-NADE epoch on the 2-core machine
+# (README, "Where the time goes"). The allocators PyTorch's CPU tuning guide recommends (jemalloc, tcmalloc) keep
+# them; these keep them too, for every framework alike (XLA and TensorFlow pool their own).
+ALLOCATOR = {
+    "MALLOC_MMAP_THRESHOLD_": str(32 << 20),  # blocks below 32 MiB come from the heap, not a fresh mapping
+    "MALLOC_TRIM_THRESHOLD_": str(256 << 20),  # hand back the heap's top only when 256 MiB are free there
+    "MALLOC_TOP_PAD_": str(64 << 20),  # grow the heap 64 MiB at a time
+}
+
 
 def thread_environment(threads: int) -> dict[str, str]:
     """Variables that pin every framework's thread pools to ``threads`` (set before the import)."""
@@ -45,9 +58,10 @@ def thread_environment(threads: int) -> dict[str, str]:
 
 
 def child_environment(threads: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Every child process's environment: the caller's without ``MALLOC_*``, threads pinned, the repo importable."""
+    """Every child process's environment: the caller's with `ALLOCATOR` for its ``MALLOC_*``, threads pinned, the
+    repo importable."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    return {**inherited, **thread_environment(threads), "PYTHONPATH": str(ROOT), **(extra or {})}
+    return {**inherited, **ALLOCATOR, **thread_environment(threads), "PYTHONPATH": str(ROOT), **(extra or {})}
 
 
 def die_with_parent(parent: int | None = None) -> None:
