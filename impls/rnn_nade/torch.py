@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from impls.backends import torch as backend
+from impls.common import Mode
 from impls.rnn_nade.interface import BETA1, BETA2, EPSILON, RNNNADE, RNNNADEConfig, RNNNADENoise, RNNNADEParams, Weights
-from impls.rnn_rbm.torch import biases, clip, recurrence
+from impls.rnn_rbm.torch import biases, clip, recurrence, through_time
 
 
 def past(v: torch.Tensor) -> torch.Tensor:
@@ -36,6 +37,28 @@ def cost(w: Weights, v: torch.Tensor) -> torch.Tensor:
     u_previous, _ = recurrence(w, v)
     b_v, b_h = biases(w, u_previous)
     return -torch.mean(log_probs(v, nade(w, v, b_v, b_h)))
+
+
+def gradients(w: Weights, v: torch.Tensor) -> tuple[torch.Tensor, Weights]:
+    """The reference's `gradients` (``impls.rnn_nade.numpy``: the NADE's gradient and BPTT written out) without
+    autograd: the ``manual`` mode. Every frame is a row; ``h (1 - h)`` times the gradient above it is one
+    ``sigmoid_backward`` kernel, softplus the vectorised one (logaddexp is not), the same in float32."""
+    batch, T, _ = v.shape
+    n = batch * T  # the cost is a mean over every frame of every chunk
+    rows = lambda x: x.reshape(n, *x.shape[2:])  # (batch, T, ...) as (frames, ...)
+    u_previous, u = recurrence(w, v)
+    u_previous, v = rows(u_previous), rows(v)
+    b_v, b_h = torch.addmm(w.b_v, u_previous, w.W_uv), torch.addmm(w.b_h, u_previous, w.W_uh)
+    given = past(v)  # (frames, n_visible, n_visible)
+    h = torch.sigmoid_(torch.matmul(given, w.W).add_(b_h[:, None]))  # every unit's hidden layer, every frame
+    z = torch.linalg.vecdot(h, w.V).add_(b_v)
+    cost = (torch.nn.functional.softplus(z).sum() - (v * z).sum()) / n
+    # each frame's NADE: dC/dz_i = sigmoid(z_i) - v_i, and z_i = b_v(t)_i + h_i . V[i]
+    d_b_v = torch.sigmoid_(z).sub_(v).div_(n)  # = dC/dz = dC/db_v(t)
+    d_V = (d_b_v[..., None] * h).sum(0)
+    d_a = torch.ops.aten.sigmoid_backward(d_b_v[..., None] * w.V, h)  # dC/da_i, h_i = sigmoid(a_i)
+    d_W = given.reshape(-1, given.shape[-1]).T @ d_a.reshape(-1, d_a.shape[-1])  # v_j dC/da_i over units i > j
+    return cost, Weights(d_W, d_V, *through_time(w, v, u_previous, u, d_b_v, d_a.sum(1)))
 
 
 @torch.no_grad()
@@ -64,12 +87,17 @@ class TorchRNNNADE(RNNNADE):
 
     name = "torch"
     backend = backend
+    MODES = (
+        Mode("manual", "the reference's hand-written gradient, no autograd"),
+        Mode("eager", "the cost through autograd, one kernel per operation, dispatched from Python"),
+    )
 
     def __init__(self, config: RNNNADEConfig, params: RNNNADEParams, seed: int) -> None:
         super().__init__(config, params, seed)  # the backend's determinism and strict float32 products
         self.device = torch.device(config.device)
         self.dtype = backend.dtype(config.dtype)
-        self.weights = Weights(*(self._tensor(a).requires_grad_() for a in params.arrays()))
+        autograd = self.mode != "manual"
+        self.weights = Weights(*(self._tensor(a).requires_grad_(autograd) for a in params.arrays()))
         self.moments = [Weights(*(torch.zeros_like(a) for a in self.weights)) for _ in range(2)]  # Adam's m and s
         self.step = 0
         self.generator = torch.Generator(self.device).manual_seed(int(seed))
@@ -86,8 +114,12 @@ class TorchRNNNADE(RNNNADE):
         return float(self._update(self._tensor(self.sequences(v)), self.rate(learning_rate)))
 
     def _update(self, v: torch.Tensor, rate: float) -> torch.Tensor:
-        loss = cost(self.weights, v)
-        grads = torch.autograd.grad(loss, self.weights)
+        if self.mode == "manual":
+            with torch.no_grad():
+                loss, grads = gradients(self.weights, v)
+        else:
+            loss = cost(self.weights, v)
+            grads = torch.autograd.grad(loss, self.weights)
         self.step += 1
         adam(self.config, self.weights, *self.moments, self.step, grads, rate)
         return loss.detach()

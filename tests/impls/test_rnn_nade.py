@@ -351,8 +351,10 @@ for _name in CANDIDATES:
     MODES += [(_name, mode.name) for mode in _cls.MODES if "cpu" in mode.devices and len(_cls.MODES) > 1]
 
 
-@pytest.mark.parametrize(("impl", "modes"), [("jax", ["scan", "update"]), ("tf", ["function", "update"])])
-def test_jax_and_tensorflow_offer_their_rnn_nade_modes_the_default_first(impl, modes):
+@pytest.mark.parametrize(
+    ("impl", "modes"), [("jax", ["scan", "update"]), ("tf", ["function", "update"]), ("torch", ["manual", "eager"])]
+)
+def test_each_framework_offers_its_rnn_nade_modes_the_default_first(impl, modes):
     try:
         cls = load(impl, "rnn_nade")
     except Unavailable as error:
