@@ -1,7 +1,8 @@
-"""PyTorch RNN-NADE: the reference (`impls.rnn_nade.numpy`) line for line, gradients by autograd, tensors on device.
+"""PyTorch RNN-NADE: the reference (`impls.rnn_nade.numpy`) line for line, tensors on device.
 
-The cost ``mean_t -log p(v(t) | v(<t))`` is exact, so autograd's gradient is the reference's hand-written NADE +
-BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012, sec. 5); Adam is written out as the reference's.
+The cost ``mean_t -log p(v(t) | v(<t))`` is exact, so autograd's gradient (the ``eager`` mode) is the reference's
+hand-written NADE + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012, sec. 5); the ``manual`` mode
+(the default: faster) writes that gradient out (`gradients`) instead. Adam is written out as the reference's.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def sample_frame(w: Weights, b_v: torch.Tensor, b_h: torch.Tensor, uniforms: tor
 
 
 class TorchRNNNADE(RNNNADE):
-    """RNN-NADE trained by autograd and Adam in PyTorch (parameters and moments updated in place on the device)."""
+    """RNN-NADE trained by its written-out gradient (or autograd) and Adam in PyTorch (parameters and moments
+    updated in place on the device)."""
 
     name = "torch"
     backend = backend

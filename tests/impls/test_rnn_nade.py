@@ -351,9 +351,10 @@ for _name in CANDIDATES:
     MODES += [(_name, mode.name) for mode in _cls.MODES if "cpu" in mode.devices and len(_cls.MODES) > 1]
 
 
-@pytest.mark.parametrize(
-    ("impl", "modes"), [("jax", ["scan", "update"]), ("tf", ["function", "update"]), ("torch", ["manual", "eager"])]
-)
+OFFERED = {"jax": ["scan", "update"], "tf": ["manual", "function", "update"], "torch": ["manual", "eager"]}
+
+
+@pytest.mark.parametrize(("impl", "modes"), OFFERED.items())
 def test_each_framework_offers_its_rnn_nade_modes_the_default_first(impl, modes):
     try:
         cls = load(impl, "rnn_nade")
