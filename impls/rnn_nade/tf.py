@@ -2,9 +2,9 @@
 
 The cost ``mean_t -log p(v(t) | v(<t))`` is exact, so the tape's gradient (the ``function`` and ``update`` modes) is
 the reference's hand-written NADE + BPTT gradient (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012, sec. 5); the
-``manual`` mode writes that gradient out (`gradients`) instead. Adam is written out as the reference's. The RNN runs
-as a ``tf.scan`` over time, an epoch as one tf.function loop, generation as a ``tf.scan`` over frames around a
-``tf.scan`` over units.
+``manual`` mode writes that gradient out (`gradients`, its time loops unrolled in a graph per update shape) instead.
+Adam is written out as the reference's. Elsewhere the RNN runs as a ``tf.scan`` over time, an epoch as one
+tf.function loop, generation as a ``tf.scan`` over frames around a ``tf.scan`` over units.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tensorflow as tf
 from impls.backends import tf as backend
 from impls.common import Mode
 from impls.rnn_nade.interface import BETA1, BETA2, EPSILON, RNNNADE, RNNNADEConfig, RNNNADENoise, RNNNADEParams, Weights
-from impls.rnn_rbm.tf import biases, clip, recurrence
+from impls.rnn_rbm.tf import biases, clip, recurrence, unrolled_recurrence, unrolled_through_time
 
 
 def past(v: tf.Tensor) -> tf.Tensor:
@@ -44,45 +44,23 @@ def cost(w: Weights, v: tf.Tensor) -> tf.Tensor:
 def gradients(w: Weights, v: tf.Tensor) -> tuple[tf.Tensor, Weights]:
     """The reference's `gradients` (``impls.rnn_nade.numpy``: the NADE's gradient and BPTT written out) without a
     tape: the ``manual`` mode. Every frame is a row; ``h (1 - h)`` times the gradient above it is one ``SigmoidGrad``;
-    BPTT is a ``tf.scan`` back over time, so the update's shape may change inside one graph."""
-    batch, T, n_visible = tf.shape(v)[0], tf.shape(v)[1], v.shape[-1]
-    n = tf.cast(batch * T, v.dtype)  # the cost is a mean over every frame of every chunk
-    w = Weights(*(tf.convert_to_tensor(p) for p in w))  # each variable read once
-    u_previous, u = recurrence(w, v)
-    b_v, b_h = biases(w, u_previous)
-    given = past(v)  # (batch, T, n_visible, n_visible)
-    h = tf.sigmoid(b_h[..., None, :] + tf.tensordot(given, w.W, 1))  # every unit's hidden layer, every frame
+    the time loops unroll over the static number of frames (a graph per update shape), as the RNN-RBM's."""
+    batch, T, n_visible = v.shape
+    n = batch * T  # the cost is a mean over every frame of every chunk
+    w = Weights(*(tf.convert_to_tensor(p) for p in w))  # each variable read once, not once a time step
+    v = tf.reshape(v, [n, n_visible])
+    u_previous, u = unrolled_recurrence(w, v, batch, T)
+    b_v, b_h = w.b_v + u_previous @ w.W_uv, w.b_h + u_previous @ w.W_uh
+    given = past(v)  # (frames, n_visible, n_visible)
+    h = tf.sigmoid(b_h[:, None] + tf.tensordot(given, w.W, 1))  # every unit's hidden layer, every frame
     z = b_v + tf.reduce_sum(h * w.V, -1)
     cost = (tf.reduce_sum(tf.nn.softplus(z)) - tf.reduce_sum(v * z)) / n
     # each frame's NADE: dC/dz_i = sigmoid(z_i) - v_i, and z_i = b_v(t)_i + h_i . V[i]
     d_b_v = (tf.sigmoid(z) - v) / n  # = dC/dz = dC/db_v(t)
-    d_V = tf.reduce_sum(d_b_v[..., None] * h, [0, 1])
+    d_V = tf.reduce_sum(d_b_v[..., None] * h, 0)
     d_a = tf.raw_ops.SigmoidGrad(y=h, dy=d_b_v[..., None] * w.V)  # dC/da_i, h_i = sigmoid(a_i)
     d_W = tf.matmul(tf.reshape(given, [-1, n_visible]), tf.reshape(d_a, [-1, w.W.shape[-1]]), transpose_a=True)
-    return cost, Weights(d_W, d_V, *through_time(w, v, u_previous, u, d_b_v, tf.reduce_sum(d_a, -2)))
-
-
-def through_time(w: Weights, v: tf.Tensor, u_previous: tf.Tensor, u: tf.Tensor, d_b_v: tf.Tensor, d_b_h: tf.Tensor
-                 ) -> tuple[tf.Tensor, ...]:  # fmt: skip
-    """``(b_v, b_h, W_uv, W_uh, W_uu, W_vu, b_u, u0)``'s gradients from every frame's ``dC/db_v(t)``, ``dC/db_h(t)``
-    (the reference's `bptt`), the steps back through time a reversed ``tf.scan``."""
-    rows = lambda x: tf.reshape(x, [-1, x.shape[-1]])  # (batch, T, k) as (frames, k)
-    transposed = lambda a, b: tf.matmul(rows(a), rows(b), transpose_a=True)
-    d_u_previous = tf.matmul(d_b_v, w.W_uv, transpose_b=True) + tf.matmul(d_b_h, w.W_uh, transpose_b=True)
-
-    def step(carry: tuple[tf.Tensor, tf.Tensor], inputs: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        d_u, _ = carry  # dC/du(t), from the frames after t
-        slope_t, d_u_previous_t = inputs
-        d_drive_t = d_u * slope_t  # through the tanh
-        return d_u_previous_t + tf.matmul(d_drive_t, w.W_uu, transpose_b=True), d_drive_t  # now dC/du(t-1)
-
-    time_first = lambda x: tf.transpose(x, [1, 0, 2])
-    zeros = tf.zeros_like(u[:, 0])  # u(T) reaches nothing
-    d_us, d_drives = tf.scan(step, (time_first(1 - u * u), time_first(d_u_previous)), (zeros, zeros), reverse=True)
-    d_drive = time_first(d_drives)
-    return (tf.reduce_sum(d_b_v, [0, 1]), tf.reduce_sum(d_b_h, [0, 1]), transposed(u_previous, d_b_v),
-            transposed(u_previous, d_b_h), transposed(u_previous, d_drive), transposed(v, d_drive),
-            tf.reduce_sum(d_drive, [0, 1]), tf.reduce_sum(d_us[0], 0))  # fmt: skip
+    return cost, Weights(d_W, d_V, *unrolled_through_time(w, v, u_previous, u, d_b_v, tf.reduce_sum(d_a, 1)))
 
 
 def adam(config: RNNNADEConfig, w: Weights, m: Weights, s: Weights, step: tf.Variable, grads, rate: tf.Tensor) -> None:
@@ -118,7 +96,7 @@ class TFRNNNADE(RNNNADE):
     name = "tf"
     backend = backend
     MODES = (
-        Mode("manual", "the reference's hand-written gradient, no tape, in function's tf.function loop"),
+        Mode("manual", "the reference's hand-written gradient, no tape, time loops unrolled: a graph per shape"),
         Mode("function", "tf.function over a call's updates (TensorFlow's graph executor)"),
         Mode("update", "one tf.function call per update (a graph per update shape), the loop in Python"),
     )
@@ -147,7 +125,7 @@ class TFRNNNADE(RNNNADE):
 
     def train_chunks(self, chunks: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         updates, rate = self.updates(chunks), self._rate(learning_rate)
-        if self.mode == "update":
+        if self.mode in ("manual", "update"):  # a graph per update shape, one call per update
             return np.array([self._in_graph(self._tensor(v), rate).numpy() for v in updates], np.float64)
         full = len(updates) if len(updates[-1]) == len(updates[0]) else len(updates) - 1
         costs = [self._epoch(self._tensor(np.stack(updates[:full])), rate)]  # the full batches in one loop

@@ -67,18 +67,12 @@ def cost(w: Weights, v: tf.Tensor, noise: RNNRBMNoise, mask: tf.Tensor | None = 
 def gradients(w: Weights, v: tf.Tensor, noise: RNNRBMNoise) -> tuple[tf.Tensor, Weights]:
     """The reference's `gradients` (``impls.rnn_rbm.numpy``: CD-k + BPTT written out) without a tape: the ``manual``
     mode. Every frame is a row; the time loops unroll over the static number of frames (a graph per update shape)."""
-    batch, T, R, k = v.shape[0], v.shape[1], w.u0.shape[0], noise.h.shape[0]
+    batch, T, k = v.shape[0], v.shape[1], noise.h.shape[0]
     n = batch * T  # the cost is a mean over every frame of every chunk
     w = Weights(*(tf.convert_to_tensor(p) for p in w))  # each variable read once, not once a time step
     rows = lambda x: tf.reshape(x, [-1, x.shape[-1]])  # (..., k) as (frames, k)
     v = rows(v)
-    drive = tf.reshape(v @ w.W_vu + w.b_u, [batch, T, R])  # v(t) W_vu + b_u: one product
-    previous, states = tf.broadcast_to(w.u0, [batch, R]), []
-    for drive_t in tf.unstack(drive, axis=1):
-        previous = tf.tanh(drive_t + previous @ w.W_uu)
-        states.append(previous)
-    u = tf.stack(states, 1)
-    u_previous = rows(tf.concat([tf.broadcast_to(w.u0, [batch, 1, R]), u[:, :-1]], 1))
+    u_previous, u = unrolled_recurrence(w, v, batch, T)
     b_v, b_h = w.b_v + u_previous @ w.W_uv, w.b_h + u_previous @ w.W_uh
     x = v @ w.W + b_h  # v W + b_h(t): F(v), p(h | v) and Gibbs step 0
     p_h, v_star = tf.sigmoid(x), v
@@ -93,17 +87,39 @@ def gradients(w: Weights, v: tf.Tensor, noise: RNNRBMNoise) -> tuple[tf.Tensor, 
     # each frame's RBM: dF/db_v(t) = -v, dF/db_h(t) = -p(h | v), dF/dW = -v^T p(h | v)
     d_b_v, d_b_h = (v_star - v) / n, (p_h_star - p_h) / n
     d_W = (tf.matmul(v_star, p_h_star, transpose_a=True) - tf.matmul(v, p_h, transpose_a=True)) / n
+    return cost, Weights(d_W, *unrolled_through_time(w, v, u_previous, u, d_b_v, d_b_h))
+
+
+def unrolled_recurrence(w: Weights, v: tf.Tensor, batch: int, T: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """`recurrence` for the ``manual`` modes of both RNN models, its steps unrolled over the static ``T``: ``v`` is
+    rows (every frame of (batch, T)), u(t-1) comes out as rows, u(t) as (batch, T, n_recurrent)."""
+    R = w.u0.shape[0]
+    drive = tf.reshape(v @ w.W_vu + w.b_u, [batch, T, R])  # v(t) W_vu + b_u: one product
+    previous, states = tf.broadcast_to(w.u0, [batch, R]), []
+    for drive_t in tf.unstack(drive, axis=1):
+        previous = tf.tanh(drive_t + previous @ w.W_uu)
+        states.append(previous)
+    u = tf.stack(states, 1)
+    return tf.reshape(tf.concat([tf.broadcast_to(w.u0, [batch, 1, R]), u[:, :-1]], 1), [batch * T, R]), u
+
+
+def unrolled_through_time(w: Weights, v: tf.Tensor, u_previous: tf.Tensor, u: tf.Tensor, d_b_v: tf.Tensor,
+                          d_b_h: tf.Tensor) -> tuple[tf.Tensor, ...]:  # fmt: skip
+    """``(b_v, b_h, W_uv, W_uh, W_uu, W_vu, b_u, u0)``'s gradients from every frame's ``dC/db_v(t)``, ``dC/db_h(t)``
+    (the reference's biases' gradients and BPTT) for the ``manual`` modes of both RNN models, the steps back unrolled
+    over ``u``'s static (batch, T); ``v``, ``u_previous`` and the bias gradients are rows."""
+    batch, T, R = u.shape
     d_u_previous = tf.matmul(d_b_v, w.W_uv, transpose_b=True) + tf.matmul(d_b_h, w.W_uh, transpose_b=True)
-    d_u, d_drives = tf.zeros_like(previous), []  # BPTT: dC/du(t) from the frames after t; u(T) reaches nothing
+    d_u, d_drives = tf.zeros_like(u[:, 0]), []  # BPTT: dC/du(t) from the frames after t; u(T) reaches nothing
     slopes, d_u_previous = tf.unstack(1 - u * u, axis=1), tf.unstack(tf.reshape(d_u_previous, [batch, T, R]), axis=1)
     for slope_t, d_u_previous_t in zip(reversed(slopes), reversed(d_u_previous)):
         d_drives.append(d_u * slope_t)  # through the tanh
         d_u = d_u_previous_t + tf.matmul(d_drives[-1], w.W_uu, transpose_b=True)  # now dC/du(t-1)
-    d_drive = rows(tf.stack(d_drives[::-1], 1))
+    d_drive = tf.reshape(tf.stack(d_drives[::-1], 1), [batch * T, R])
     transposed = lambda a, b: tf.matmul(a, b, transpose_a=True)
-    return cost, Weights(d_W, tf.reduce_sum(d_b_v, 0), tf.reduce_sum(d_b_h, 0), transposed(u_previous, d_b_v),
-                         transposed(u_previous, d_b_h), transposed(u_previous, d_drive), transposed(v, d_drive),
-                         tf.reduce_sum(d_drive, 0), tf.reduce_sum(d_u, 0))  # fmt: skip
+    return (tf.reduce_sum(d_b_v, 0), tf.reduce_sum(d_b_h, 0), transposed(u_previous, d_b_v),
+            transposed(u_previous, d_b_h), transposed(u_previous, d_drive), transposed(v, d_drive),
+            tf.reduce_sum(d_drive, 0), tf.reduce_sum(d_u, 0))  # fmt: skip
 
 
 @tf.function(jit_compile=True)
