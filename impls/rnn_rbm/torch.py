@@ -98,14 +98,14 @@ def through_time(w: Weights, v: torch.Tensor, u_previous: torch.Tensor, u: torch
     """``(b_v, b_h, W_uv, W_uh, W_uu, W_vu, b_u, u0)``'s gradients from every frame's ``dC/db_v(t)``, ``dC/db_h(t)``
     (the reference's biases' gradients and BPTT, ``impls.rnn_rbm.numpy.through_time``) for the ``manual`` modes of
     both RNN models; ``v``, ``u_previous`` and the two bias gradients are rows (every frame of ``u``'s (batch, T))."""
-    batch, T, _ = u.shape
-    d_u_previous = torch.addmm(d_b_v @ w.W_uv.T, d_b_h, w.W_uh.T).view(batch, T, -1)  # dC/du(t-1) via the biases
+    batch, T, R = u.shape  # R may be 0: the frame NADE
+    d_u_previous = torch.addmm(d_b_v @ w.W_uv.T, d_b_h, w.W_uh.T).view(batch, T, R)  # dC/du(t-1) via the biases
     d_u, d_drives = torch.zeros_like(u[:, 0]), []  # BPTT: dC/du(t) from the frames after t; u(T) reaches nothing
     W_uu_T = w.W_uu.T.contiguous()  # a small addmm is ~2 us slower with a transposed operand
     for slope_t, d_u_previous_t in zip(reversed((1 - u * u).unbind(1)), reversed(d_u_previous.unbind(1))):
         d_drives.append(d_u * slope_t)  # through the tanh
         d_u = torch.addmm(d_u_previous_t, d_drives[-1], W_uu_T)  # now dC/du(t-1)
-    d_drive = torch.stack(d_drives[::-1], 1).reshape(batch * T, -1)
+    d_drive = torch.stack(d_drives[::-1], 1).reshape(batch * T, R)
     return (d_b_v.sum(0), d_b_h.sum(0), u_previous.T @ d_b_v, u_previous.T @ d_b_h, u_previous.T @ d_drive,
             v.T @ d_drive, d_drive.sum(0), d_u.sum(0))  # fmt: skip
 
