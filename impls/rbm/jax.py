@@ -11,7 +11,7 @@ import numpy as np
 
 from impls.backends import jax as backend
 from impls.common import Mode
-from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams, window_bytes
 
 
 class State(NamedTuple):
@@ -81,7 +81,7 @@ def train_batch(config: RBMConfig, state: State, data: jax.Array, rows: jax.Arra
     """One CD update on the rows ``rows`` of ``data``, its noise drawn from ``key``."""
     chains = state.chain.shape[0] if config.persistent else rows.shape[0]
     noise = draw_noise(config, key, rows.shape[0], chains, state.W.dtype)
-    return cd_update(config, state, data[rows], noise, rate)
+    return cd_update(config, state, data[rows].astype(state.W.dtype), noise, rate)  # the windows are bytes
 
 
 def train_batches_one_by_one(
@@ -148,7 +148,7 @@ class JaxRBM(RBM):
             self.state = self.state._replace(chain=self._array(np.zeros((chains, self.config.n_hidden))))
 
     def set_data(self, windows: np.ndarray) -> None:
-        self.data = self._array(windows)
+        self.data = jax.device_put(window_bytes(windows), self.device)  # bytes: each batch converted
 
     def _rate(self, learning_rate: float | None) -> jax.Array:
         return jax.device_put(jnp.asarray(self.rate(learning_rate), self.dtype), self.device)

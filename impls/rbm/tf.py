@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from impls.backends import tf as backend
 from impls.common import Mode
-from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams, window_bytes
 
 
 def bernoulli(u: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
@@ -53,7 +53,8 @@ class TFRBM(RBM):
             return tf.convert_to_tensor(np.asarray(array), dtype=self.dtype)
 
     def set_data(self, windows: np.ndarray) -> None:
-        self.data = self._tensor(windows)
+        with tf.device(self.device):
+            self.data = tf.convert_to_tensor(window_bytes(windows))  # bytes: each batch converted after its gather
 
     def _fit_chain(self, chains: int) -> None:
         """PCD's chain takes the size of the first batch it sees."""
@@ -75,7 +76,7 @@ class TFRBM(RBM):
     def _epoch_fn(self, batches: tf.Tensor, rate: tf.Tensor) -> None:
         k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
         for index in tf.range(tf.shape(batches)[0]):
-            v = tf.gather(self.data, batches[index])
+            v = tf.cast(tf.gather(self.data, batches[index]), self.dtype)
             n = tf.shape(v)[0]
             chains = tf.shape(self.chain)[0] if self.config.persistent else n
             uniform = self.generator.uniform

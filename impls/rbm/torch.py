@@ -14,7 +14,13 @@ import torch
 
 from impls.backends import torch as backend
 from impls.common import Mode
-from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams, window_bytes
+
+
+def scaled_add(target: torch.Tensor, gradient: torch.Tensor, rate: float | torch.Tensor) -> torch.Tensor:
+    """``target += rate * gradient`` in one pass (``alpha``, a fused multiply-add: within a rounding of the
+    reference's product then sum); a tensor rate (``compile``) as a product."""
+    return target.add_(gradient * rate) if isinstance(rate, torch.Tensor) else target.add_(gradient, alpha=rate)
 
 
 class TorchRBM(RBM):
@@ -65,7 +71,11 @@ class TorchRBM(RBM):
         return CDNoise(h_data, self._uniform(k, chains, V), self._uniform(k, chains, H), h_chain)
 
     def set_data(self, windows: np.ndarray) -> None:
-        self.data = self._tensor(windows)
+        self.data = torch.as_tensor(window_bytes(windows), device=self.device)  # bytes: each batch converted
+
+    def _batch(self, rows: torch.Tensor) -> torch.Tensor:
+        """The windows ``rows`` in the model's dtype: gathered as bytes, then converted."""
+        return self.data.index_select(0, rows).to(self.dtype)
 
     def _rate(self, learning_rate: float | None) -> float | torch.Tensor:
         """The rate; compiled, a tensor (a new rate of a schedule does not recompile)."""
@@ -81,7 +91,7 @@ class TorchRBM(RBM):
             ready = not self.config.persistent or self.chain is not None  # PCD's first update creates the chain
             step = self._graph(len(rows), chains) if self.mode == "cuda-graph" and ready else None
             if step is None:
-                self._update(self.data.index_select(0, rows), self._noise(len(rows), chains), rate)
+                self._update(self._batch(rows), self._noise(len(rows), chains), rate)
             else:
                 graph, rows_buffer, rate_buffer = step
                 rows_buffer.copy_(rows)
@@ -103,7 +113,7 @@ class TorchRBM(RBM):
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side), torch.cuda.graph(graph):
-                    self._cd_update(self.data.index_select(0, rows), self._noise(batch, chains), rate)
+                    self._cd_update(self._batch(rows), self._noise(batch, chains), rate)
                 torch.cuda.current_stream().wait_stream(side)
                 self.graphs[key] = (graph, rows, rate)
             except Exception as error:  # graphs are an optimisation: any failure keeps the eager path
@@ -146,10 +156,10 @@ class TorchRBM(RBM):
         gradients = (gradient_W, v0.mean(0) - vk.mean(0), positive.mean(0) - negative.mean(0))
         for parameter, velocity, gradient in zip((self.W, self.b_v, self.b_h), self.velocity, gradients):
             if config.momentum:  # velocity = momentum * velocity + rate * gradient; parameter += velocity
-                velocity.mul_(config.momentum).add_(gradient * rate)
+                scaled_add(velocity.mul_(config.momentum), gradient, rate)
                 parameter.add_(velocity)
             else:
-                parameter.add_(gradient * rate)
+                scaled_add(parameter, gradient, rate)
 
     def persistent_chain(self) -> np.ndarray | None:
         return None if self.chain is None else self.chain.cpu().numpy()

@@ -22,6 +22,7 @@ import pytest
 
 from datasets import batch_order, build
 from impls import CDNoise, RBMConfig, RBMParams, Skipped, Unavailable, available, init_params, load
+from impls.rbm.interface import window_bytes
 
 F32 = {"rtol": 1e-5, "atol": 1e-5}
 F64 = {"rtol": 1e-12, "atol": 1e-12}
@@ -291,6 +292,30 @@ def test_same_seed_same_parameters_after_an_epoch(impl, synthetic):
         model.train_epoch(epoch)
         results.append(model.params())
     assert results[0].hash == results[1].hash != params.hash
+
+
+def test_the_windows_are_kept_as_bytes_and_train_as_given(impl, synthetic):
+    """Every framework keeps its training windows as bytes (a quarter of float32's memory and of each batch's gather),
+    converting a batch after its gather: windows given as floats train to the very parameters of the same bytes."""
+    config = small(n_visible=synthetic.windows.shape[1], learning_rate=0.01)
+    (epoch,) = batch_order(synthetic, 0, config.batch_size, epochs=1)
+    trained = []
+    for windows in (synthetic.windows, synthetic.windows.astype(np.float32)):
+        model = impl(config, init_params(config, 0), seed=5)
+        model.set_data(windows)
+        assert "uint8" in str(model.data.dtype)  # numpy, torch, tf and jax spell it alike
+        model.train_epoch(epoch)
+        trained.append(model.params())
+    assert trained[0].hash == trained[1].hash
+
+
+def test_windows_that_are_not_binary_are_refused_and_bytes_are_copied():
+    with pytest.raises(ValueError, match="binary"):
+        window_bytes(np.array([[0.0, 0.5], [1.0, 0.0]]))
+    given = np.zeros((2, 3), np.uint8)
+    kept = window_bytes(given)
+    kept[0, 0] = 1
+    assert given[0, 0] == 0 and kept.dtype == np.uint8
 
 
 def test_ragged_batches_of_the_originals_loop_train_reproducibly(impl, synthetic):
