@@ -1,4 +1,4 @@
-"""The environment recorded with every result: versions, CPU, threads, BLAS, git commit."""
+"""The environment recorded with every result: versions, CPU, threads, BLAS, numerics switches, git commit."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from pathlib import Path
 from core.paths import ROOT
 from core.process import THREAD_VARIABLES
 from impls import framework_versions
+
+# Switches that change a framework's arithmetic, not only its speed: TensorFlow's CPU wheels run oneDNN's kernels
+# unless TF_ENABLE_ONEDNN_OPTS=0 (tox sets it), and those round differently from Eigen's, so a run's TensorFlow rows
+# differ with it (and its speed: the default example's update 3.0 ms with oneDNN, 3.3 ms without, 2026-12-07).
+# Recorded as set; "" where unset (the framework's default).
+NUMERICS_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS",)
 
 
 def cpu_model() -> str:
@@ -105,5 +111,5 @@ def describe_environment(command: list[str] | None = None) -> dict[str, str]:
         **dict(zip(("gpu", "gpu_driver"), gpus())),
         "git_commit": git_commit(),
         "command": " ".join([program, *map(shown, arguments)]),
-        **{name.lower(): os.environ.get(name, "") for name in THREAD_VARIABLES},
+        **{name.lower(): os.environ.get(name, "") for name in (*THREAD_VARIABLES, *NUMERICS_VARIABLES)},
     }

@@ -169,3 +169,13 @@ def test_a_child_keeps_the_memory_it_frees_for_the_next_update():
     assert {name: child[name] for name in ALLOCATOR} == ALLOCATOR
     assert page_faults(child) < 600, "the child took its freed pages again: 1 % of them or more"
     assert page_faults(caller) > 20_000, "the caller's environment kept them too: the check above proves nothing"
+
+
+def test_the_recorded_environment_says_whether_tensorflow_ran_onednn(monkeypatch):
+    """TensorFlow's oneDNN kernels round differently from Eigen's: a result says which ran (tox turns them off)."""
+    from eval.environment import describe_environment
+
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert describe_environment()["tf_enable_onednn_opts"] == "1"
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    assert describe_environment()["tf_enable_onednn_opts"] == ""  # unset: the framework's default
