@@ -123,6 +123,19 @@ class Params:
         return max(float(np.abs(a).max(initial=0.0)) for a in self.arrays())
 
 
+def binary_bytes(data: np.ndarray) -> np.ndarray:
+    """A model's training data (windows, or a frame table) as bytes (uint8): what every framework keeps.
+
+    A quarter of float32's memory, and of the traffic of each batch's gather (the default run's 5,000 windows: 12 MB
+    against 47 MB, inside this machine's 32 MB cache); a batch becomes the model's dtype after its gather, 0 and 1
+    exactly, so the arithmetic is unchanged. The data are binary: any other value is an error, not a truncation.
+    """
+    data = np.asarray(data)
+    if data.dtype != np.uint8 and not ((data == 0) | (data == 1)).all():
+        raise ValueError("training data must be binary (0 or 1); got other values")
+    return data.astype(np.uint8)  # a copy: the model never shares the caller's array
+
+
 def bucketed_shape(updates: list[np.ndarray], batch_size: int, chunk_length: int, bucket: int) -> tuple[int, int]:
     """``(chunks, frames)`` to pad ``updates`` (each (chunks, frames, n)) to, where a framework compiles one shape per
     ``bucket`` of lengths: ``batch_size`` chunks (or more), the longest update's frames rounded up to a multiple of

@@ -124,19 +124,6 @@ def init_params(config: RBMConfig, seed: int | np.random.SeedSequence, scheme: s
     return RBMParams(W, np.zeros(config.n_visible), np.zeros(config.n_hidden))
 
 
-def window_bytes(windows: np.ndarray) -> np.ndarray:
-    """The training windows as bytes (uint8): what every framework keeps on its device.
-
-    A quarter of float32's memory, and of the traffic of each batch's gather (the default run's 5,000 windows: 12 MB
-    against 47 MB, inside this machine's 32 MB cache); a batch becomes the model's dtype after its gather, 0 and 1
-    exactly, so the arithmetic is unchanged. Windows are binary: any other value is an error, not a truncation.
-    """
-    data = np.asarray(windows)
-    if data.dtype != np.uint8 and not ((data == 0) | (data == 1)).all():
-        raise ValueError("training windows must be binary (0 or 1); got other values")
-    return data.astype(np.uint8)  # a copy: the model never shares the caller's array
-
-
 class CDNoise(NamedTuple):
     """The uniform draws of one CD-k update, so frameworks can be checked bit for bit.
 
@@ -177,7 +164,8 @@ class RBM(Implementation):
 
     @abstractmethod
     def set_data(self, windows: np.ndarray) -> None:
-        """Take the training windows (uint8[N, n_visible]) once; they stay on the device, as bytes (`window_bytes`)."""
+        """Take the training windows (uint8[N, n_visible]) once; they stay on the device as bytes
+        (`impls.common.binary_bytes`)."""
 
     @abstractmethod
     def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> None:

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from impls.backends import jax as backend
-from impls.common import Mode
-from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams, window_bytes
+from impls.common import Mode, binary_bytes
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
 class State(NamedTuple):
@@ -148,7 +148,7 @@ class JaxRBM(RBM):
             self.state = self.state._replace(chain=self._array(np.zeros((chains, self.config.n_hidden))))
 
     def set_data(self, windows: np.ndarray) -> None:
-        self.data = jax.device_put(window_bytes(windows), self.device)  # bytes: each batch converted
+        self.data = jax.device_put(binary_bytes(windows), self.device)  # bytes: each batch converted
 
     def _rate(self, learning_rate: float | None) -> jax.Array:
         return jax.device_put(jnp.asarray(self.rate(learning_rate), self.dtype), self.device)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from impls.backends import numpy as backend
-from impls.common import Mode
-from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams, window_bytes
+from impls.common import Mode, binary_bytes
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -55,7 +55,7 @@ class NumpyRBM(RBM):
         self.data: np.ndarray | None = None
 
     def set_data(self, windows: np.ndarray) -> None:
-        self.data = window_bytes(windows)  # each batch converted to the dtype by `cd_update`
+        self.data = binary_bytes(windows)  # each batch converted to the dtype by `cd_update`
 
     def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> None:
         for rows in batches:

@@ -6,8 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from impls.backends import tf as backend
-from impls.common import Mode
-from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams, window_bytes
+from impls.common import Mode, binary_bytes
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
 def bernoulli(u: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
@@ -54,7 +54,7 @@ class TFRBM(RBM):
 
     def set_data(self, windows: np.ndarray) -> None:
         with tf.device(self.device):
-            self.data = tf.convert_to_tensor(window_bytes(windows))  # bytes: each batch converted after its gather
+            self.data = tf.convert_to_tensor(binary_bytes(windows))  # bytes: each batch converted after its gather
 
     def _fit_chain(self, chains: int) -> None:
         """PCD's chain takes the size of the first batch it sees."""

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from impls.backends import torch as backend
-from impls.common import Mode
-from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams, window_bytes
+from impls.common import Mode, binary_bytes
+from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
 def scaled_add(target: torch.Tensor, gradient: torch.Tensor, rate: float | torch.Tensor) -> torch.Tensor:
@@ -71,7 +71,7 @@ class TorchRBM(RBM):
         return CDNoise(h_data, self._uniform(k, chains, V), self._uniform(k, chains, H), h_chain)
 
     def set_data(self, windows: np.ndarray) -> None:
-        self.data = torch.as_tensor(window_bytes(windows), device=self.device)  # bytes: each batch converted
+        self.data = torch.as_tensor(binary_bytes(windows), device=self.device)  # bytes: each batch converted
 
     def _batch(self, rows: torch.Tensor) -> torch.Tensor:
         """The windows ``rows`` in the model's dtype: gathered as bytes, then converted."""

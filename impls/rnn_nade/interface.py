@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import numpy as np
 
 from core.typed import at_least, check
-from impls.common import Implementation, Model, Params
+from impls.common import Implementation, Model, Params, binary_bytes
 
 # Adam (Kingma & Ba 2015) with its bias corrections, written out in every framework: one recipe, no library optimiser
 BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
@@ -181,7 +181,7 @@ class RNNNADE(Implementation):
 
     def set_data(self, data: np.ndarray) -> None:
         """Take the frame table (uint8[frames, n_visible]): every update's chunks are rows of it."""
-        self.table = np.asarray(data, np.uint8)
+        self.table = binary_bytes(data)
 
     def train_epoch(self, batches: list[np.ndarray], learning_rate: float | None = None) -> np.ndarray:
         """One `train_chunks` call per update (an int array (chunks, frames) of rows of the frame table);

@@ -22,7 +22,7 @@ import pytest
 
 from datasets import batch_order, build
 from impls import CDNoise, RBMConfig, RBMParams, Skipped, Unavailable, available, init_params, load
-from impls.rbm.interface import window_bytes
+from impls.common import binary_bytes
 
 F32 = {"rtol": 1e-5, "atol": 1e-5}
 F64 = {"rtol": 1e-12, "atol": 1e-12}
@@ -311,9 +311,14 @@ def test_the_windows_are_kept_as_bytes_and_train_as_given(impl, synthetic):
 
 def test_windows_that_are_not_binary_are_refused_and_bytes_are_copied():
     with pytest.raises(ValueError, match="binary"):
-        window_bytes(np.array([[0.0, 0.5], [1.0, 0.0]]))
+        binary_bytes(np.array([[0.0, 0.5], [1.0, 0.0]]))
+    from impls.rnn_rbm.interface import RNNRBMConfig, init_rnn_rbm_params
+
+    config = RNNRBMConfig(n_visible=2, n_hidden=3, n_recurrent=2)
+    with pytest.raises(ValueError, match="binary"):  # the sequence models' frame tables alike
+        load("numpy", "rnn_rbm")(config, init_rnn_rbm_params(config, 0), 0).set_data(np.array([[0.0, 0.5]]))
     given = np.zeros((2, 3), np.uint8)
-    kept = window_bytes(given)
+    kept = binary_bytes(given)
     kept[0, 0] = 1
     assert given[0, 0] == 0 and kept.dtype == np.uint8
 
