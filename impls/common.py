@@ -10,6 +10,7 @@ precision policy, version, GPU probe, peak memory) is written once, in ``impls/b
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -134,6 +135,27 @@ def binary_bytes(data: np.ndarray) -> np.ndarray:
     if data.dtype != np.uint8 and not ((data == 0) | (data == 1)).all():
         raise ValueError("training data must be binary (0 or 1); got other values")
     return data.astype(np.uint8)  # a copy: the model never shares the caller's array
+
+
+def uniforms(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """``rng.random(shape, dtype)``, the same numbers, drawn faster where float32 allows.
+
+    NumPy makes a float32 uniform from 32 bits, ``(bits >> 8) * 2**-24``, and PCG64 hands out each 64-bit output as
+    two such halves (low first), one call per half: 1.28 ms for the RNN-RBM's 714,000 uniforms of an update. Taking
+    the 64-bit outputs in one call (``random_raw``) and converting them in three vectorised passes gives the same
+    floats in 0.98 ms (2-core AMD EPYC, 1 thread, 2026-12-07). Where a half is left over (an odd count, or a half
+    kept from an earlier call) or the generator is another, NumPy draws them itself: the stream never changes.
+    """
+    dtype, size = np.dtype(dtype), int(np.prod(shape))
+    generator = rng.bit_generator
+    fast = dtype == np.float32 and size % 2 == 0 and sys.byteorder == "little"
+    if not fast or not isinstance(generator, np.random.PCG64) or generator.state["has_uint32"]:
+        return rng.random(shape, dtype)
+    bits = generator.random_raw(size // 2).view(np.uint32)  # little-endian: each output's low half first, as NumPy
+    np.right_shift(bits, 8, out=bits)
+    floats = bits.astype(np.float32)  # exact: every value is below 2**24
+    floats *= np.float32(2**-24)
+    return floats.reshape(shape)
 
 
 def bucketed_shape(updates: list[np.ndarray], batch_size: int, chunk_length: int, bucket: int) -> tuple[int, int]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from impls.backends import numpy as backend
-from impls.common import Mode, binary_bytes
+from impls.common import Mode, binary_bytes, uniforms
 from impls.rbm.interface import RBM, CDNoise, RBMConfig, RBMParams
 
 
@@ -65,7 +67,7 @@ class NumpyRBM(RBM):
 
     def draw_noise(self, batch: int, chains: int, rng: np.random.Generator | None = None) -> CDNoise:
         k, V, H = self.config.cd_steps, self.config.n_visible, self.config.n_hidden
-        uniform = (rng or self.rng).random
+        uniform = functools.partial(uniforms, rng or self.rng)
         h_data = uniform((batch, H), self.dtype)
         h_chain = uniform((batch, H), self.dtype) if self.config.chain_start == "fresh" else None
         return CDNoise(h_data, uniform((k, chains, V), self.dtype), uniform((k, chains, H), self.dtype), h_chain)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import numpy as np
 
 from core.typed import at_least, check
-from impls.common import Implementation, Model, Params, binary_bytes
+from impls.common import Implementation, Model, Params, binary_bytes, uniforms
 
 # Adam (Kingma & Ba 2015) with its bias corrections, written out in every framework: one recipe, no library optimiser
 BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
@@ -162,7 +162,7 @@ class RNNNADENoise(NamedTuple):
 
     @classmethod
     def draw(cls, rng: np.random.Generator, config: RNNNADEConfig, n_pieces: int, n_frames: int) -> RNNNADENoise:
-        return cls(rng.random((n_pieces, n_frames, config.n_visible), config.dtype))
+        return cls(uniforms(rng, (n_pieces, n_frames, config.n_visible), config.dtype))
 
 
 class RNNNADE(Implementation):

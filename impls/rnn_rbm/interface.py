@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import numpy as np
 
 from core.typed import at_least, check
-from impls.common import Implementation, Model, Params, binary_bytes
+from impls.common import Implementation, Model, Params, binary_bytes, uniforms
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,8 @@ class RNNRBMNoise(NamedTuple):
         cls, rng: np.random.Generator, config: RNNRBMConfig, batch: int, n_frames: int, k: int | None = None
     ) -> RNNRBMNoise:
         k = config.cd_steps if k is None else k
-        h = rng.random((k, batch, n_frames, config.n_hidden), config.dtype)
-        return cls(h, rng.random((k, batch, n_frames, config.n_visible), config.dtype))
+        h = uniforms(rng, (k, batch, n_frames, config.n_hidden), config.dtype)
+        return cls(h, uniforms(rng, (k, batch, n_frames, config.n_visible), config.dtype))
 
 
 class RNNRBM(Implementation):

@@ -87,6 +87,7 @@ def through_time(w: Weights, v: np.ndarray, u_previous: np.ndarray, u: np.ndarra
     return d_W_uu, d_W_vu, d_drive.sum((0, 1)), d_u.sum(0)  # d_u is now dC/du(0) = dC/du0, per sequence
 
 
+@np.errstate(over="ignore")  # exp(-x) overflows to inf where x < -88: its sigmoid is then 0, as it should be
 def gradients_into(w: Weights, v: np.ndarray, noise: RNNRBMNoise, b: dict) -> tuple[float, Weights]:
     """`gradients` with every large result written into the buffers ``b`` (`buffers`): the same bits.
 
@@ -163,9 +164,9 @@ def buffers(w: Weights, batch: int, T: int, storage: dict[str, np.ndarray]) -> d
 
 
 def exp_plus_one_reciprocal(minus_x: np.ndarray) -> np.ndarray:
-    """``sigmoid(x)`` in place from ``-x``: `sigmoid`'s operations after its negation, so the same bits."""
-    with np.errstate(over="ignore"):
-        np.exp(minus_x, out=minus_x)
+    """``sigmoid(x)`` in place from ``-x``: `sigmoid`'s operations after its negation, so the same bits (overflow
+    ignored by `gradients_into`'s ``errstate``: one context an update, not one a call, 1.8 % of an epoch)."""
+    np.exp(minus_x, out=minus_x)
     minus_x += 1
     return np.reciprocal(minus_x, out=minus_x)
 

@@ -22,7 +22,7 @@ import pytest
 
 from datasets import batch_order, build
 from impls import CDNoise, RBMConfig, RBMParams, Skipped, Unavailable, available, init_params, load
-from impls.common import binary_bytes
+from impls.common import binary_bytes, uniforms
 
 F32 = {"rtol": 1e-5, "atol": 1e-5}
 F64 = {"rtol": 1e-12, "atol": 1e-12}
@@ -321,6 +321,21 @@ def test_windows_that_are_not_binary_are_refused_and_bytes_are_copied():
     kept = binary_bytes(given)
     kept[0, 0] = 1
     assert given[0, 0] == 0 and kept.dtype == np.uint8
+
+
+def test_uniforms_are_numpys_own_stream_in_every_case():
+    """The fast float32 path gives ``rng.random``'s numbers, and leaves the generator where it would: even counts,
+    an odd one (a half kept for the next call), float64, and a bit generator other than PCG64; the stream goes on
+    as NumPy's would."""
+    shapes = [(15, 2, 7, 10), (3, 5), (4,), (3, 1, 2, 6), (1,), (2, 3)]  # (3, 5) and (1,) odd: a half left over
+    for bit_generator, dtype in [(np.random.PCG64, np.float32), (np.random.PCG64, np.float64),
+                                 (np.random.SFC64, np.float32)]:  # fmt: skip
+        ours, numpys = np.random.Generator(bit_generator(7)), np.random.Generator(bit_generator(7))
+        for shape in shapes:
+            drawn, expected = uniforms(ours, shape, dtype), numpys.random(shape, dtype)
+            assert drawn.shape == expected.shape and drawn.dtype == expected.dtype
+            np.testing.assert_array_equal(drawn, expected)
+        np.testing.assert_array_equal(ours.random(5, np.float32), numpys.random(5, np.float32))  # the stream goes on
 
 
 def test_ragged_batches_of_the_originals_loop_train_reproducibly(impl, synthetic):
