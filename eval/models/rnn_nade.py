@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from eval.contract.task import Task
 from eval.models.base import BestEpoch, ModelPlugin, Roofline, parameter_problem, steady_epochs
 from eval.models.rnn_rbm import describe_pieces, scored_frames, validation_frames
 from eval.scoring.nade import pieces_log_probs
-from eval.timing.rnn_roofline import nade_products_ms
+from eval.timing.rnn_roofline import epoch_products, nade_products_ms
 from impls import RNNNADE, RNNNADEConfig, RNNNADEParams, init_rnn_nade_params
 
 
@@ -142,14 +143,14 @@ class RNNNADEPlugin(ModelPlugin):
 
     def time_training(self, model: RNNNADE, task: Task, dataset: datasets.Dataset, order: list,
                       record: Recorder) -> None:  # fmt: skip
-        """The quiet phase: steady-state frames/s (`steady_epochs`) and the products of one update alone (the
-        harness's roofline: the masked product and the RNN's, `nade_products_ms`)."""
+        """The quiet phase: steady-state frames/s (`steady_epochs`) and the products of the epoch's mean update
+        alone (the harness's roofline: the masked product and the RNN's, `nade_products_ms`, `epoch_products`)."""
         steady, compile_s = steady_epochs(model.train_epoch, order, task.timing_epochs)
         record.add("timing", "train_frames_per_s", sum(u.size for u in order[0]) / steady)
         record.add("timing", "compile_s", compile_s)
-        largest = max(order[0], key=np.size)  # the products of its largest update (chunks end with their music)
-        record.add("timing", "step_frames", largest.size)
-        record.add("timing", "step_products_ms", nade_products_ms(model.config, *largest.shape))
+        frames, products_ms = epoch_products(partial(nade_products_ms, model.config), order[0])
+        record.add("timing", "step_frames", frames)
+        record.add("timing", "step_products_ms", products_ms)
 
 
 PLUGIN = RNNNADEPlugin()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from eval.scoring.notes import note_statistics
 from eval.scoring.pieces import defined, piece_statistics
 from eval.scoring.sequences import as_windows, pieces_biases
 from eval.scoring.sets import compare_sets, memorisation
-from eval.timing.rnn_roofline import step_products_ms
+from eval.timing.rnn_roofline import epoch_products, step_products_ms
 from impls import RNNRBM, RNNRBMConfig, RNNRBMParams, init_rnn_rbm_params
 from impls.rnn_rbm.numpy import pretrained, pretrained_rnn
 
@@ -296,16 +297,18 @@ class RNNRBMPlugin(ModelPlugin):
 
     def time_training(self, model: RNNRBM, task: Task, dataset: datasets.Dataset, order: list,
                       record: Recorder) -> None:  # fmt: skip
-        """The quiet phase: steady-state frames/s (`steady_epochs`), the products of one update alone (the
-        harness's roofline) and its noise draws with the framework's own generator (the ceiling's)."""
+        """The quiet phase: steady-state frames/s (`steady_epochs`), the products of the epoch's mean update alone
+        (the harness's roofline, `epoch_products`) and its noise draws with the framework's own generator (the
+        ceiling's: the largest update's, scaled to the mean update's frames, as the draws are one per unit)."""
         steady, compile_s = steady_epochs(model.train_epoch, order, task.timing_epochs)
         speed = sum(u.size for u in order[0]) / steady
         record.add("timing", "train_frames_per_s", speed)
         record.add("timing", "compile_s", compile_s)
-        largest = max(order[0], key=np.size)  # the products of its largest update (chunks end with their music)
-        record.add("timing", "step_frames", largest.size)
-        record.add("timing", "step_products_ms", step_products_ms(model.config, *largest.shape))
-        record.add("timing", "draw_ms", model.draw_ms(*largest.shape))  # its own generator: the ceiling's draws
+        frames, products_ms = epoch_products(partial(step_products_ms, model.config), order[0])
+        record.add("timing", "step_frames", frames)
+        record.add("timing", "step_products_ms", products_ms)
+        largest = max(order[0], key=np.size)
+        record.add("timing", "draw_ms", model.draw_ms(*largest.shape) * frames / largest.size)
 
 
 PLUGIN = RNNRBMPlugin()

@@ -168,8 +168,8 @@ SCORES: tuple[Score, ...] = (
     S("roofline_windows_per_s", "windows/s", "higher"),
     S("sklearn_windows_per_s", "windows/s", "higher"),
     S("five_products_ms", "ms", "lower"),
-    S("step_products_ms", "ms", "lower"),  # a sequence model: the dense products of one update (BPTT), alone
-    S("step_frames", "frames", "none"),  # the frames of that update: its largest (the music bounds a chunk)
+    S("step_products_ms", "ms", "lower"),  # a sequence model: the dense products of its epoch's mean update, alone
+    S("step_frames", "frames", "none"),  # the frames of that mean update (the music bounds a chunk)
     S("draw_ms", "ms", "lower"),
     S("ratio_to_roofline", "ratio", "higher"),
     S("train_step_ratio", "ratio", "higher"),  # pytest-benchmark's training step over the roofline (tox -e perf)

@@ -8,6 +8,12 @@ dense products that do that arithmetic (one per matrix and direction, every fram
 it), they bound from above what any implementation can reach on this machine: ``frames / products time``.
 Speeds are compared only as ratios measured in the same run.
 
+An epoch's updates differ in shape (chunks end with their music: JSB's ~123 updates an epoch come in ~18 shapes,
+55 frames a chunk on average), and a short update's products run further from the machine's peak than the largest's
+(smaller products, and its 2T recurrent ones for fewer frames each). So the roofline of an epoch is its own updates'
+products (`epoch_products`: each shape timed once, weighted by its count), not the largest update's extrapolated:
+on JSB the largest update's, scaled to the epoch's frames, come to ~4.6 % less time (2026-12-07).
+
 The RNN-NADE (`nade_products_ms`): per frame, the masked product (every unit's hidden pre-activation from the units
 before it: ``n_visible`` rows of the ``n_visible x n_visible`` masked past times ``W``), every unit's logit (its
 hidden layer times its row of ``V``), and in the gradient the same two backwards (``dW`` from the masked past,
@@ -17,10 +23,20 @@ hidden layer times its row of ``V``), and in the gradient the same two backwards
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 
 from impls import RNNNADEConfig, RNNRBMConfig
+
+
+def epoch_products(products_ms: Callable[[int, int], float], updates: list[np.ndarray]) -> tuple[float, float]:
+    """``(frames, products ms)`` of the mean update of ``updates`` (each a (chunks, frames) array of frame indices):
+    ``products_ms(chunks, frames)`` timed once for each distinct shape, weighted by how many updates have it."""
+    shapes = Counter(update.shape for update in updates)
+    total_ms = sum(count * products_ms(*shape) for shape, count in shapes.items())
+    return sum(update.size for update in updates) / len(updates), total_ms / len(updates)
 
 
 def step_products_ms(config: RNNRBMConfig, batch: int, frames: int, repeats: int = 5) -> float:

@@ -173,3 +173,21 @@ def test_jax_trains_an_epoch_as_it_trains_its_updates_one_call_each():
         trained.append((costs, model.params()))
     np.testing.assert_array_equal(trained[0][0], trained[1][0])
     assert trained[0][1].hash == trained[1][1].hash != random_params(CONFIG).hash
+
+
+def test_the_rnn_roofline_counts_every_update_shape_of_the_epoch():
+    """An epoch's roofline is its own updates' products: each shape timed once, weighted by its count (chunks end
+    with their music, so short updates are many, and each pays the fixed cost of an update)."""
+    from eval.timing.rnn_roofline import epoch_products
+
+    timed = []
+
+    def products_ms(chunks: int, frames: int) -> float:
+        timed.append((chunks, frames))
+        return 1.0 + 0.01 * chunks * frames  # a cost per update and one per frame
+
+    updates = [np.zeros((2, 100), int)] * 3 + [np.zeros((1, 40), int), np.zeros((2, 10), int)]
+    frames, ms = epoch_products(products_ms, updates)
+    assert sorted(timed) == [(1, 40), (2, 10), (2, 100)]  # each shape once
+    assert frames == (3 * 200 + 40 + 20) / 5 and ms == pytest.approx((3 * 3.0 + 1.4 + 1.2) / 5)
+    assert frames / ms < 200 / 3.0  # fewer frames a millisecond than the largest update's, extrapolated
