@@ -9,10 +9,11 @@ it), they bound from above what any implementation can reach on this machine: ``
 Speeds are compared only as ratios measured in the same run.
 
 An epoch's updates differ in shape (chunks end with their music: JSB's ~123 updates an epoch come in ~18 shapes,
-55 frames a chunk on average), and a short update's products run further from the machine's peak than the largest's
-(smaller products, and its 2T recurrent ones for fewer frames each). So the roofline of an epoch is its own updates'
-products (`epoch_products`: each shape timed once, weighted by its count), not the largest update's extrapolated:
-on JSB the largest update's, scaled to the epoch's frames, come to ~4.6 % less time (2026-12-07).
+55 frames a chunk on average), and a short update's products run at another distance from the machine's peak than
+the largest's. So the roofline of an epoch is its own updates' products (`epoch_products`: each shape timed once,
+weighted by its count), not the largest update's extrapolated, which on JSB (2026-12-07) was 4.6 % too fast a frame
+for the RNN-RBM (small products, and 2T recurrent ones for fewer frames each) and 2.9 % too slow for the RNN-NADE
+(its masked product's operands fit the caches better when short).
 
 The RNN-NADE (`nade_products_ms`): per frame, the masked product (every unit's hidden pre-activation from the units
 before it: ``n_visible`` rows of the ``n_visible x n_visible`` masked past times ``W``), every unit's logit (its
