@@ -191,3 +191,23 @@ def test_the_rnn_roofline_counts_every_update_shape_of_the_epoch():
     assert sorted(timed) == [(1, 40), (2, 10), (2, 100)]  # each shape once
     assert frames == (3 * 200 + 40 + 20) / 5 and ms == pytest.approx((3 * 3.0 + 1.4 + 1.2) / 5)
     assert frames / ms < 200 / 3.0  # fewer frames a millisecond than the largest update's, extrapolated
+
+
+def test_jax_lowers_the_rnn_rbms_threefry_unrolled_with_the_same_numbers():
+    """Inside `unrolled_threefry` threefry compiles without its loop of rounds (so the swap happened) and draws the
+    same numbers; outside, JAX's own CPU lowering (the loop) is back."""
+    jax = pytest.importorskip("jax")
+    from impls.backends import jax as backend
+
+    def compiled_draws():  # a fresh jit: lowered and compiled under whatever rule holds now
+        draw = jax.jit(lambda key: jax.random.uniform(key, (3, 5, 7)))
+        key = jax.random.key(3)
+        return draw(key), draw.lower(key).as_text()
+
+    rolled, rolled_text = compiled_draws()
+    with backend.unrolled_threefry() as swapped:
+        unrolled, unrolled_text = compiled_draws()
+    assert swapped, "the pinned JAX's lowering registry moved: the RNN-RBM's draws are lowered as a loop again"
+    assert "while" in rolled_text and "while" not in unrolled_text
+    np.testing.assert_array_equal(np.asarray(rolled), np.asarray(unrolled))
+    assert "while" in compiled_draws()[1]  # restored after the block
