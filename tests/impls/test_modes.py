@@ -78,6 +78,28 @@ def test_a_mode_on_the_frameworks_random_stream_trains_as_the_default_does(impl,
         np.testing.assert_allclose(got, want, **F32)
 
 
+def test_jax_draws_a_few_updates_noise_at_once_with_the_numbers_of_one_update_at_a_time():
+    """The ``scan`` mode draws `DRAWS_AHEAD` updates' noise in one call, the epoch's remainder in one more: each
+    update's key is still its own, so the parameters are the ``update`` mode's (drawn inside each update) bit for
+    bit, with PCD's chain and a fresh chain start too."""
+    pytest.importorskip("jax")
+    from impls.rbm import jax as jax_rbm
+
+    rng = np.random.default_rng(2)
+    for recipe in [{}, RECIPES[0]]:
+        config = small(**recipe)
+        data = (rng.random((112, config.n_visible)) < 0.2).astype(np.uint8)
+        epoch = list(rng.permutation(112).reshape(7, 16))  # one group of four and a remainder of three
+        assert len(epoch) % jax_rbm.DRAWS_AHEAD
+        trained = []
+        for mode in ("scan", "update"):
+            model = load("jax").in_mode(mode)(config, init_params(config, 0), 4)
+            model.set_data(data)
+            model.train_epoch(epoch)
+            trained.append(model.params())
+        assert trained[0].hash == trained[1].hash, recipe
+
+
 def test_an_unknown_mode_or_one_of_another_device_is_refused_naming_the_modes():
     numpy = load("numpy")
     with pytest.raises(ValueError, match="no mode 'fast'; its modes: plain, buffers"):
