@@ -156,6 +156,7 @@ def _sections(
 ) -> list[tuple[str, list, pd.DataFrame | None]]:
     """(title, paragraphs, table) in reading order."""
     margins, alpha = spec.verdict.margins, spec.verdict.alpha
+    speeds = tables.speed_table(frame)
     out = [
         ("Verdict", [tables.equivalence_summary(frame, margins, alpha)], tables.verdict_table(frame, margins, alpha)),
         _likelihood(frame, spec, manifest),
@@ -173,13 +174,13 @@ def _sections(
             ],
             tables.samples_table(frame, data_rows),
         ),
-        ("Throughput (quiet phase)", [], tables.speed_table(frame)),
+        ("Throughput (quiet phase)", tables.noisy_shares(speeds), speeds),
     ]
     if time_goes := where_time_goes.section(frame, profiles or {}):
         out.append(time_goes)
     modes = tables.modes_table(frame)
     if not modes.empty:
-        out.append(("Execution modes (the ablation)", [MODES_SENTENCE], modes))
+        out.append(("Execution modes (the ablation)", [MODES_SENTENCE, *tables.noisy_shares(modes)], modes))
     kind = published.benchmark_of(spec.data.source)
     if kind:  # a published benchmark: lead with the suite beside the literature
         model = published.model_name(spec.data.num_timesteps, spec.model.n_hidden)

@@ -179,6 +179,22 @@ def test_throughput_reads_frames_or_windows_as_the_rows_hold():
     assert figure.axes[0].get_xlabel().startswith("training frames/s") and len(figure.axes[0].patches) == 2
 
 
+def test_a_share_of_ceiling_above_one_is_marked_as_timing_noise_and_explained():
+    """An update contains its products and draws, so a share above 1 is a slow moment of their timing, never a result
+    to read as one: marked in the throughput table, with the sentence that says why; a share below 1 as it is."""
+    from reports import tables
+
+    frame = rows(("timing", "train_windows_per_s", None), ("timing", "ratio_to_ceiling", None))
+    frame.loc[(frame.impl == "jax") & (frame.metric == "ratio_to_ceiling"), "value"] = 0.78
+    table = tables.speed_table(frame)  # numpy's share 1.0 stands; the rows' default 1.0 raised to 1.17 next
+    assert not tables.noisy_shares(table) and table["share of ceiling"].tolist() == ["1.00", "0.78"]
+    frame.loc[(frame.impl == "numpy") & (frame.metric == "ratio_to_ceiling"), "value"] = 1.17
+    table = tables.speed_table(frame)
+    assert table["share of ceiling"].tolist() == [f"1.17 ({tables.SHARE_NOISE})", "0.78"]
+    (sentence,) = tables.noisy_shares(table)
+    assert "cannot be" in sentence and "re-run" in sentence
+
+
 def test_a_sequence_models_piano_rolls_are_whole_pieces():
     spec = WindowSpec(num_timesteps=1, low=21, high=109, articulation=False)
     rng = np.random.default_rng(0)
