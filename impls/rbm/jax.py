@@ -147,7 +147,7 @@ class JaxRBM(RBM):
     name = "jax"
     backend = backend
     MODES = (
-        Mode("scan", "one compiled lax.scan over an epoch's updates"),
+        Mode("scan", "one compiled lax.scan over an epoch's updates, four updates' noise drawn at a time"),
         Mode("update", "one compiled call per update, the loop in Python"),
     )
 
