@@ -67,18 +67,31 @@ def draw_noise(config: RBMConfig, key: jax.Array, batch: int, chains: int, dtype
     )
 
 
-DRAWS_AHEAD = 4  # updates whose noise `train_group` draws in one go
+DRAW_GROUP_BYTES = 4 * 2**20  # the noise `train_group` draws in one go, at most (at least one update's)
 
 
-@partial(jax.jit, static_argnums=0, donate_argnums=1)
+def draws_ahead(config: RBMConfig, batch: int, chains: int, dtype) -> int:
+    """How many updates' noise `train_group` draws in one go: as many as `DRAW_GROUP_BYTES` hold, at least one.
+
+    Drawn inside each update of the epoch's scan, XLA's CPU threefry ran in small pieces (and the comparisons using
+    it took as long again). At the default shape (0.98 MB of noise an update) in paired epochs (1 thread, 2-core
+    AMD EPYC, 2026-12-07) against drawing inside: 2 updates at once 0.74x the epoch, 4 0.6x, 8 0.62x, 16 0.7-0.8x,
+    40 1.0x; at batch 1000 (9.8 MB an update) 1 update 0.73x, 4 1.07x: the noise outgrowing the cache.
+    """
+    units = batch * config.n_hidden * (2 if config.chain_start == "fresh" else 1)
+    units += config.cd_steps * chains * (config.n_visible + config.n_hidden)
+    return max(1, DRAW_GROUP_BYTES // (units * np.dtype(dtype).itemsize))
+
+
+@partial(jax.jit, static_argnums=(0, 6), donate_argnums=1)
 def train_batches(
-    config: RBMConfig, state: State, data: jax.Array, batches: jax.Array, key: jax.Array, rate: jax.Array
+    config: RBMConfig, state: State, data: jax.Array, batches: jax.Array, key: jax.Array, rate: jax.Array, ahead: int
 ) -> State:
-    """CD updates over equal-sized batches of row indices: one compiled `lax.scan` over groups of `DRAWS_AHEAD`
-    updates (`train_group`), the remainder one more group; each update's key as `train_batches_one_by_one`'s."""
+    """CD updates over equal-sized batches of row indices: one compiled `lax.scan` over groups of ``ahead`` updates
+    (`train_group`, `draws_ahead`), the remainder one more group; each update's key as `train_batches_one_by_one`'s."""
     keys = jax.random.split(key, batches.shape[0])
-    full = batches.shape[0] // DRAWS_AHEAD * DRAWS_AHEAD
-    grouped = lambda x: x[:full].reshape(-1, DRAWS_AHEAD, *x.shape[1:])
+    full = batches.shape[0] // ahead * ahead
+    grouped = lambda x: x[:full].reshape(-1, ahead, *x.shape[1:])
     if full:
         body = lambda state, inputs: (train_group(config, state, data, *inputs, rate), None)
         state, _ = jax.lax.scan(body, state, (grouped(batches), grouped(keys)))
@@ -89,12 +102,7 @@ def train_batches(
 
 def train_group(config: RBMConfig, state: State, data: jax.Array, rows: jax.Array, keys: jax.Array, rate: jax.Array):
     """The updates of a few batches (``rows``: one row of indices each) in turn, every update's noise drawn first in
-    one vectorised call (``vmap`` over ``keys``: the numbers of one draw per update).
-
-    Drawn inside each update of the scan, XLA's CPU threefry ran in small pieces: an epoch took 1.6x as long
-    (default shape, 1 thread, 2-core AMD EPYC, 2026-12-07; 2 updates drawn at once 1.36x, 4 and 8 alike, 16 slower
-    again as the noise outgrows the cache).
-    """
+    one vectorised call (``vmap`` over ``keys``: the numbers of one draw per update; why: `draws_ahead`)."""
     chains = state.chain.shape[0] if config.persistent else rows.shape[1]
     noises = jax.vmap(lambda key: draw_noise(config, key, rows.shape[1], chains, state.W.dtype))(keys)
     update = lambda state, v0, noise: cd_update(config, state, v0.astype(state.W.dtype), noise, rate)  # bytes in
@@ -147,7 +155,7 @@ class JaxRBM(RBM):
     name = "jax"
     backend = backend
     MODES = (
-        Mode("scan", "one compiled lax.scan over an epoch's updates, four updates' noise drawn at a time"),
+        Mode("scan", "one compiled lax.scan over an epoch's updates, a few updates' noise drawn at a time"),
         Mode("update", "one compiled call per update, the loop in Python"),
     )
 
@@ -186,8 +194,12 @@ class JaxRBM(RBM):
         groups = [np.stack(batches)] if len({len(b) for b in batches}) == 1 else [np.asarray(b)[None] for b in batches]
         for group in groups:  # ragged batches (the original's per-piece loop) run one scan each
             rows = jax.device_put(jnp.asarray(group), self.device)
-            train = train_batches if self.mode == "scan" else train_batches_one_by_one
-            self.state = train(self.config, self.state, self.data, rows, self._next_key(), rate)
+            if self.mode == "scan":
+                chains = self.state.chain.shape[0] if self.config.persistent else rows.shape[1]
+                ahead = draws_ahead(self.config, rows.shape[1], chains, self.dtype)
+                self.state = train_batches(self.config, self.state, self.data, rows, self._next_key(), rate, ahead)
+            else:
+                self.state = train_batches_one_by_one(self.config, self.state, self.data, rows, self._next_key(), rate)
         jax.block_until_ready(self.state)
 
     def cd_update(self, v: np.ndarray, noise: CDNoise, learning_rate: float | None = None) -> None:
@@ -220,19 +232,20 @@ class JaxRBM(RBM):
         return self.best_ms(lambda: jax.block_until_ready(products(self.state.W, v, h, v1, h1)), repeats)
 
     def draw_ms(self, batch: int, repeats: int = 50, per_loop: int = 10) -> float:
-        """Per update's draws as training draws them (`train_group`: `DRAWS_AHEAD` updates' at once), inside one
+        """Per update's draws as training draws them (`train_group`: `draws_ahead` updates' at once), inside one
         compiled loop (no per-call dispatch)."""
+        ahead = draws_ahead(self.config, batch, batch, self.dtype)
         draws = lambda keys: jax.vmap(lambda key: draw_noise(self.config, key, batch, batch, self.dtype))(keys)
 
         @jax.jit
         def loop(key: jax.Array) -> CDNoise:
-            first = draws(jax.random.split(key, DRAWS_AHEAD))
-            body = lambda i, _: draws(jax.random.split(jax.random.fold_in(key, i), DRAWS_AHEAD))
+            first = draws(jax.random.split(key, ahead))
+            body = lambda i, _: draws(jax.random.split(jax.random.fold_in(key, i), ahead))
             return jax.lax.fori_loop(1, per_loop, body, first)
 
         key = jax.device_put(jax.random.key(0), self.device)
         best = self.best_ms(lambda: jax.block_until_ready(loop(key)), max(1, repeats // per_loop))
-        return best / per_loop / DRAWS_AHEAD
+        return best / per_loop / ahead
 
     def params(self) -> RBMParams:
         return RBMParams(*(np.asarray(a) for a in (self.state.W, self.state.b_v, self.state.b_h))).astype(np.float64)

@@ -78,19 +78,24 @@ def test_a_mode_on_the_frameworks_random_stream_trains_as_the_default_does(impl,
         np.testing.assert_allclose(got, want, **F32)
 
 
-def test_jax_draws_a_few_updates_noise_at_once_with_the_numbers_of_one_update_at_a_time():
-    """The ``scan`` mode draws `DRAWS_AHEAD` updates' noise in one call, the epoch's remainder in one more: each
-    update's key is still its own, so the parameters are the ``update`` mode's (drawn inside each update) bit for
-    bit, with PCD's chain and a fresh chain start too."""
+def test_jax_draws_a_few_updates_noise_at_once_with_the_numbers_of_one_update_at_a_time(monkeypatch):
+    """The ``scan`` mode draws a few updates' noise in one call (`draws_ahead`: as many as a byte budget holds), the
+    epoch's remainder in one more: each update's key is still its own, so the parameters are the ``update`` mode's
+    (drawn inside each update) bit for bit, with PCD's chain and a fresh chain start too."""
     pytest.importorskip("jax")
     from impls.rbm import jax as jax_rbm
 
+    default = RBMConfig()
+    assert jax_rbm.draws_ahead(default, 100, 100, np.float32) == 4  # 0.98 MB an update: four in 4 MiB
+    assert jax_rbm.draws_ahead(default, 1000, 1000, np.float32) == 1  # 9.8 MB: one at a time, never none
     rng = np.random.default_rng(2)
     for recipe in [{}, RECIPES[0]]:
         config = small(**recipe)
+        one_update = jax_rbm.DRAW_GROUP_BYTES // jax_rbm.draws_ahead(config, 16, 16, np.float32)
+        monkeypatch.setattr(jax_rbm, "DRAW_GROUP_BYTES", 4 * one_update + 1)  # four at a time
+        assert jax_rbm.draws_ahead(config, 16, 16, np.float32) == 4
         data = (rng.random((112, config.n_visible)) < 0.2).astype(np.uint8)
         epoch = list(rng.permutation(112).reshape(7, 16))  # one group of four and a remainder of three
-        assert len(epoch) % jax_rbm.DRAWS_AHEAD
         trained = []
         for mode in ("scan", "update"):
             model = load("jax").in_mode(mode)(config, init_params(config, 0), 4)
