@@ -147,6 +147,7 @@ def run_quality(args: argparse.Namespace) -> int:
 
 
 def run_speed(args: argparse.Namespace) -> int:
+    from eval.timing.roofline import noisy_share_lines
     from eval.timing.speed import run_all, save, speed_table
 
     names = args.impls or list(frameworks())
@@ -155,18 +156,23 @@ def run_speed(args: argparse.Namespace) -> int:
     frame, roof = speed_table(run_all(names, args.threads, args.device))
     with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
         print(frame.to_string())
+    for line in noisy_share_lines(frame):
+        print(line)
     print(f"roofline: {roof:,.0f} windows/s ({args.threads} thread(s)); saved {save(frame, roof, args.threads)}")
     return 0
 
 
 def run_ablation(names: list[str], device: str, repeats: int) -> int:
     from eval.timing.ablation import ablation_table, run_ablation, verdicts
+    from eval.timing.roofline import noisy_share_lines
     from eval.timing.speed import save
 
     table = ablation_table(run_ablation(names, [1, 2], device, repeats, difference=partial(window_difference, device)))
     with pd.option_context("display.width", 220, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))
     print("\n".join(verdicts(table)))
+    for line in noisy_share_lines(table):
+        print(line)
     print(f"saved {save(table.set_index('impl'), float('nan'), 0, kind='ablation')}")
     return 0
 

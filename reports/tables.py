@@ -17,6 +17,7 @@ import impls
 from eval.scoring import calibrations, catalogue
 from eval.scoring.catalogue import describe
 from eval.scoring.stats import equivalence, interval
+from eval.timing.roofline import noisy_share
 
 MEASURED_BESIDE = {"sklearn": "scikit-learn", "roofline": "roofline"}  # rows that are no framework of the catalogue
 
@@ -284,7 +285,7 @@ SHARE_NOISE = "timing noise"
 def share(value: float | None) -> str:
     """A share of a ceiling; one above 1 cannot be (an update does its products and draws, and more), so it is
     marked as what it is: the ceiling's parts were timed in a slower moment than the epoch (a shared machine)."""
-    return f"{number(value)} ({SHARE_NOISE})" if value is not None and value > 1 else number(value)
+    return f"{number(value)} ({SHARE_NOISE})" if noisy_share(value) else number(value)
 
 
 def noisy_shares(table: pd.DataFrame) -> list[str]:

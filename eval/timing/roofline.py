@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pandas as pd
+
 
 @dataclass(frozen=True)
 class Speed:
@@ -52,3 +54,22 @@ def ratios(speeds: list[Speed], units: int) -> list[Ratios]:
         ceiling = fastest / (s.products_ms + s.draw_ms) if s.products_ms and s.draw_ms else None
         out.append(Ratios(s.impl, ratio, ceiling, ratio / ceiling if ratio and ceiling else None))
     return out
+
+
+def noisy_share(share: float | None) -> bool:
+    """Whether a share of a ceiling is above 1, which cannot be (an update does its products and its draws, and more):
+    the ceiling's parts were timed in a slower moment than the epochs (a shared machine's)."""
+    return share is not None and math.isfinite(share) and share > 1
+
+
+def noisy_share_lines(table: pd.DataFrame) -> list[str]:
+    """One line per row of a speed or ablation table (``ratio_to_ceiling``) whose share of its ceiling is noise."""
+    rows = table if "impl" in table else table.rename_axis("impl").reset_index()
+    lines = []
+    for row in rows.to_dict("records"):
+        if noisy_share(row.get("ratio_to_ceiling")):
+            where = ", ".join(f"{key} {row[key]}" for key in ("mode", "threads") if key in row)
+            name = f"{row['impl']} ({where})" if where else row["impl"]
+            lines.append(f"{name}: share of ceiling {row['ratio_to_ceiling']:.2f} is timing noise (above 1 cannot be); "
+                         "its speed stands, re-run for its ceiling")  # fmt: skip
+    return lines

@@ -312,6 +312,29 @@ def test_speed_table_ratios_and_ceilings_follow_from_the_fastest_products():
     assert frame.loc["sklearn", "ratio_to_roofline"] == pytest.approx(0.05)
 
 
+def test_a_share_of_ceiling_above_one_is_called_timing_noise_by_the_speed_commands():
+    """An update does its products and draws, so a share above 1 means their timing caught a slow moment: `eval
+    speed` (and its ablation) say so per row, naming mode and threads where the table has them; 1 itself is fine."""
+    from eval.timing.roofline import noisy_share_lines
+    from eval.timing.speed import speed_table
+
+    measured = [
+        {"impl": "b", "windows_per_s": 100_000.0, "five_products_ms": 0.5, "draw_ms": 0.5},  # exactly its ceiling
+        {"impl": "c", "windows_per_s": 150_000.0, "five_products_ms": 0.5, "draw_ms": 0.5},  # faster than its parts
+    ]
+    frame, _ = speed_table(measured)
+    (line,) = noisy_share_lines(frame)
+    assert line.startswith("c: share of ceiling 1.50 is timing noise")
+    ablation = pd.DataFrame(
+        {"threads": [1, 1, 2], "impl": ["jax", "jax", "tf"], "mode": ["scan", "update", "xla"],
+         "ratio_to_ceiling": [1.17, 0.5, float("nan")]}
+    )  # fmt: skip
+    assert noisy_share_lines(ablation) == [
+        "jax (mode scan, threads 1): share of ceiling 1.17 is timing noise (above 1 cannot be); its speed stands, "
+        "re-run for its ceiling"
+    ]
+
+
 def test_speed_table_measures_roofline_and_scikit_learn_in_the_same_run():
     from eval.timing.speed import run_all, speed_table
 
