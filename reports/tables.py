@@ -17,7 +17,7 @@ import impls
 from eval.scoring import calibrations, catalogue
 from eval.scoring.catalogue import describe
 from eval.scoring.stats import equivalence, interval
-from eval.timing.roofline import noisy_share
+from eval.timing.roofline import NOISE_LABEL, noisy_share
 
 MEASURED_BESIDE = {"sklearn": "scikit-learn", "roofline": "roofline"}  # rows that are no framework of the catalogue
 
@@ -279,20 +279,17 @@ def modes_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("implementation")
 
 
-SHARE_NOISE = "timing noise"
-
-
 def share(value: float | None) -> str:
     """A share of a ceiling; one above 1 cannot be (an update does its products and draws, and more), so it is
     marked as what it is: the ceiling's parts were timed in a slower moment than the epoch (a shared machine)."""
-    return f"{number(value)} ({SHARE_NOISE})" if noisy_share(value) else number(value)
+    return f"{number(value)} ({NOISE_LABEL})" if noisy_share(value) else number(value)
 
 
 def noisy_shares(table: pd.DataFrame) -> list[str]:
     """The sentence that explains a share marked by `share` in ``table``, if one is."""
-    if "share of ceiling" not in table or not table["share of ceiling"].str.contains(SHARE_NOISE).any():
+    if "share of ceiling" not in table or not table["share of ceiling"].str.contains(NOISE_LABEL).any():
         return []
-    return [f"A share of ceiling above 1 ({SHARE_NOISE}) cannot be: an update does its products and its draws, and "
+    return [f"A share of ceiling above 1 ({NOISE_LABEL}) cannot be: an update does its products and its draws, and "
             "more. Its products and draws were timed in a slower moment than its epochs (a shared machine's); the "
             "row's speed stands, its ceiling and share do not: re-run for those."]  # fmt: skip
 

@@ -56,6 +56,9 @@ def ratios(speeds: list[Speed], units: int) -> list[Ratios]:
     return out
 
 
+NOISE_LABEL = "timing noise"  # what a share of a ceiling above 1 is called, in the reports and the commands
+
+
 def noisy_share(share: float | None) -> bool:
     """Whether a share of a ceiling is above 1, which cannot be (an update does its products and its draws, and more):
     the ceiling's parts were timed in a slower moment than the epochs (a shared machine's)."""
@@ -70,6 +73,8 @@ def noisy_share_lines(table: pd.DataFrame) -> list[str]:
         if noisy_share(row.get("ratio_to_ceiling")):
             where = ", ".join(f"{key} {row[key]}" for key in ("mode", "threads") if key in row)
             name = f"{row['impl']} ({where})" if where else row["impl"]
-            lines.append(f"{name}: share of ceiling {row['ratio_to_ceiling']:.2f} is timing noise (above 1 cannot be); "
-                         "its speed stands, re-run for its ceiling")  # fmt: skip
+            share = f"share of ceiling {row['ratio_to_ceiling']:.2f}"
+            lines.append(
+                f"{name}: {share} is {NOISE_LABEL} (above 1 cannot be); its speed stands, re-run for its ceiling"
+            )
     return lines

@@ -104,12 +104,17 @@ def train_group(config: RBMConfig, state: State, data: jax.Array, rows: jax.Arra
     """The updates of a few batches (``rows``: one row of indices each) in turn, every update's noise drawn first in
     one vectorised call (``vmap`` over ``keys``: the numbers of one draw per update; why: `draws_ahead`)."""
     chains = state.chain.shape[0] if config.persistent else rows.shape[1]
-    noises = jax.vmap(lambda key: draw_noise(config, key, rows.shape[1], chains, state.W.dtype))(keys)
+    noises = draw_group(config, keys, rows.shape[1], chains, state.W.dtype)
     update = lambda state, v0, noise: cd_update(config, state, v0.astype(state.W.dtype), noise, rate)  # bytes in
     state, _ = jax.lax.scan(
         lambda state, inputs: (update(state, data[inputs[0]], inputs[1]), None), state, (rows, noises)
     )
     return state
+
+
+def draw_group(config: RBMConfig, keys: jax.Array, batch: int, chains: int, dtype) -> CDNoise:
+    """The noise of one update per key, drawn in one vectorised call (stacked along a first axis)."""
+    return jax.vmap(lambda key: draw_noise(config, key, batch, chains, dtype))(keys)
 
 
 def train_batch(config: RBMConfig, state: State, data: jax.Array, rows: jax.Array, key: jax.Array, rate: jax.Array):
@@ -235,7 +240,7 @@ class JaxRBM(RBM):
         """Per update's draws as training draws them (`train_group`: `draws_ahead` updates' at once), inside one
         compiled loop (no per-call dispatch)."""
         ahead = draws_ahead(self.config, batch, batch, self.dtype)
-        draws = lambda keys: jax.vmap(lambda key: draw_noise(self.config, key, batch, batch, self.dtype))(keys)
+        draws = lambda keys: draw_group(self.config, keys, batch, batch, self.dtype)
 
         @jax.jit
         def loop(key: jax.Array) -> CDNoise:

@@ -190,7 +190,7 @@ def test_a_share_of_ceiling_above_one_is_marked_as_timing_noise_and_explained():
     assert not tables.noisy_shares(table) and table["share of ceiling"].tolist() == ["1.00", "0.78"]
     frame.loc[(frame.impl == "numpy") & (frame.metric == "ratio_to_ceiling"), "value"] = 1.17
     table = tables.speed_table(frame)
-    assert table["share of ceiling"].tolist() == [f"1.17 ({tables.SHARE_NOISE})", "0.78"]
+    assert table["share of ceiling"].tolist() == [f"1.17 ({tables.NOISE_LABEL})", "0.78"]
     (sentence,) = tables.noisy_shares(table)
     assert "cannot be" in sentence and "re-run" in sentence
 
