@@ -4,8 +4,8 @@ Training follows section 3 of Boulanger-Lewandowski, Bengio & Vincent (ICML 2012
 true frames, (2) compute every frame's biases b_v(t), b_h(t), (3) draw v*(t) by k Gibbs steps from v(t),
 (4) take each frame's CD gradient of ``C = F_t(v(t)) - F_t(v*(t))`` (v* constant) and (5) propagate its
 gradient with respect to b_v(t), b_h(t) back through time to the RNN's parameters. The other frameworks
-compute the same cost and let autodiff do (4)-(5), or (PyTorch's and TensorFlow's ``manual`` modes) write `gradients`
-out in their own operations; they read like the functions here.
+write `gradients` out in their own operations (JAX's default mode, PyTorch's and TensorFlow's ``manual``), or
+compute the same cost and let autodiff do (4)-(5) (their other modes); they read like the functions here.
 
 The ``buffers`` mode (`gradients_into`) runs the same operations into arrays allocated once (shared by every update
 shape), with the per-step work of the two time loops cut to three calls, and without the products the specification

@@ -31,7 +31,7 @@ CONFIG = tiny(n_visible=12, n_hidden=6, n_recurrent=5, cd_steps=3, chunk_length=
 
 EXPECTED = {
     "numpy": {"buffers", "plain"},
-    "jax": {"scan", "update"},
+    "jax": {"scan", "update", "autodiff"},
     "tf": {"manual", "function", "xla"},
     "torch": {"manual", "eager", "compile"},
 }
