@@ -69,6 +69,21 @@ def test_every_mode_computes_the_references_updates_from_the_same_noise(impl, mo
     assert plugin("rnn_rbm").mode_difference(load(impl, "rnn_rbm").in_mode(mode), CONFIG, params) <= TOLERANCE
 
 
+@pytest.mark.parametrize(("impl", "mode"), MODES, ids=[f"{i}-{m}" for i, m in MODES])
+def test_every_mode_computes_the_references_cd_1_update(impl, mode):
+    """A chain of one Gibbs step: JAX's written-out gradient takes step 0 apart (it reuses p(h | v)) and scans over
+    no further step."""
+    config = replace(CONFIG, cd_steps=1)
+    params, rng = random_params(config), np.random.default_rng(5)
+    ours = load(impl, "rnn_rbm").in_mode(mode)(config, params, 0)
+    reference = load(REFERENCE, "rnn_rbm").in_mode("plain")(config, params, 0)
+    for frames in (config.chunk_length, 4):
+        v = sequences(replace(config, chunk_length=frames), 2, seed=frames)
+        noise = RNNRBMNoise.draw(rng, config, 2, frames)
+        np.testing.assert_allclose(ours.cd_update(v, noise), reference.cd_update(v, noise), **F32)
+    assert_same_params(ours.params(), reference.params(), F32)
+
+
 @pytest.mark.parametrize(
     "config",
     [CONFIG, replace(CONFIG, precision="float64"), replace(CONFIG, cd_steps=1, batch_size=3)],
