@@ -148,7 +148,7 @@ def test_the_ablation_keeps_each_modes_median_over_interleaved_rounds_and_its_sp
 
 def test_the_rnn_rbm_ablation_times_every_mode_and_a_same_stream_mode_changes_no_score(tmp_path, cache_dir, rnn_run):
     """JAX's one compiled call per update draws with the same keys as its compiled epoch: the RNN-RBM's scores are
-    those of the shared run's JAX task (its default mode), and the ablation checks and times both modes."""
+    those of the shared run's JAX task (its default mode), and the ablation checks and times every mode."""
     if "jax" not in rnn_run.impls:
         pytest.skip("skipped: not installed (jax)")
     from eval.timing.ablation import TOLERANCE
@@ -162,16 +162,16 @@ def test_the_rnn_rbm_ablation_times_every_mode_and_a_same_stream_mode_changes_no
     assert set(default["mode"]) == {"scan"}
     pd.testing.assert_series_equal(scores(jax), scores(default), rtol=1e-5, atol=1e-6)
     ablation = jax[jax.phase == "ablation"].set_index(["mode", "metric"]).value
-    for mode in ("scan", "update"):
+    for mode in ("scan", "update", "autodiff"):
         assert ablation[(mode, "mode_max_difference")] <= TOLERANCE
         assert ablation[(mode, "train_frames_per_s")] > 0 and ablation[(mode, "ratio_to_roofline")] > 0
     render(update.path)
     section = (update.path / "report.md").read_text().split("Execution modes (the ablation)")[1].split("\n## ")[0]
     assert re.search(r"\| JAX +\| scan +\|", section) and re.search(r"\| JAX +\| update +\|", section)
-    faster = (
-        "scan" if ablation[("scan", "train_frames_per_s")] > ablation[("update", "train_frames_per_s")] else "update"
-    )
-    assert re.search(rf"\| JAX +\| {faster} +\|.*\| yes +\| yes +\| +(yes)? *\|$", section, re.MULTILINE)
+    speeds = ablation.xs("train_frames_per_s", level="metric")
+    assert set(speeds.index) == {"scan", "update", "autodiff"}  # every mode, jax.grad's too
+    fastest = speeds.idxmax()  # at this tiny shape any of them can be: the table marks whichever was
+    assert re.search(rf"\| JAX +\| {fastest} +\|.*\| yes +\| yes +\| +(yes)? *\|$", section, re.MULTILINE)
 
 
 def test_the_rnn_rbm_numpy_buffers_change_no_score_and_only_the_cost_within_float32(tmp_path, cache_dir, rnn_run):
