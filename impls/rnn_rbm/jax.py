@@ -70,6 +70,7 @@ def free_energy(w: Weights, v: jax.Array, b_v: jax.Array, b_h: jax.Array) -> jax
 
 
 def softplus(x: jax.Array) -> jax.Array:
+    """``log(1 + e^x)`` without overflow."""
     return jnp.logaddexp(0, x)
 
 
