@@ -78,9 +78,14 @@ def draws_ahead(config: RBMConfig, batch: int, chains: int, dtype) -> int:
     AMD EPYC, 2026-12-07) against drawing inside: 2 updates at once 0.74x the epoch, 4 0.6x, 8 0.62x, 16 0.7-0.8x,
     40 1.0x; at batch 1000 (9.8 MB an update) 1 update 0.73x, 4 1.07x: the noise outgrowing the cache.
     """
+    return max(1, DRAW_GROUP_BYTES // noise_bytes(config, batch, chains, dtype))
+
+
+def noise_bytes(config: RBMConfig, batch: int, chains: int, dtype) -> int:
+    """The bytes of one update's noise (`draw_noise`)."""
     units = batch * config.n_hidden * (2 if config.chain_start == "fresh" else 1)
     units += config.cd_steps * chains * (config.n_visible + config.n_hidden)
-    return max(1, DRAW_GROUP_BYTES // (units * np.dtype(dtype).itemsize))
+    return units * np.dtype(dtype).itemsize
 
 
 @partial(jax.jit, static_argnums=(0, 6), donate_argnums=1)

@@ -91,7 +91,7 @@ def test_jax_draws_a_few_updates_noise_at_once_with_the_numbers_of_one_update_at
     rng = np.random.default_rng(2)
     for recipe in [{}, RECIPES[0]]:
         config = small(**recipe)
-        one_update = jax_rbm.DRAW_GROUP_BYTES // jax_rbm.draws_ahead(config, 16, 16, np.float32)
+        one_update = jax_rbm.noise_bytes(config, 16, 16, np.float32)
         monkeypatch.setattr(jax_rbm, "DRAW_GROUP_BYTES", 4 * one_update + 1)  # four at a time
         assert jax_rbm.draws_ahead(config, 16, 16, np.float32) == 4
         data = (rng.random((112, config.n_visible)) < 0.2).astype(np.uint8)
