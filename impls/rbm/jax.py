@@ -108,13 +108,17 @@ def train_batches(
 def train_group(config: RBMConfig, state: State, data: jax.Array, rows: jax.Array, keys: jax.Array, rate: jax.Array):
     """The updates of a few batches (``rows``: one row of indices each) in turn, every update's noise drawn first in
     one vectorised call (``vmap`` over ``keys``: the numbers of one draw per update; why: `draws_ahead`)."""
-    chains = state.chain.shape[0] if config.persistent else rows.shape[1]
-    noises = draw_group(config, keys, rows.shape[1], chains, state.W.dtype)
+    noises = draw_group(config, keys, rows.shape[1], chain_count(config, state, rows.shape[1]), state.W.dtype)
     update = lambda state, v0, noise: cd_update(config, state, v0.astype(state.W.dtype), noise, rate)  # bytes in
     state, _ = jax.lax.scan(
         lambda state, inputs: (update(state, data[inputs[0]], inputs[1]), None), state, (rows, noises)
     )
     return state
+
+
+def chain_count(config: RBMConfig, state: State, batch: int) -> int:
+    """The negative phase's chains for a batch of ``batch`` windows: PCD's persistent ones, or one per window."""
+    return state.chain.shape[0] if config.persistent else batch
 
 
 def draw_group(config: RBMConfig, keys: jax.Array, batch: int, chains: int, dtype) -> CDNoise:
@@ -124,8 +128,7 @@ def draw_group(config: RBMConfig, keys: jax.Array, batch: int, chains: int, dtyp
 
 def train_batch(config: RBMConfig, state: State, data: jax.Array, rows: jax.Array, key: jax.Array, rate: jax.Array):
     """One CD update on the rows ``rows`` of ``data``, its noise drawn from ``key`` (the ``update`` mode)."""
-    chains = state.chain.shape[0] if config.persistent else rows.shape[0]
-    noise = draw_noise(config, key, rows.shape[0], chains, state.W.dtype)
+    noise = draw_noise(config, key, rows.shape[0], chain_count(config, state, rows.shape[0]), state.W.dtype)
     return cd_update(config, state, data[rows].astype(state.W.dtype), noise, rate)  # the windows are bytes
 
 
@@ -205,8 +208,8 @@ class JaxRBM(RBM):
         for group in groups:  # ragged batches (the original's per-piece loop) run one scan each
             rows = jax.device_put(jnp.asarray(group), self.device)
             if self.mode == "scan":
-                chains = self.state.chain.shape[0] if self.config.persistent else rows.shape[1]
-                ahead = draws_ahead(self.config, rows.shape[1], chains, self.dtype)
+                batch = rows.shape[1]
+                ahead = draws_ahead(self.config, batch, chain_count(self.config, self.state, batch), self.dtype)
                 self.state = train_batches(self.config, self.state, self.data, rows, self._next_key(), rate, ahead)
             else:
                 self.state = train_batches_one_by_one(self.config, self.state, self.data, rows, self._next_key(), rate)
