@@ -351,6 +351,32 @@ def test_ragged_batches_of_the_originals_loop_train_reproducibly(impl, synthetic
     assert results[0].hash == results[1].hash and results[0].finite()
 
 
+@pytest.mark.parametrize(("chain_start", "persistent", "cd_steps"), [("fresh", False, 2), ("shared", True, 1)])
+def test_torch_epochs_draw_the_numbers_of_fresh_tensors(synthetic, chain_start, persistent, cd_steps):
+    """PyTorch's CPU epoch draws each update's noise into tensors it keeps per batch shape: the numbers, and their
+    order, must be those of fresh tensors from the same generator. The epoch is replayed update by update from noise
+    drawn that way (ragged batches, so the kept tensors change shape; both chain starts, PCD)."""
+    torch = pytest.importorskip("torch")
+    config = small(n_visible=synthetic.windows.shape[1], batch_size=3, learning_rate=0.05, chain_start=chain_start,
+                   persistent=persistent, cd_steps=cd_steps)  # fmt: skip
+    (epoch,) = batch_order(synthetic, 0, config.batch_size, epochs=1, mode="seed")
+    assert len({len(batch) for batch in epoch}) > 1, "the order has batches of different sizes"
+    params, windows = init_params(config, 0), binary_bytes(synthetic.windows)
+    trained = load("torch")(config, params, seed=11)
+    trained.set_data(windows)
+    trained.train_epoch(epoch)
+    replayed, generator = load("torch")(config, params, seed=11), torch.Generator().manual_seed(11)
+    chains = None
+    for rows in epoch:
+        chains = chains if persistent and chains else len(rows)
+        H, V, k = config.n_hidden, config.n_visible, config.cd_steps
+        h_data = torch.rand((len(rows), H), generator=generator)
+        h_chain = torch.rand((len(rows), H), generator=generator) if chain_start == "fresh" else None
+        v, h = torch.rand((k, chains, V), generator=generator), torch.rand((k, chains, H), generator=generator)
+        replayed.cd_update(windows[rows], CDNoise(h_data, v, h, h_chain))
+    assert trained.params().hash == replayed.params().hash != params.hash
+
+
 def test_training_lowers_reconstruction_error(impl, synthetic):
     from eval.scoring.likelihood import reconstruction_cross_entropy
 
