@@ -137,8 +137,9 @@ def binary_bytes(data: np.ndarray) -> np.ndarray:
     return data.astype(np.uint8)  # a copy: the model never shares the caller's array
 
 
-def uniforms(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """``rng.random(shape, dtype)``, the same numbers, drawn faster where float32 allows.
+def uniforms(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """``rng.random(shape, dtype)``, the same numbers, drawn faster where float32 allows (into ``out``, a contiguous
+    array of that shape and dtype, if given: no new array of that size).
 
     NumPy makes a float32 uniform from 32 bits, ``(bits >> 8) * 2**-24``, and PCG64 hands out each 64-bit output as
     two such halves (low first), one call per half: 1.28 ms for the RNN-RBM's 714,000 uniforms of an update. Taking
@@ -150,10 +151,11 @@ def uniforms(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np
     generator = rng.bit_generator
     fast = dtype == np.float32 and size % 2 == 0 and sys.byteorder == "little"
     if not fast or not isinstance(generator, np.random.PCG64) or generator.state["has_uint32"]:
-        return rng.random(shape, dtype)
+        return rng.random(shape, dtype, out=out)
     bits = generator.random_raw(size // 2).view(np.uint32)  # little-endian: each output's low half first, as NumPy
     np.right_shift(bits, 8, out=bits)
-    floats = bits.astype(np.float32)  # exact: every value is below 2**24
+    floats = np.empty(size, np.float32) if out is None else out.reshape(-1)
+    np.copyto(floats, bits, casting="unsafe")  # exact: every value is below 2**24
     floats *= np.float32(2**-24)
     return floats.reshape(shape)
 

@@ -42,6 +42,32 @@ def test_every_mode_computes_the_references_updates_from_the_same_noise(impl, mo
             np.testing.assert_allclose(got, want, **F32, err_msg=f"{impl} {mode} {recipe}")
 
 
+def test_numpys_fused_epochs_train_as_the_specification_within_rounding():
+    """NumPy's ``fused`` mode sums in another order (the biases inside the products, the gradient one product of
+    the stacked phases), so it trains to the specification's parameters within float32 rounding, float64's in
+    float64; its epochs draw the batch and the noise into kept arrays, which must hold the very same numbers (ragged
+    batches change their shape)."""
+    rng = np.random.default_rng(0)
+    recipes = [*RECIPES, {"statistics": "samples", "chain_start": "fresh", "cd_steps": 3},
+               {"momentum": 0.0, "weight_decay": 0.0},
+               {"precision": "float64", "persistent": True, "momentum": 0.5}]  # fmt: skip
+    for recipe in recipes:
+        config = small(**recipe)
+        data = (rng.random((60, config.n_visible)) < 0.2).astype(np.uint8)
+        epochs = [np.array_split(rng.permutation(60), [16, 32, 48, 55]) for _ in range(2)]  # 16, 16, 16, 7, 5 rows
+        trained = []
+        for mode in ("plain", "fused"):
+            model = load("numpy").in_mode(mode)(config, init_params(config, 0), 7)
+            model.set_data(data)
+            for epoch in epochs:
+                model.train_epoch(epoch)
+            trained.append(model.params())
+        tolerance = {"rtol": 1e-10, "atol": 1e-10} if recipe.get("precision") == "float64" else F32
+        for got, want in zip(trained[1].arrays(), trained[0].arrays()):
+            np.testing.assert_allclose(got, want, **tolerance, err_msg=f"fused {recipe}")
+        assert trained[0].hash != init_params(config, 0).hash
+
+
 def test_the_numpy_buffers_are_the_specification_bit_for_bit():
     """Preallocated buffers change where results are written, never a bit of them (any recipe, float32 and 64)."""
     rng = np.random.default_rng(0)
