@@ -336,6 +336,12 @@ def test_uniforms_are_numpys_own_stream_in_every_case():
             assert drawn.shape == expected.shape and drawn.dtype == expected.dtype
             np.testing.assert_array_equal(drawn, expected)
         np.testing.assert_array_equal(ours.random(5, np.float32), numpys.random(5, np.float32))  # the stream goes on
+    ours, numpys = np.random.default_rng(3), np.random.default_rng(3)  # drawn into a given array: the same numbers
+    for shape in [(2, 3, 4), (3, 5), (2, 3, 4)]:
+        kept = np.full(shape, np.nan, np.float32)
+        drawn = uniforms(ours, shape, np.float32, out=kept)  # (3, 5): an odd count, NumPy's own path
+        assert np.shares_memory(drawn, kept) and drawn.shape == shape
+        np.testing.assert_array_equal(kept, numpys.random(shape, np.float32))
 
 
 def test_ragged_batches_of_the_originals_loop_train_reproducibly(impl, synthetic):
