@@ -60,7 +60,7 @@ def test_a_mode_the_implementation_lacks_is_a_failed_row_with_its_modes(tmp_path
     numpy = run.frame[run.frame.impl == "numpy"]  # (scikit-learn's reference speed is no task of a framework)
     assert list(numpy.status) == ["failed", "failed"]  # the training task and the timing task: nothing trained
     for reason in numpy.reason:
-        assert reason == "numpy has no mode 'fast'; its modes: plain, buffers: fix [run] modes"
+        assert reason == "numpy has no mode 'fast'; its modes: plain, buffers, fused: fix [run] modes"
 
 
 def test_modes_of_an_unknown_framework_are_refused_before_anything_runs(tmp_path):
@@ -127,7 +127,8 @@ def test_the_ablation_keeps_each_modes_median_over_interleaved_rounds_and_its_sp
 
     timing, dataset, init, order = timing_task(tmp_path, monkeypatch)  # the default: 3 rounds
     assert timing.ablation_rounds == 3
-    speeds = {"plain": [100.0, 20.0, 110.0], "buffers": [90.0, 95.0, 80.0]}  # plain's second round: a slow minute
+    # plain's second round: a slow minute
+    speeds = {"plain": [100.0, 20.0, 110.0], "buffers": [90.0, 95.0, 80.0], "fused": [120.0, 121.0, 119.0]}
     calls = []
 
     def fake_timing(model, task, dataset, order, record):
@@ -140,7 +141,7 @@ def test_the_ablation_keeps_each_modes_median_over_interleaved_rounds_and_its_sp
     record = Recorder(timing)
     record.context["mode"] = "plain"
     window.ablate(impls.load("numpy"), timing, dataset, order, init, record)
-    assert calls == ["plain", "buffers"] * 3  # interleaved: every mode once a round
+    assert calls == ["plain", "buffers", "fused"] * 3  # interleaved: every mode once a round
     rows = {(row["mode"], row["metric"]): row["value"] for row in record.rows}
     assert rows[("plain", "train_windows_per_s")] == 100.0 and rows[("buffers", "train_windows_per_s")] == 90.0
     assert rows[("plain", "mode_speed_spread")] == pytest.approx(0.9) and rows[("plain", "compile_s")] == 5.0
