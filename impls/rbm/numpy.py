@@ -130,14 +130,7 @@ class NumpyRBM(RBM):
         """`cd_update` line for line, each result written into a buffer of `_buffers` (``out=``)."""
         config = self.config
         b = self._buffers(len(v0), len(noise.v[0]))
-        ph0 = sigmoid_into(np.add(np.matmul(v0, self.W, out=b["ph0"]), self.b_h, out=b["ph0"]))
-        h0 = self._draw_into(b, "h0", noise.h_data, ph0)
-        if config.persistent and self.chain is not None:
-            h = self.chain
-        elif noise.h_chain is not None:
-            h = self._draw_into(b, "h_start", noise.h_chain, ph0)
-        else:
-            h = h0
+        ph0, h0, h = self._positive_phase_into(b, v0, noise)
         for step in range(config.cd_steps):
             pv = sigmoid_into(np.add(np.matmul(h, self.W.T, out=b["pv"]), self.b_v, out=b["pv"]))
             vk = self._draw_into(b, "vk", noise.v[step], pv)
@@ -183,14 +176,7 @@ class NumpyRBM(RBM):
         samples, statistics, h_ones = b["samples"], b["statistics"], b["h ones"]
         if v0 is not b["v0"]:  # a batch given to `cd_update`
             np.copyto(b["v0"], v0)
-        ph0 = sigmoid_into(np.add(np.matmul(b["v0"], self.W, out=b["ph0"]), self.b_h, out=b["ph0"]))
-        h0 = self._draw_into(b, "h0", noise.h_data, ph0)
-        if config.persistent and self.chain is not None:
-            h = self.chain
-        elif noise.h_chain is not None:
-            h = self._draw_into(b, "h_start", noise.h_chain, ph0)
-        else:
-            h = h0
+        ph0, h0, h = self._positive_phase_into(b, b["v0"], noise)
         vk = samples[n:]
         for step in range(config.cd_steps):
             np.copyto(h_ones[:, :H], h)
@@ -225,6 +211,16 @@ class NumpyRBM(RBM):
                 parameter += velocity
             else:
                 parameter += change
+
+    def _positive_phase_into(self, b: dict, v0: np.ndarray, noise: CDNoise) -> tuple[np.ndarray, ...]:
+        """``(p(h | v0), its sample, the chain's first hidden state)`` into the buffers ``b``, as `cd_update`."""
+        ph0 = sigmoid_into(np.add(np.matmul(v0, self.W, out=b["ph0"]), self.b_h, out=b["ph0"]))
+        h0 = self._draw_into(b, "h0", noise.h_data, ph0)
+        if self.config.persistent and self.chain is not None:
+            return ph0, h0, self.chain
+        if noise.h_chain is not None:
+            return ph0, h0, self._draw_into(b, "h_start", noise.h_chain, ph0)
+        return ph0, h0, h0
 
     def _buffers(self, batch: int, chains: int) -> dict[str, np.ndarray]:
         """The arrays of one update of this batch shape, allocated on its first update."""

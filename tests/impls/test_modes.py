@@ -42,6 +42,15 @@ def test_every_mode_computes_the_references_updates_from_the_same_noise(impl, mo
             np.testing.assert_allclose(got, want, **F32, err_msg=f"{impl} {mode} {recipe}")
 
 
+def numpy_trained(mode: str, config: RBMConfig, data: np.ndarray, epochs: list) -> object:
+    """NumPy's parameters after ``epochs`` in ``mode``, from the same initial weights and seed."""
+    model = load("numpy").in_mode(mode)(config, init_params(config, 0), 7)
+    model.set_data(data)
+    for epoch in epochs:
+        model.train_epoch(epoch)
+    return model.params()
+
+
 def test_numpys_fused_epochs_train_as_the_specification_within_rounding():
     """NumPy's ``fused`` mode sums in another order (the biases inside the products, the gradient one product of
     the stacked phases), so it trains to the specification's parameters within float32 rounding, float64's in
@@ -55,13 +64,7 @@ def test_numpys_fused_epochs_train_as_the_specification_within_rounding():
         config = small(**recipe)
         data = (rng.random((60, config.n_visible)) < 0.2).astype(np.uint8)
         epochs = [np.array_split(rng.permutation(60), [16, 32, 48, 55]) for _ in range(2)]  # 16, 16, 16, 7, 5 rows
-        trained = []
-        for mode in ("plain", "fused"):
-            model = load("numpy").in_mode(mode)(config, init_params(config, 0), 7)
-            model.set_data(data)
-            for epoch in epochs:
-                model.train_epoch(epoch)
-            trained.append(model.params())
+        trained = [numpy_trained(mode, config, data, epochs) for mode in ("plain", "fused")]
         tolerance = {"rtol": 1e-10, "atol": 1e-10} if recipe.get("precision") == "float64" else F32
         for got, want in zip(trained[1].arrays(), trained[0].arrays()):
             np.testing.assert_allclose(got, want, **tolerance, err_msg=f"fused {recipe}")
@@ -75,13 +78,7 @@ def test_the_numpy_buffers_are_the_specification_bit_for_bit():
         config = small(**recipe)
         data = (rng.random((64, config.n_visible)) < 0.2).astype(np.uint8)
         epochs = [list(rng.permutation(64).reshape(4, 16)) for _ in range(2)]
-        trained = []
-        for mode in ("plain", "buffers"):
-            model = load("numpy").in_mode(mode)(config, init_params(config, 0), 7)
-            model.set_data(data)
-            for epoch in epochs:
-                model.train_epoch(epoch)
-            trained.append(model.params())
+        trained = [numpy_trained(mode, config, data, epochs) for mode in ("plain", "buffers")]
         assert trained[0].hash == trained[1].hash != init_params(config, 0).hash
 
 
