@@ -155,7 +155,7 @@ def uniforms(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any, out: 
     bits = generator.random_raw(size // 2).view(np.uint32)  # little-endian: each output's low half first, as NumPy
     np.right_shift(bits, 8, out=bits)
     floats = np.empty(size, np.float32) if out is None else out.reshape(-1)
-    np.copyto(floats, bits, casting="unsafe")  # exact: every value is below 2**24
+    np.copyto(floats, bits.view(np.int32), casting="unsafe")  # exact: below 2**24; signed converts in SIMD (0.65x)
     floats *= np.float32(2**-24)
     return floats.reshape(shape)
 

@@ -165,24 +165,25 @@ class NumpyRBM(RBM):
     def _cd_update_fused(self, v0: np.ndarray, noise: CDNoise, rate: np.floating) -> None:
         """`cd_update` in fewer passes over memory, each sum in another order (within float32 rounding of it).
 
-        ``b_v`` is added inside the visible product by a column of ones beside the hidden state,
-        ``[h 1] [W b_v]^T``; the gradients of ``W`` and ``b_v`` are one product of the stacked phases,
+        ``b_v`` is added inside the visible product by a column beside the hidden state, both negated,
+        ``[-h -1] [W b_v]^T = -x`` (exactly: negation commutes with rounding), so ``exp(-x)`` needs no pass to
+        negate; the gradients of ``W`` and ``b_v`` are one product of the stacked phases,
         ``[v0; vk]^T [p0 1; -pk -1]``, its operand scaled first by the rate over the batch; one momentum step moves
         ``W`` and ``b_v`` together. The batch and the noise arrive in kept arrays (`train_epoch`).
         """
         config, H = self.config, self.config.n_hidden
         n, m = len(v0), len(noise.v[0])
         b = self._buffers(n, m)
-        samples, statistics, h_ones = b["samples"], b["statistics"], b["h ones"]
+        samples, statistics, negated_h = b["samples"], b["statistics"], b["negated h"]
         if v0 is not b["v0"]:  # a batch given to `cd_update`
             np.copyto(b["v0"], v0)
         ph0, h0, h = self._positive_phase_into(b, b["v0"], noise)
         vk = samples[n:]
         for step in range(config.cd_steps):
-            np.copyto(h_ones[:, :H], h)
-            x = np.matmul(h_ones, self.W_b_v.T, out=b["pv"])  # h W^T + b_v
+            np.negative(h, out=negated_h[:, :H])  # [-h -1] [W b_v]^T is -x exactly: no pass to negate x
+            x = np.matmul(negated_h, self.W_b_v.T, out=b["pv"])  # -(h W^T + b_v)
             with np.errstate(over="ignore", invalid="ignore"):  # exp(-x) = inf: u inf > 1, and 0 inf (NaN) is off
-                odds = np.exp(np.negative(x, out=x), out=x)  # u < 1 / (1 + e^-x) is u (1 + e^-x) < 1: no reciprocal
+                odds = np.exp(x, out=x)  # u < 1 / (1 + e^-x) is u (1 + e^-x) < 1: no reciprocal
                 odds += 1
                 odds *= noise.v[step]
             np.copyto(vk, np.less(odds, 1, out=b["vk<"]))
@@ -236,8 +237,8 @@ class NumpyRBM(RBM):
             if self.mode == "fused":
                 k, store = self.config.cd_steps, self._buffer_store
                 store |= {"samples": np.empty((batch + chains, V), dt), "v0 bytes": np.empty((batch, V), np.uint8),
-                          "statistics": np.empty((batch + chains, H + 1), dt), "h ones": np.ones((chains, H + 1), dt),
-                          "gradient": np.empty((V, H + 1), dt), "decay": np.empty((V, H + 1), dt),
+                          "statistics": np.empty((batch + chains, H + 1), dt), "gradient": np.empty((V, H + 1), dt),
+                          "decay": np.empty((V, H + 1), dt), "negated h": np.full((chains, H + 1), -1, dt),
                           "h_data": np.empty((batch, H), dt), "h_chain": np.empty((batch, H), dt),
                           "v": np.empty((k, chains, V), dt), "h": np.empty((k, chains, H), dt)}  # fmt: skip
                 store["v0"] = store["samples"][:batch]
