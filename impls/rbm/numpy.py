@@ -39,10 +39,10 @@ class NumpyRBM(RBM):
 
     name = "numpy"
     backend = backend
-    MODES = (
+    MODES = (  # fused first: the fastest equivalent mode (1.04x buffers, 1.07x plain in a quiet ablation, README)
+        Mode("fused", "the biases inside the products, the gradient one product; within float32 rounding", ("cpu",)),
         Mode("plain", "a new array per operation (the specification)", ("cpu",)),
         Mode("buffers", "the same operations into arrays allocated once per batch shape", ("cpu",)),
-        Mode("fused", "the biases inside the products, the gradient one product; within float32 rounding", ("cpu",)),
     )
 
     def __init__(self, config: RBMConfig, params: RBMParams, seed: int) -> None:

@@ -60,7 +60,7 @@ def test_a_mode_the_implementation_lacks_is_a_failed_row_with_its_modes(tmp_path
     numpy = run.frame[run.frame.impl == "numpy"]  # (scikit-learn's reference speed is no task of a framework)
     assert list(numpy.status) == ["failed", "failed"]  # the training task and the timing task: nothing trained
     for reason in numpy.reason:
-        assert reason == "numpy has no mode 'fast'; its modes: plain, buffers, fused: fix [run] modes"
+        assert reason == "numpy has no mode 'fast'; its modes: fused, plain, buffers: fix [run] modes"
 
 
 def test_modes_of_an_unknown_framework_are_refused_before_anything_runs(tmp_path):

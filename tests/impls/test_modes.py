@@ -130,10 +130,10 @@ def test_jax_draws_a_few_updates_noise_at_once_with_the_numbers_of_one_update_at
 
 def test_an_unknown_mode_or_one_of_another_device_is_refused_naming_the_modes():
     numpy = load("numpy")
-    with pytest.raises(ValueError, match="no mode 'fast'; its modes: plain, buffers"):
+    with pytest.raises(ValueError, match="no mode 'fast'; its modes: fused, plain, buffers"):
         numpy.in_mode("fast")
     assert numpy.in_mode(None) is numpy and numpy.in_mode("default") is numpy
-    assert numpy(RBMConfig(), init_params(RBMConfig(), 0), 0).mode == "plain"  # the first mode is the default
+    assert numpy(RBMConfig(), init_params(RBMConfig(), 0), 0).mode == "fused"  # the first mode is the default
     if ("torch", "eager") in MODES:
         with pytest.raises(ValueError, match="no mode 'cuda-graph' on cpu"):
             load("torch").in_mode("cuda-graph")(RBMConfig(), init_params(RBMConfig(), 0), 0)
