@@ -5,7 +5,7 @@ Every process the suite starts (a training task, a timing, scikit-learn's refere
 change how fast it runs (``MALLOC_*``: Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536``, which halves NumPy's
 speed), plus the thread variables that pin every framework to the run's thread count and the allocator's
 (`ALLOCATOR`). On Linux the child is killed when its parent dies (``PR_SET_PDEATHSIG``), so a lost Dask worker
-leaves no training process behind.
+leaves no training process behind, and it is pinned to as many cores as the run's thread count (`pinned_cores`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 
 from core.paths import ROOT
@@ -78,15 +79,61 @@ def die_with_parent(parent: int | None = None) -> None:
         os._exit(1)
 
 
-def start_module(module: str, args: list[str], threads: int, **popen) -> subprocess.Popen:
-    """Start ``python -m module args...`` in the one environment; it dies with this process."""
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=child_environment(threads),
-        preexec_fn=functools.partial(die_with_parent, os.getpid()) if sys.platform.startswith("linux") else None,
-        **popen,
-    )
+# The thread variables do not bind XLA's CPU runtime: JAX ran a window RBM epoch on 1.86 cores and its dense products
+# on 1.46 with every variable at 1 (no XLA flag changes that; 2-core AMD EPYC, jax 0.10.2, 2026-12-07), so at "1
+# thread per task" JAX alone had both cores, and the roofline was its two-core products. Pinning the process to
+# ``threads`` cores holds every framework to the same count.
+_PINNED: dict[subprocess.Popen, tuple[int, ...]] = {}  # this process's running children and their cores
+_PINNING = threading.Lock()
+
+
+def pinned_cores(threads: int) -> tuple[int, ...] | None:
+    """The ``threads`` cores a new child is pinned to: of the cores this process may use, those the fewest of its
+    running children hold (None where there is nothing to pin: no affinity on this OS, or ``threads`` covers them).
+
+    Children of other processes are not seen: the executors that start tasks from several processes on one machine
+    (Dask) pass ``pin=False`` to `start_module`."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads >= len(allowed):
+        return None
+    for process in [p for p in _PINNED if p.poll() is not None]:
+        del _PINNED[process]
+    held = {core: sum(core in cores for cores in _PINNED.values()) for core in allowed}
+    return tuple(sorted(sorted(allowed, key=lambda core: held[core])[:threads]))
+
+
+def _in_the_child(parent: int, cores: tuple[int, ...] | None) -> None:
+    """Between fork and exec: die with the parent, and keep to ``cores``."""
+    die_with_parent(parent)
+    if cores:
+        os.sched_setaffinity(0, cores)
+
+
+def start_module(module: str, args: list[str], threads: int, pin: bool = True, **popen) -> subprocess.Popen:
+    """Start ``python -m module args...`` in the one environment; it dies with this process and, with ``pin``, runs
+    on ``threads`` cores of its own (`pinned_cores`)."""
+    linux = sys.platform.startswith("linux")
+    with _PINNING:
+        cores = pinned_cores(threads) if pin and linux else None
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=child_environment(threads),
+            preexec_fn=functools.partial(_in_the_child, os.getpid(), cores) if linux else None,
+            **popen,
+        )
+        if cores:
+            _PINNED[process] = cores
+    return process
+
+
+def cores_in_use() -> str:
+    """The cores this process may run on, as a child records them beside its results (``0`` or ``0,1``)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return "unknown"
+    return ",".join(str(core) for core in sorted(os.sched_getaffinity(0)))
 
 
 def run_module(module: str, args: list[str], threads: int, timeout: float) -> subprocess.CompletedProcess:

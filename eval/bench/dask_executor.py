@@ -5,7 +5,8 @@ Inputs travel by content: the client scatters each input file's bytes once
 cache, checks every hash and refuses a mismatch with a failed row — it never
 trains on other bytes. Each task is one worker process with the profile's
 thread count (`eval.bench.executors.run_task_process`); the Dask resource
-``rbm_task=1`` keeps one task per Dask worker, so tasks never share cores.
+``rbm_task=1`` keeps one task per Dask worker. A worker's task process is not pinned to cores (workers on one
+machine do not see each other's tasks): start a worker under ``taskset`` to hold its tasks to its cores.
 Results come back as bytes and only the client writes the run folder. A lost
 worker (``KilledWorker``: Dask's own retries are off) or a killed task
 process is retried by the client up to ``run.retries`` times.
@@ -54,7 +55,7 @@ def remote_task(task_json: str, blobs: dict[str, bytes]) -> dict:
             return {"files": {}, "failure": reason, "retry": False}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data)
-    outcome = run_task_process(task, root)
+    outcome = run_task_process(task, root, pin=False)  # its neighbours' tasks are started by other workers
     return {"files": outcome.files, "failure": outcome.failure, "retry": outcome.retry}
 
 

@@ -57,8 +57,9 @@ _RUNNING: set[subprocess.Popen] = set()
 _LOCK = threading.Lock()
 
 
-def run_task_process(task: Task, root: Path) -> Outcome:
-    """Run one task in a fresh ``python -m eval.bench.worker`` process; inputs under ``root``."""
+def run_task_process(task: Task, root: Path, pin: bool = True) -> Outcome:
+    """Run one task in a fresh ``python -m eval.bench.worker`` process; inputs under ``root``; ``pin``: on cores of
+    its own (`core.process.pinned_cores`), where this process starts every task of the machine."""
     with tempfile.TemporaryDirectory(prefix=f"rbm-{task.task_id}-") as scratch:
         scratch = Path(scratch)
         atomic_write_text(scratch / "task.json", task.to_json())
@@ -66,6 +67,7 @@ def run_task_process(task: Task, root: Path) -> Outcome:
             "eval.bench.worker",
             [str(scratch / "task.json"), str(root), str(scratch)],
             task.threads,
+            pin=pin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

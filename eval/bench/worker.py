@@ -20,6 +20,7 @@ import numpy as np
 import datasets
 import impls
 from core.files import atomic_write_text, sha256_file
+from core.process import cores_in_use
 from eval.bench.tasks import load_order
 from eval.contract.rows import InputMismatch, Recorder
 from eval.contract.task import Task
@@ -105,7 +106,7 @@ def run(task: Task, root: Path) -> tuple[list[dict], dict]:
     extra = plugin(task.context.model).run(model, task, dataset, order, record, rng, checkpoints)
     if task.kind == "timing" and task.ablation:
         plugin(task.context.model).ablate(cls, task, dataset, order, init, record)
-    return record.rows, extra | {"settings": model.precision_settings()}
+    return record.rows, extra | {"settings": model.precision_settings() | {"process.cores": cores_in_use()}}
 
 
 def main(argv: list[str]) -> int:
