@@ -316,7 +316,8 @@ def pretrained(
     config = RBMConfig(n_visible=n_visible, n_hidden=n_hidden, learning_rate=learning_rate, batch_size=100,
                        momentum=0.9, statistics="probabilities", precision="float64")  # fmt: skip
     order_seed, model_seed = np.random.SeedSequence(seed).spawn(2) if isinstance(seed, int) else seed.spawn(2)
-    rbm = NumpyRBM(config, RBMParams(params.W, params.b_v, params.b_h), int(model_seed.generate_state(1)[0]))
+    specification = NumpyRBM.in_mode("plain")  # the published pretrainings' arithmetic, bit for bit
+    rbm = specification(config, RBMParams(params.W, params.b_v, params.b_h), int(model_seed.generate_state(1)[0]))
     rbm.set_data(np.asarray(frames, np.uint8))
     rng, usable = np.random.default_rng(order_seed), len(frames) // 100 * 100
     for epoch in range(epochs):
