@@ -31,10 +31,11 @@ def sigmoid_into(x: np.ndarray) -> np.ndarray:
 class NumpyRBM(RBM):
     """Binary RBM trained by CD-k / PCD-k in plain NumPy (float32 or float64).
 
-    ``cd_update`` is the specification. The ``buffers`` mode runs the same operations in the same order into
-    arrays allocated once per batch shape (`_cd_update_buffers`): the same bits, without a large allocation
-    (and its page faults) per product. The ``fused`` mode (`_cd_update_fused`) does the same arithmetic in fewer
-    passes over memory, each sum in another order: within float32 rounding of the specification.
+    ``cd_update`` is the specification (the ``plain`` mode). The ``buffers`` mode runs the same operations in the
+    same order into arrays allocated once per batch shape (`_cd_update_buffers`): the same bits, without a large
+    allocation (and its page faults) per product. The ``fused`` mode (`_cd_update_fused`), the default as the
+    fastest, does the same arithmetic in fewer passes over memory, each sum in another order: within float32
+    rounding of the specification.
     """
 
     name = "numpy"
@@ -136,10 +137,7 @@ class NumpyRBM(RBM):
             vk = self._draw_into(b, "vk", noise.v[step], pv)
             phk = sigmoid_into(np.add(np.matmul(vk, self.W, out=b["phk"]), self.b_h, out=b["phk"]))
             h = self._draw_into(b, "hk", noise.h[step], phk)
-        if config.persistent:
-            self.chain = h.copy()
-        positive = h0 if config.statistics == "samples" else ph0
-        negative = h if config.statistics == "samples" else phk
+        positive, negative = self._keep_chain_and_statistics(ph0, h0, phk, h)
         gradient_W, negative_W = b["gradient_W"], b["negative_W"]
         np.matmul(v0.T, positive, out=gradient_W)
         gradient_W /= len(v0)
@@ -189,10 +187,7 @@ class NumpyRBM(RBM):
             np.copyto(vk, np.less(odds, 1, out=b["vk<"]))
             phk = sigmoid_into(np.add(np.matmul(vk, self.W, out=b["phk"]), self.b_h, out=b["phk"]))
             h = self._draw_into(b, "hk", noise.h[step], phk)
-        if config.persistent:
-            self.chain = h.copy()
-        positive = h0 if config.statistics == "samples" else ph0
-        negative = h if config.statistics == "samples" else phk
+        positive, negative = self._keep_chain_and_statistics(ph0, h0, phk, h)
         step_b_h = rate * (positive.mean(0) - negative.mean(0))
         np.multiply(positive, rate / n, out=statistics[:n, :H])
         np.multiply(negative, -rate / m, out=statistics[n:, :H])
@@ -222,6 +217,14 @@ class NumpyRBM(RBM):
         if noise.h_chain is not None:
             return ph0, h0, self._draw_into(b, "h_start", noise.h_chain, ph0)
         return ph0, h0, h0
+
+    def _keep_chain_and_statistics(self, ph0: np.ndarray, h0: np.ndarray, phk: np.ndarray, h: np.ndarray) -> tuple:
+        """PCD's chain kept (a copy: ``h`` is a buffer the next update overwrites), and ``(positive, negative)`` hidden
+        statistics of the gradient, as `cd_update`: samples or probabilities."""
+        if self.config.persistent:
+            self.chain = h.copy()
+        samples = self.config.statistics == "samples"
+        return (h0, h) if samples else (ph0, phk)
 
     def _buffers(self, batch: int, chains: int) -> dict[str, np.ndarray]:
         """The arrays of one update of this batch shape, allocated on its first update."""

@@ -23,7 +23,9 @@ def scaled_add(target: torch.Tensor, gradient: torch.Tensor, rate: float | torch
     return target.add_(gradient * rate) if isinstance(rate, torch.Tensor) else target.add_(gradient, alpha=rate)
 
 
-def scaled_product(target: torch.Tensor, a: torch.Tensor, b: torch.Tensor, rate, beta: float = 1.0) -> torch.Tensor:
+def scaled_product(
+    target: torch.Tensor, a: torch.Tensor, b: torch.Tensor, rate: float | torch.Tensor, beta: float = 1.0
+) -> torch.Tensor:
     """``target = beta * target + rate * a @ b`` in one BLAS call (``alpha``, ``beta``); a tensor rate (``compile``)
     scales ``b`` first."""
     if isinstance(rate, torch.Tensor):
